@@ -1,0 +1,1 @@
+//! atp-did-plc (work in progress).

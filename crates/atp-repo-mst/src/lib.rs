@@ -1,0 +1,1 @@
+//! atp-repo-mst (work in progress).

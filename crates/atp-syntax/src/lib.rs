@@ -1,0 +1,1 @@
+//! atp-syntax (work in progress).
