@@ -1,1 +1,6 @@
 //! atp-repo-mst (work in progress).
+
+pub mod car;
+pub mod error;
+
+pub use error::Error;
