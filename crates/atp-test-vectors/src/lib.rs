@@ -22,7 +22,10 @@ pub fn workspace_root() -> PathBuf {
 fn locate(var: &str, default_name: &str) -> PathBuf {
     let path = match std::env::var_os(var) {
         Some(p) => PathBuf::from(p),
-        None => workspace_root().join("..").join("shared").join(default_name),
+        None => workspace_root()
+            .join("..")
+            .join("shared")
+            .join(default_name),
     };
     if !path.is_dir() {
         panic!(
@@ -47,8 +50,7 @@ pub fn mst_suite_dir() -> PathBuf {
 /// Reads a file under the interop folder, e.g. `"crypto/signature-fixtures.json"`.
 pub fn read_interop(rel: &str) -> String {
     let path = interop_dir().join(rel);
-    std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Parses a JSON file under the interop folder.
@@ -70,7 +72,10 @@ pub fn interop_lines(rel: &str) -> Vec<String> {
 /// the count per file.
 pub fn report(file: &str, cases: usize) {
     println!("interop vectors: {file}: {cases} cases passed");
-    assert!(cases > 0, "{file} had no cases: the fixture is empty or misread");
+    assert!(
+        cases > 0,
+        "{file} had no cases: the fixture is empty or misread"
+    );
 }
 
 /// Folder of the Node.js cross-implementation checks (`tests/interop`).
