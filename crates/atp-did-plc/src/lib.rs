@@ -61,3 +61,8 @@ pub use validate::{
     assert_valid_incoming_op, assure_valid_next_op, assure_valid_submission,
     validate_operation_log, IndexedOperation, NextOp,
 };
+
+#[cfg(feature = "client")]
+pub mod client;
+#[cfg(feature = "server")]
+pub mod server;
