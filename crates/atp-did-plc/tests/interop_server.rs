@@ -44,9 +44,6 @@
 
 mod directory_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use atp_crypto::Algorithm;
 use atp_did_plc::client::encode_component;
 use atp_did_plc::operation::Operation;
@@ -58,46 +55,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 
+use directory_support::reference::ReferenceServer;
 use directory_support::{body, body_of, genesis, key, sign, tombstone};
-
-/// The reference server, stopped when dropped (its stdin closes).
-struct ReferenceServer {
-    child: Child,
-    port: u16,
-}
-
-impl ReferenceServer {
-    fn start() -> Self {
-        let dir = atp_test_vectors::node_interop_dir();
-        assert!(
-            dir.join("node_modules").is_dir(),
-            "the reference implementation is not installed: run `npm ci` in {}",
-            dir.display()
-        );
-        let mut child = Command::new("node")
-            .arg(dir.join("plc-server.mjs"))
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node starts");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let started: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("plc-server.mjs printed {line:?}: {e}"));
-        let port = u16::try_from(started["port"].as_u64().unwrap()).unwrap();
-        ReferenceServer { child, port }
-    }
-}
-
-impl Drop for ReferenceServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.wait();
-    }
-}
 
 /// One HTTP answer.
 #[derive(Debug)]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod reference;
+
 use std::collections::BTreeMap;
 
 use atp_crypto::{Algorithm, SigningKey};
