@@ -2,6 +2,8 @@
 //! `*_valid.txt` file must parse, each line of a `*_invalid.txt` file must
 //! be rejected.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fmt::Debug;
 use std::str::FromStr;
 
