@@ -61,6 +61,37 @@ impl PlcClient {
     /// with or without a trailing `/`). HTTPS uses the Mozilla root
     /// certificates bundled with the crate.
     pub fn new(base_url: &str) -> Result<Self, Error> {
+        let tls = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| Error::Http(format!("cannot set up TLS: {e}")))?;
+        Self::with_tls(base_url, tls)
+    }
+
+    /// A client that trusts exactly the given root certificates (DER
+    /// encoded) instead of the bundled Mozilla set: for a directory behind
+    /// a private certificate authority.
+    pub fn with_root_certificates(base_url: &str, der_roots: &[&[u8]]) -> Result<Self, Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in der_roots {
+            roots
+                .add(rustls::pki_types::CertificateDer::from(der.to_vec()))
+                .map_err(|e| Error::Http(format!("unusable root certificate: {e}")))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Http(format!("cannot set up TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tls = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config);
+        Self::with_tls(base_url, tls)
+    }
+
+    fn with_tls(
+        base_url: &str,
+        tls: hyper_rustls::HttpsConnectorBuilder<hyper_rustls::builderstates::WantsSchemes>,
+    ) -> Result<Self, Error> {
         let trimmed = base_url.trim_end_matches('/');
         let uri: Uri = trimmed
             .parse()
@@ -81,12 +112,7 @@ impl PlcClient {
                 "{base_url}: the directory URL must not have a query"
             )));
         }
-        let tls = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| Error::Http(format!("cannot set up TLS: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let tls = tls.https_or_http().enable_http1().build();
         let http = Client::builder(TokioExecutor::new()).build(tls);
         Ok(PlcClient {
             base_url: trimmed.to_owned(),

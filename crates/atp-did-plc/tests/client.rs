@@ -1,7 +1,7 @@
 //! Tests of the directory client: against the reference directory (its
 //! answers parse into our types, its refusals surface with status and
-//! message), and against misbehaving servers (non-JSON errors, no answer,
-//! nobody listening, TLS to a plain-HTTP port).
+//! message), over HTTPS, and against misbehaving servers (non-JSON errors,
+//! no answer, nobody listening, TLS to a plain-HTTP port).
 #![allow(clippy::unwrap_used)]
 
 mod directory_support;
@@ -210,5 +210,94 @@ async fn https_is_spoken_to_https_urls() {
     // The same server over http:// answers.
     let client = PlcClient::new(&server.url()).unwrap();
     assert!(client.health().await.is_ok());
+    server.shutdown().await.unwrap();
+}
+
+/// A TLS front for a plain-HTTP server, with the test certificate for
+/// 127.0.0.1: returns its `https://` URL.
+async fn tls_front(backend: std::net::SocketAddr) -> String {
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let cert = std::fs::read(dir.join("leaf.der")).unwrap();
+    let key = std::fs::read(dir.join("leaf.key.der")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(cert)],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    format!("https://{addr}")
+}
+
+#[tokio::test]
+async fn full_lifecycle_over_https() {
+    let server =
+        atp_did_plc::server::PlcServer::start(atp_did_plc::server::ServerConfig::in_memory())
+            .await
+            .unwrap();
+    let url = tls_front(server.local_addr()).await;
+    let ca = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.der"),
+    )
+    .unwrap();
+
+    // The bundled Mozilla roots do not know the test CA: refused.
+    let untrusting = PlcClient::new(&url).unwrap();
+    match untrusting.health().await {
+        Err(Error::Http(message)) => assert!(message.contains("certificate"), "{message}"),
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+
+    let client = PlcClient::with_root_certificates(&url, &[&ca]).unwrap();
+    let k = key(Algorithm::P256);
+    let (did, op1) = genesis(
+        body(&[&k], &k, "tls.example.com", "https://pds.example.com"),
+        &k,
+    );
+    client.submit(&did, &op1).await.unwrap();
+    let mut b = body_of(&op1);
+    b.also_known_as = vec!["at://tls2.example.com".to_owned()];
+    let op2 = sign(b, Some(&op1), &k);
+    client.submit(&did, &op2).await.unwrap();
+    assert_eq!(
+        client.resolve(&did).await.unwrap()["alsoKnownAs"][0],
+        "at://tls2.example.com"
+    );
+    assert_eq!(client.log(&did).await.unwrap(), vec![op1, op2.clone()]);
+    // Refusals come through with their reason.
+    let stranger = key(Algorithm::K256);
+    match client.submit(&did, &tombstone(&op2, &stranger)).await {
+        Err(Error::Directory {
+            status: 400,
+            message,
+        }) => {
+            assert!(message.starts_with("Invalid signature on op"), "{message}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     server.shutdown().await.unwrap();
 }
