@@ -1,6 +1,9 @@
 //! The W3C did:key fixtures: every private key gives the fixture's did:key,
 //! and the did:key parses back to the same public key.
 
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use atp_crypto::{Algorithm, PublicKey, SigningKey};
 
 fn check(file: &str, alg: Algorithm, private_key: impl Fn(&serde_json::Value) -> Vec<u8>) {

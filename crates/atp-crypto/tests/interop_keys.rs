@@ -1,6 +1,9 @@
 //! Keys, did:key and signatures against the reference implementation
 //! (`@atproto/crypto`, run by `tests/interop/crypto-keys.mjs`).
 
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use atp_crypto::{Algorithm, Error, PublicKey, SigningKey, VerifyMode};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};

@@ -1,6 +1,9 @@
 //! Behaviour of keys, did:key parsing and signature checks on both curves,
 //! including the inputs that must be refused.
 
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use atp_crypto::did_key;
 use atp_crypto::{sha256, Algorithm, Error, PublicKey, SigningKey, VerifyMode};
 use rand_core::{OsRng, RngCore};
@@ -302,10 +305,7 @@ fn refuses_malformed_did_keys() {
         PublicKey::from_did_key(&format!("{did} ")),
         Err(Error::InvalidMultibase(_))
     ));
-    assert!(matches!(
-        PublicKey::from_did_key(&did[..did.len() - 1]),
-        Err(_)
-    ));
+    assert!(PublicKey::from_did_key(&did[..did.len() - 1]).is_err());
     assert!(matches!(
         PublicKey::from_did_key("did:example:zQ3s"),
         Err(Error::InvalidDidKey(_))

@@ -1,6 +1,9 @@
 //! The interop signature fixtures: every case, strict verification must give
 //! exactly the fixture's verdict.
 
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use atp_crypto::did_key;
 use atp_crypto::{Algorithm, Error, PublicKey, VerifyMode};
 use base64::engine::general_purpose::STANDARD_NO_PAD;
