@@ -50,7 +50,9 @@ pub fn normalize_handle(handle: &str) -> Result<String, Error> {
     }
     let labels: Vec<&str> = handle.split('.').collect();
     if labels.len() < 2 {
-        return fail("a handle is a full domain name with at least one dot, e.g. alice.example.com");
+        return fail(
+            "a handle is a full domain name with at least one dot, e.g. alice.example.com",
+        );
     }
     for label in &labels {
         if label.is_empty() || label.len() > 63 {
@@ -88,7 +90,10 @@ pub fn normalize_endpoint(endpoint: &str) -> Result<String, Error> {
     else {
         return fail("must start with https:// (or http:// for local testing)");
     };
-    if endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if endpoint
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
         return fail("contains whitespace");
     }
     if endpoint.contains(['?', '#']) {
@@ -103,7 +108,7 @@ pub fn normalize_endpoint(endpoint: &str) -> Result<String, Error> {
 
 fn check_signer(signer: &SigningKey, rotation_keys: &[String]) -> Result<(), Error> {
     let did_key = signer.did_key();
-    if rotation_keys.iter().any(|k| *k == did_key) {
+    if rotation_keys.contains(&did_key) {
         Ok(())
     } else {
         Err(Error::SignerNotAuthorized(did_key))

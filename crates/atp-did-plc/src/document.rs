@@ -116,7 +116,9 @@ impl DocumentData {
 
     /// The endpoint of the `atproto_pds` service.
     pub fn pds_endpoint(&self) -> Option<&str> {
-        self.services.get("atproto_pds").map(|s| s.endpoint.as_str())
+        self.services
+            .get("atproto_pds")
+            .map(|s| s.endpoint.as_str())
     }
 
     /// The JSON served at `GET /:did/data`.

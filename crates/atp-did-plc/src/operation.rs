@@ -239,7 +239,9 @@ impl Operation {
     /// The canonical DAG-CBOR bytes of the signed operation (what is hashed
     /// for the DID and for CIDs).
     pub fn to_cbor(&self) -> Result<Vec<u8>, Error> {
-        Ok(atp_crypto::dagcbor::to_vec(&self.unsigned.wire(Some(&self.sig)))?)
+        Ok(atp_crypto::dagcbor::to_vec(
+            &self.unsigned.wire(Some(&self.sig)),
+        )?)
     }
 
     /// The CID (`dag-cbor`, sha2-256) of the signed operation: what the next
@@ -347,7 +349,10 @@ struct WireOut<'a> {
     kind: &'static str,
     #[serde(rename = "rotationKeys", skip_serializing_if = "Option::is_none")]
     rotation_keys: Option<&'a Vec<String>>,
-    #[serde(rename = "verificationMethods", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "verificationMethods",
+        skip_serializing_if = "Option::is_none"
+    )]
     verification_methods: Option<&'a BTreeMap<String, String>>,
     #[serde(rename = "alsoKnownAs", skip_serializing_if = "Option::is_none")]
     also_known_as: Option<&'a Vec<String>>,
@@ -466,7 +471,9 @@ impl WireIn {
                 unexpected(self.handle.is_some(), "handle")?;
                 unexpected(self.service.is_some(), "service")?;
                 match self.prev {
-                    Some(Some(prev)) => Ok(UnsignedOperation::Tombstone(TombstoneOperation { prev })),
+                    Some(Some(prev)) => {
+                        Ok(UnsignedOperation::Tombstone(TombstoneOperation { prev }))
+                    }
                     _ => Err(Error::InvalidOperation(
                         "plc_tombstone requires a non-null `prev`".into(),
                     )),

@@ -380,10 +380,7 @@ pub fn assure_valid_submission(
 /// Validates a log of operations in force (no nullified ones), first to
 /// last, and returns the resulting DID data, or `None` if the log ends with
 /// a tombstone.
-pub fn validate_operation_log(
-    did: &str,
-    ops: &[Operation],
-) -> Result<Option<DocumentData>, Error> {
+pub fn validate_operation_log(did: &str, ops: &[Operation]) -> Result<Option<DocumentData>, Error> {
     let Some((first, rest)) = ops.split_first() else {
         return Err(Error::EmptyLog);
     };

@@ -1,6 +1,7 @@
 //! Cross-implementation checks against the reference library
 //! (`@did-plc/lib` 0.0.4 and `@atproto/crypto`, through
 //! `tests/interop/plc-lib.mjs`).
+#![allow(clippy::unwrap_used, clippy::type_complexity)] // tests may unwrap
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::signing::{decode_sig, encode_sig};
@@ -146,9 +147,16 @@ fn rust_built_operations_pass_the_reference() {
             hex(&op.to_cbor().unwrap()),
             "DAG-CBOR bytes of op {i}"
         );
-        assert_eq!(inspected["cid"], op.cid().unwrap().to_string(), "CID of op {i}");
+        assert_eq!(
+            inspected["cid"],
+            op.cid().unwrap().to_string(),
+            "CID of op {i}"
+        );
         let submitted = &results[2 * i + 1];
-        assert_eq!(submitted["ok"], true, "reference refused op {i}: {submitted}");
+        assert_eq!(
+            submitted["ok"], true,
+            "reference refused op {i}: {submitted}"
+        );
         let expected_prev = if i == 0 {
             Value::Null
         } else {
@@ -156,7 +164,10 @@ fn rust_built_operations_pass_the_reference() {
         };
         assert_eq!(submitted["prev"], expected_prev);
     }
-    assert_eq!(results[0]["did"], genesis.did, "the reference derives the same DID");
+    assert_eq!(
+        results[0]["did"], genesis.did,
+        "the reference derives the same DID"
+    );
 
     let validated = results.last().unwrap();
     assert_eq!(validated["ok"], true, "{validated}");
@@ -174,12 +185,19 @@ fn rust_built_operations_pass_the_reference() {
     with_tomb.push(tomb.clone());
     let values: Vec<String> = with_tomb.iter().map(Operation::to_json).collect();
     let res = node(vec![
-        log.submit_case(&genesis.did, &tomb.to_json_value(), t0() + Duration::hours(10)),
+        log.submit_case(
+            &genesis.did,
+            &tomb.to_json_value(),
+            t0() + Duration::hours(10),
+        ),
         json!({"cmd": "validate", "did": genesis.did, "ops": values}),
     ]);
     assert_eq!(res[0]["ok"], true, "{}", res[0]);
     assert_eq!(res[1]["data"], Value::Null);
-    assert_eq!(validate_operation_log(&genesis.did, &with_tomb).unwrap(), None);
+    assert_eq!(
+        validate_operation_log(&genesis.did, &with_tomb).unwrap(),
+        None
+    );
 }
 
 #[test]
@@ -242,11 +260,17 @@ fn rust_built_recovery_nullifies_the_same_operations() {
     assert_eq!(results[0]["nullified"], json!(ours_nullified));
     assert_eq!(ours_nullified.len(), 2);
 
-    let late = assure_valid_submission(&genesis.did, &log.indexed(), &recovery, too_late).unwrap_err();
+    let late =
+        assure_valid_submission(&genesis.did, &log.indexed(), &recovery, too_late).unwrap_err();
     assert_eq!(results[1]["error"], reference_class(&late));
-    assert_eq!(results[1]["message"], late.to_string(), "same message, same elapsed ms");
+    assert_eq!(
+        results[1]["message"],
+        late.to_string(),
+        "same message, same elapsed ms"
+    );
 
-    let refused = assure_valid_submission(&genesis.did, &log.indexed(), &low_fork, in_window).unwrap_err();
+    let refused =
+        assure_valid_submission(&genesis.did, &log.indexed(), &low_fork, in_window).unwrap_err();
     assert_eq!(results[2]["error"], reference_class(&refused));
     atp_test_vectors::report("reference: recovery window and key priority", 3);
 }
@@ -265,7 +289,11 @@ fn reference_logs_validate_in_rust() {
         let expect = &scenario["expect"];
         assert_eq!(expect["ok"], true, "{name}: {expect}");
         match &replay.document {
-            Some(doc) => assert_eq!(expect["dataJson"].as_str().unwrap(), doc.to_json(), "{name}"),
+            Some(doc) => assert_eq!(
+                expect["dataJson"].as_str().unwrap(),
+                doc.to_json(),
+                "{name}"
+            ),
             None => assert_eq!(expect["data"], Value::Null, "{name}"),
         }
         // Each entry's JSON round-trips to the same value and CID.
@@ -282,9 +310,15 @@ fn reference_logs_validate_in_rust() {
             assert_eq!(late["result"]["message"], err.to_string(), "{name}");
         }
     }
-    let names: Vec<&str> = scenarios.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert!(names.contains(&"recovery") && names.contains(&"tombstone"));
-    atp_test_vectors::report("reference: audit logs made by @did-plc/lib", scenarios.len());
+    atp_test_vectors::report(
+        "reference: audit logs made by @did-plc/lib",
+        scenarios.len(),
+    );
 }
 
 const SECP256K1_N: &str = "fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141";
@@ -348,7 +382,9 @@ fn invalid_operations_get_the_same_verdict() {
     }
     let wrong_prev = wrong_prev.unsigned.sign(&k).unwrap();
     let by_stranger = UpdateBuilder::from_last(g).unwrap().body().clone();
-    let by_stranger = atp_did_plc::UnsignedOperation::Plc(by_stranger).sign(&other).unwrap();
+    let by_stranger = atp_did_plc::UnsignedOperation::Plc(by_stranger)
+        .sign(&other)
+        .unwrap();
     let mut six_keys = UpdateBuilder::from_last(g).unwrap();
     for _ in 0..5 {
         six_keys = six_keys.add_rotation_key(SigningKey::generate(Algorithm::K256).did_key(), 9);
@@ -358,18 +394,56 @@ fn invalid_operations_get_the_same_verdict() {
         .unwrap();
     let mut missing_prev = g.to_json_value();
     missing_prev.as_object_mut().unwrap().remove("prev");
-    let upper_did = genesis.did.to_uppercase().replacen("DID:PLC:", "did:plc:", 1);
+    let upper_did = genesis
+        .did
+        .to_uppercase()
+        .replacen("DID:PLC:", "did:plc:", 1);
 
     let now = t0() + Duration::hours(1);
     let cases: Vec<(&str, &Log, String, Value)> = vec![
-        ("bad signature", &one, genesis.did.clone(), bad_sig.to_json_value()),
-        ("high-S signature", &one, genesis.did.clone(), high_s.to_json_value()),
-        ("wrong prev", &one, genesis.did.clone(), wrong_prev.to_json_value()),
-        ("signed by a non-rotation key", &one, genesis.did.clone(), by_stranger.to_json_value()),
-        ("six rotation keys", &one, genesis.did.clone(), six_keys.to_json_value()),
-        ("genesis without prev", &empty, genesis.did.clone(), missing_prev),
+        (
+            "bad signature",
+            &one,
+            genesis.did.clone(),
+            bad_sig.to_json_value(),
+        ),
+        (
+            "high-S signature",
+            &one,
+            genesis.did.clone(),
+            high_s.to_json_value(),
+        ),
+        (
+            "wrong prev",
+            &one,
+            genesis.did.clone(),
+            wrong_prev.to_json_value(),
+        ),
+        (
+            "signed by a non-rotation key",
+            &one,
+            genesis.did.clone(),
+            by_stranger.to_json_value(),
+        ),
+        (
+            "six rotation keys",
+            &one,
+            genesis.did.clone(),
+            six_keys.to_json_value(),
+        ),
+        (
+            "genesis without prev",
+            &empty,
+            genesis.did.clone(),
+            missing_prev,
+        ),
         ("upper-case DID", &empty, upper_did, g.to_json_value()),
-        ("second genesis", &one, genesis.did.clone(), g.to_json_value()),
+        (
+            "second genesis",
+            &one,
+            genesis.did.clone(),
+            g.to_json_value(),
+        ),
     ];
     let results = node(
         cases
@@ -414,7 +488,10 @@ fn high_s_is_rejected_by_current_atproto_crypto_for_both_curves() {
         }
     }
     let results = node(cases);
-    let theirs: Vec<bool> = results.iter().map(|r| r["valid"].as_bool().unwrap()).collect();
+    let theirs: Vec<bool> = results
+        .iter()
+        .map(|r| r["valid"].as_bool().unwrap())
+        .collect();
     assert_eq!(theirs, vec![true, false, true, false]);
     assert_eq!(ours, theirs);
     atp_test_vectors::report("reference: @atproto/crypto verifySignature low/high-S", 4);
@@ -447,11 +524,13 @@ fn document_agrees_with_the_reference_where_formats_coincide() {
     assert_eq!(ours["service"], theirs["service"]);
     assert_eq!(ours["@context"][0], theirs["@context"][0]);
     assert_eq!(
-        ours["@context"][2],
-        theirs["@context"][1],
+        ours["@context"][2], theirs["@context"][1],
         "the suite context of the key type"
     );
-    let (ov, tv) = (&ours["verificationMethod"][0], &theirs["verificationMethod"][0]);
+    let (ov, tv) = (
+        &ours["verificationMethod"][0],
+        &theirs["verificationMethod"][0],
+    );
     assert_eq!(ov["controller"], tv["controller"]);
     assert_eq!(
         ov["id"].as_str().unwrap(),

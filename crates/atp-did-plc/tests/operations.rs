@@ -1,5 +1,6 @@
 //! Operation types: JSON and DAG-CBOR forms, strict parsing, signing, DID
 //! derivation, legacy normalization.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::operation::{LegacyCreateOperation, TombstoneOperation};
@@ -30,8 +31,14 @@ fn genesis_has_null_prev_normalized_handle_and_endpoint() {
     assert_eq!(v["prev"], Value::Null);
     assert!(v.as_object().unwrap().contains_key("prev"));
     assert_eq!(v["alsoKnownAs"], json!(["at://alice.example.com"]));
-    assert_eq!(v["services"]["atproto_pds"]["endpoint"], "https://pds.example.com");
-    assert_eq!(v["services"]["atproto_pds"]["type"], "AtprotoPersonalDataServer");
+    assert_eq!(
+        v["services"]["atproto_pds"]["endpoint"],
+        "https://pds.example.com"
+    );
+    assert_eq!(
+        v["services"]["atproto_pds"]["type"],
+        "AtprotoPersonalDataServer"
+    );
     assert!(g.operation.is_genesis());
 }
 
@@ -57,7 +64,10 @@ fn json_and_cbor_round_trip_to_identical_bytes() {
         assert_eq!(&via_serde, op);
     }
     assert_eq!(tomb.operation_type(), OperationType::Tombstone);
-    assert_eq!(tomb.prev(), Some(update.cid().unwrap().to_string().as_str()));
+    assert_eq!(
+        tomb.prev(),
+        Some(update.cid().unwrap().to_string().as_str())
+    );
 }
 
 #[test]
@@ -128,10 +138,19 @@ fn strict_parsing_names_the_problem() {
         (without(&base, "prev"), "prev"),
         (without(&base, "rotationKeys"), "rotationKeys"),
         (without(&base, "type"), "type"),
-        (with(&base, "type", json!("plc_op")), "unknown operation type"),
+        (
+            with(&base, "type", json!("plc_op")),
+            "unknown operation type",
+        ),
         (with(&base, "handle", json!("x.com")), "handle"),
-        (with(&base, "rotationKeys", json!("did:key:z")), "invalid type"),
-        (json!({"type": "plc_tombstone", "prev": null, "sig": "x"}), "non-null `prev`"),
+        (
+            with(&base, "rotationKeys", json!("did:key:z")),
+            "invalid type",
+        ),
+        (
+            json!({"type": "plc_tombstone", "prev": null, "sig": "x"}),
+            "non-null `prev`",
+        ),
         (
             json!({"type": "create", "signingKey": "a", "recoveryKey": "b", "handle": "c", "service": "d", "prev": "bafy", "sig": "x"}),
             "null",
@@ -140,7 +159,10 @@ fn strict_parsing_names_the_problem() {
     for (value, needle) in cases {
         let err = Operation::from_json_value(&value).unwrap_err();
         assert!(matches!(err, Error::InvalidOperation(_)), "{value}: {err}");
-        assert!(err.to_string().contains(needle), "{value}: {err} lacks {needle:?}");
+        assert!(
+            err.to_string().contains(needle),
+            "{value}: {err} lacks {needle:?}"
+        );
         let text = serde_json::to_string(&value).unwrap();
         assert!(Operation::from_json(&text).is_err());
     }
@@ -152,7 +174,10 @@ fn strict_parsing_names_the_problem() {
         g.operation.unsigned
     );
     // Not JSON at all, and CBOR garbage.
-    assert!(matches!(Operation::from_json("{"), Err(Error::InvalidOperation(_))));
+    assert!(matches!(
+        Operation::from_json("{"),
+        Err(Error::InvalidOperation(_))
+    ));
     assert!(Operation::from_cbor(&[0xa1, 0x00]).is_err());
 }
 
@@ -184,12 +209,23 @@ fn legacy_create_normalizes_like_the_reference() {
     assert_eq!(json["type"], "create");
     assert_eq!(json["prev"], Value::Null);
     let body = op.normalized().unwrap();
-    assert_eq!(body.rotation_keys, vec![recovery.did_key(), signing.did_key()]);
-    assert_eq!(body.also_known_as, vec!["at://carol.example.com".to_string()]);
-    assert_eq!(body.services["atproto_pds"].endpoint, "https://pds.example.com");
+    assert_eq!(
+        body.rotation_keys,
+        vec![recovery.did_key(), signing.did_key()]
+    );
+    assert_eq!(
+        body.also_known_as,
+        vec!["at://carol.example.com".to_string()]
+    );
+    assert_eq!(
+        body.services["atproto_pds"].endpoint,
+        "https://pds.example.com"
+    );
     assert_eq!(body.verification_methods["atproto"], signing.did_key());
     let did = did_for_genesis(&op).unwrap();
-    let data = atp_did_plc::validate_operation_log(&did, &[op]).unwrap().unwrap();
+    let data = atp_did_plc::validate_operation_log(&did, &[op])
+        .unwrap()
+        .unwrap();
     assert_eq!(data.handle(), Some("carol.example.com"));
     let tomb = UnsignedOperation::Tombstone(TombstoneOperation { prev: "x".into() });
     assert_eq!(tomb.normalized(), None);
@@ -211,7 +247,13 @@ fn builders_refuse_unauthorized_signers_and_bad_endpoints() {
         .sign(&stranger)
         .unwrap_err();
     assert!(matches!(err, Error::SignerNotAuthorized(_)));
-    for bad in ["pds.example.com", "ftp://x.com", "https://", "https://x.com/?a", "https://a b"] {
+    for bad in [
+        "pds.example.com",
+        "ftp://x.com",
+        "https://",
+        "https://x.com/?a",
+        "https://a b",
+    ] {
         let err = UpdateBuilder::from_last(&g.operation)
             .unwrap()
             .pds_endpoint(bad)
@@ -219,6 +261,9 @@ fn builders_refuse_unauthorized_signers_and_bad_endpoints() {
         assert!(matches!(err, Error::InvalidEndpoint { .. }), "{bad}");
     }
     let tomb = tombstone(&g.operation, &key).unwrap();
-    assert!(matches!(UpdateBuilder::from_last(&tomb), Err(Error::Misordered)));
+    assert!(matches!(
+        UpdateBuilder::from_last(&tomb),
+        Err(Error::Misordered)
+    ));
     assert!(matches!(tombstone(&tomb, &key), Err(Error::Misordered)));
 }

@@ -1,6 +1,7 @@
 //! The mistakes that got an earlier (Go) attempt's genesis operation
 //! refused by the PLC directory, each shown to be caught here with a clear
 //! message, and checked against the reference library.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::signing::encode_sig;
@@ -49,7 +50,10 @@ fn missing_prev_is_rejected() {
     obj.remove("sig");
     let bytes = atp_crypto::dagcbor::to_vec(&unsigned).unwrap();
     let sig = encode_sig(&rotation.sign(&bytes));
-    unsigned.as_object_mut().unwrap().insert("sig".into(), json!(sig));
+    unsigned
+        .as_object_mut()
+        .unwrap()
+        .insert("sig".into(), json!(sig));
     let sent = unsigned;
 
     let err = Operation::from_json_value(&sent).unwrap_err();
@@ -62,7 +66,10 @@ fn missing_prev_is_rejected() {
 
     let reference = submit_to_reference(&genesis.did, &sent);
     assert_eq!(reference["ok"], false, "{reference}");
-    assert!(reference["message"].as_str().unwrap().starts_with("Not a valid operation"));
+    assert!(reference["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Not a valid operation"));
 }
 
 /// Mistake 2: the DID was printed in upper case. The identifier is lower
@@ -78,7 +85,10 @@ fn upper_case_did_is_rejected() {
 
     let err = assure_valid_submission(&upper, &[], &genesis.operation, now()).unwrap_err();
     assert!(matches!(err, Error::GenesisHash { .. }), "{err}");
-    assert!(err.to_string().contains(&genesis.did), "names the DID it should be: {err}");
+    assert!(
+        err.to_string().contains(&genesis.did),
+        "names the DID it should be: {err}"
+    );
 
     let reference = submit_to_reference(&upper, &genesis.operation.to_json_value());
     assert_eq!(reference["error"], "GenesisHashError", "{reference}");
@@ -91,7 +101,13 @@ fn upper_case_did_is_rejected() {
 #[test]
 fn bare_handle_is_refused_by_the_builder() {
     let (rotation, signing) = keys();
-    for bad in ["alice", "at://alice.example.com", "alice.", "-alice.com", "alice.123"] {
+    for bad in [
+        "alice",
+        "at://alice.example.com",
+        "alice.",
+        "-alice.com",
+        "alice.123",
+    ] {
         let err = GenesisBuilder::new()
             .rotation_key(rotation.did_key())
             .signing_key(signing.did_key())
@@ -153,7 +169,10 @@ fn signature_over_the_wrong_bytes_is_rejected() {
         assert!(matches!(err, Error::InvalidSignature(_)), "{what}: {err}");
         assert!(err.to_string().starts_with("Invalid signature on op"));
         let reference = submit_to_reference(&did, &op.to_json_value());
-        assert_eq!(reference["error"], "InvalidSignatureError", "{what}: {reference}");
+        assert_eq!(
+            reference["error"], "InvalidSignatureError",
+            "{what}: {reference}"
+        );
     }
     // The right bytes pass both.
     let reference = submit_to_reference(&genesis.did, &genesis.operation.to_json_value());

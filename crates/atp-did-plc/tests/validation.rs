@@ -1,6 +1,7 @@
 //! Log validation: the directory's limits, ordering, tombstones, the
 //! recovery window, rate limits, audit replay, and a property test that
 //! whatever the builders produce validates.
+#![allow(clippy::unwrap_used, clippy::type_complexity)] // tests may unwrap
 
 use std::collections::BTreeMap;
 
@@ -90,14 +91,16 @@ fn the_directory_limits() {
         (
             Box::new(|b| {
                 for i in 0..11 {
-                    b.services.insert(format!("s{i}"), b.services["atproto_pds"].clone());
+                    b.services
+                        .insert(format!("s{i}"), b.services["atproto_pds"].clone());
                 }
             }),
             "Too many service entries (max 10)",
         ),
         (
             Box::new(move |b| {
-                b.services.insert(long(33), b.services["atproto_pds"].clone());
+                b.services
+                    .insert(long(33), b.services["atproto_pds"].clone());
             }),
             "Service id too long (max 32)",
         ),
@@ -107,7 +110,8 @@ fn the_directory_limits() {
         ),
         (
             Box::new(move |b| {
-                b.services.get_mut("atproto_pds").unwrap().endpoint = format!("https://{}", long(505))
+                b.services.get_mut("atproto_pds").unwrap().endpoint =
+                    format!("https://{}", long(505))
             }),
             "Service endpoint too long (max 512)",
         ),
@@ -127,13 +131,15 @@ fn the_directory_limits() {
         ),
         (
             Box::new(move |b| {
-                b.verification_methods.insert("x".into(), format!("did:key:z{}", long(250)));
+                b.verification_methods
+                    .insert("x".into(), format!("did:key:z{}", long(250)));
             }),
             "Verification Method key too long (max 256)",
         ),
         (
             Box::new(|b| {
-                b.verification_methods.insert("x".into(), "did:key:z0OIl".into());
+                b.verification_methods
+                    .insert("x".into(), "did:key:z0OIl".into());
             }),
             "Invalid verificationMethod key: did:key:z0OIl",
         ),
@@ -155,7 +161,10 @@ fn the_directory_limits() {
     let n = checks.len();
     for (change, expected) in checks {
         let err = incoming(change).unwrap_err().to_string();
-        assert!(err.starts_with(expected), "{err:?} should start with {expected:?}");
+        assert!(
+            err.starts_with(expected),
+            "{err:?} should start with {expected:?}"
+        );
     }
     // Any syntactically valid did:key is a fine verification method (v0.2),
     // e.g. an ed25519 key.
@@ -171,7 +180,9 @@ fn the_directory_limits() {
 }
 
 fn chain() -> (Vec<SigningKey>, String, Vec<Operation>) {
-    let keys: Vec<SigningKey> = (0..3).map(|_| SigningKey::generate(Algorithm::K256)).collect();
+    let keys: Vec<SigningKey> = (0..3)
+        .map(|_| SigningKey::generate(Algorithm::K256))
+        .collect();
     let g = GenesisBuilder::new()
         .rotation_key(keys[0].did_key())
         .rotation_key(keys[1].did_key())
@@ -199,7 +210,9 @@ fn chain() -> (Vec<SigningKey>, String, Vec<Operation>) {
 fn index(did: &str, ops: &[Operation]) -> Vec<IndexedOperation> {
     ops.iter()
         .enumerate()
-        .map(|(i, op)| IndexedOperation::new(did, op.clone(), t0() + Duration::hours(i as i64)).unwrap())
+        .map(|(i, op)| {
+            IndexedOperation::new(did, op.clone(), t0() + Duration::hours(i as i64)).unwrap()
+        })
         .collect()
 }
 
@@ -209,7 +222,10 @@ fn ordering_and_tombstones() {
     assert!(validate_operation_log(&did, &ops).unwrap().is_some());
     // Out of order.
     let swapped = vec![ops[0].clone(), ops[2].clone(), ops[1].clone()];
-    assert!(matches!(validate_operation_log(&did, &swapped), Err(Error::Misordered)));
+    assert!(matches!(
+        validate_operation_log(&did, &swapped),
+        Err(Error::Misordered)
+    ));
     // Update as the first operation.
     assert!(validate_operation_log(&did, &ops[1..]).is_err());
     // A tombstone ends the log; nothing may follow it.
@@ -217,10 +233,16 @@ fn ordering_and_tombstones() {
     let mut log = ops.clone();
     log.push(tomb.clone());
     assert_eq!(validate_operation_log(&did, &log).unwrap(), None);
-    let after = UpdateBuilder::from_last(&ops[2]).unwrap().sign(&keys[0]).unwrap();
+    let after = UpdateBuilder::from_last(&ops[2])
+        .unwrap()
+        .sign(&keys[0])
+        .unwrap();
     let mut bad = log.clone();
     bad.push(after);
-    assert!(matches!(validate_operation_log(&did, &bad), Err(Error::Misordered)));
+    assert!(matches!(
+        validate_operation_log(&did, &bad),
+        Err(Error::Misordered)
+    ));
     let indexed = index(&did, &log);
     let on_tomb = UnsignedOperation::Tombstone(atp_did_plc::operation::TombstoneOperation {
         prev: tomb.cid().unwrap().to_string(),
@@ -287,12 +309,18 @@ fn recovery_window_is_72_hours_inclusive_and_needs_a_stronger_key() {
     audit[1].nullified = true;
     audit[2].nullified = true;
     audit.push(IndexedOperation::new(&did, recovery.clone(), edge).unwrap());
-    let next = UpdateBuilder::from_last(&recovery).unwrap().sign(&keys[2]).unwrap();
+    let next = UpdateBuilder::from_last(&recovery)
+        .unwrap()
+        .sign(&keys[2])
+        .unwrap();
     assert!(assure_valid_next_op(&did, &audit, &next, edge).is_ok());
     // Replaying the audit log finds the same nullified set.
     let replay = check_audit_log(&did, &audit).unwrap();
     assert_eq!(replay.nullified, vec![indexed[1].cid, indexed[2].cid]);
-    assert_eq!(replay.document.unwrap().handle(), Some("recovered.example.com"));
+    assert_eq!(
+        replay.document.unwrap().handle(),
+        Some("recovered.example.com")
+    );
     // A log whose flags disagree with the rules is reported.
     audit[1].nullified = false;
     assert!(check_audit_log(&did, &audit).is_err());
@@ -317,7 +345,10 @@ fn rate_limit_counts_recent_operations() {
         .collect();
     assert!(enforce_ops_rate_limit(&recent[..9], now).is_ok());
     let err = enforce_ops_rate_limit(&recent, now).unwrap_err();
-    assert_eq!(err.to_string(), "Too many operations within last hour (max 10)");
+    assert_eq!(
+        err.to_string(),
+        "Too many operations within last hour (max 10)"
+    );
     let old: Vec<IndexedOperation> = (0..200)
         .map(|i| IndexedOperation::new(&did, ops[0].clone(), t0() - Duration::hours(i)).unwrap())
         .collect();
