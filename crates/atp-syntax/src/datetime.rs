@@ -331,7 +331,7 @@ fn parse_strict(input: &str) -> std::result::Result<DateTime<FixedOffset>, &'sta
 /// The looser forms of [`Datetime::parse_lenient`].
 fn parse_loose(input: &str) -> std::result::Result<DateTime<FixedOffset>, &'static str> {
     const SYNTAX: &str = "did not parse as any known datetime form";
-    let mut c = Cursor::new(input.trim());
+    let mut c = Cursor::new(input);
     let year = c.digits(4).ok_or(SYNTAX)?;
     let mut month = 1;
     let mut day = 1;
