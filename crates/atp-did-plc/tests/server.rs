@@ -283,6 +283,17 @@ async fn health_and_content_types() {
         lower.contains("access-control-allow-origin: *"),
         "{response}"
     );
+
+    // HEAD answers like GET, without the body.
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let request = format!("HEAD /{did} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.ends_with("\r\n\r\n"), "{response}");
     server.shutdown().await.unwrap();
 }
 

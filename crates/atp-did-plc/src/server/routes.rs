@@ -95,6 +95,12 @@ async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Outcome {
     if method == Method::OPTIONS {
         return Ok(preflight());
     }
+    // HEAD is answered as GET; hyper leaves the body out.
+    let method = if method == Method::HEAD {
+        Method::GET
+    } else {
+        method
+    };
     match (&method, segments.as_slice()) {
         (&Method::GET, ["_health"]) => health(&shared).await,
         (&Method::GET, ["export"]) => export(&shared, query.as_deref()).await,
