@@ -19,14 +19,16 @@
 
 use std::time::Duration;
 
+use atp_crypto::Cid;
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::{header, Method, Request, StatusCode, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::operation::Operation;
 use crate::validate::IndexedOperation;
@@ -48,6 +50,56 @@ pub struct PlcClient {
     base_url: String,
     timeout: Duration,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// An entry of a sequence-numbered export page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SequencedOperation {
+    /// Position in the directory's acceptance order (from 1).
+    pub seq: u64,
+    /// The DID the operation belongs to.
+    pub did: String,
+    /// The signed operation.
+    pub operation: Operation,
+    /// CID of the operation.
+    pub cid: Cid,
+    /// When the directory accepted it.
+    pub created_at: DateTime<Utc>,
+}
+
+impl<'de> Deserialize<'de> for SequencedOperation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(Deserialize)]
+        struct Wire {
+            seq: u64,
+            did: String,
+            operation: Operation,
+            cid: String,
+            #[serde(rename = "createdAt")]
+            created_at: String,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        if wire.kind != "sequenced_op" {
+            return Err(D::Error::custom(format!(
+                "expected type sequenced_op, got {:?}",
+                wire.kind
+            )));
+        }
+        let cid = atp_crypto::parse_cid(&wire.cid).map_err(D::Error::custom)?;
+        let created_at = DateTime::parse_from_rfc3339(&wire.created_at)
+            .map_err(|e| D::Error::custom(format!("createdAt: {e}")))?
+            .with_timezone(&Utc);
+        Ok(SequencedOperation {
+            seq: wire.seq,
+            did: wire.did,
+            operation: wire.operation,
+            cid,
+            created_at,
+        })
+    }
 }
 
 /// An answer of the directory: status and body.
@@ -183,6 +235,26 @@ impl PlcClient {
         after: Option<&str>,
         count: Option<usize>,
     ) -> Result<Vec<IndexedOperation>, Error> {
+        self.export_lines(after, count).await
+    }
+
+    /// One page of the export by sequence number (`GET /export?after=<n>`,
+    /// offered by newer directories): up to `count` operations whose
+    /// sequence number is above `after`, in order. Pass the `seq` of the
+    /// last entry as `after` to get the next page; start from 0.
+    pub async fn export_sequenced(
+        &self,
+        after: u64,
+        count: Option<usize>,
+    ) -> Result<Vec<SequencedOperation>, Error> {
+        self.export_lines(Some(&after.to_string()), count).await
+    }
+
+    async fn export_lines<T: DeserializeOwned>(
+        &self,
+        after: Option<&str>,
+        count: Option<usize>,
+    ) -> Result<Vec<T>, Error> {
         let mut url = format!("{}/export", self.base_url);
         let mut sep = '?';
         if let Some(count) = count {
@@ -199,7 +271,7 @@ impl PlcClient {
             .filter(|line| !line.trim().is_empty())
             .map(|line| {
                 serde_json::from_str(line).map_err(|e| {
-                    Error::Http(format!("{url}: an export line is not JSON ({e}): {line}"))
+                    Error::Http(format!("{url}: unexpected export line ({e}): {line}"))
                 })
             })
             .collect()

@@ -359,6 +359,30 @@ async fn export_pages_through_every_operation_once() {
         seen.iter().map(|e| e.cid).collect::<Vec<_>>(),
         everything.iter().map(|e| e.cid).collect::<Vec<_>>()
     );
+
+    // The same stream by sequence number, as newer directories offer it.
+    let mut sequenced = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = client.export_sequenced(after, Some(4)).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        sequenced.extend(page);
+    }
+    assert_eq!(
+        sequenced.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=11).collect::<Vec<u64>>()
+    );
+    assert_eq!(
+        sequenced.iter().map(|e| e.cid).collect::<Vec<_>>(),
+        everything.iter().map(|e| e.cid).collect::<Vec<_>>()
+    );
+    assert!(sequenced
+        .iter()
+        .zip(&everything)
+        .all(|(s, e)| s.did == e.did
+            && s.operation == e.operation
+            && s.created_at == e.created_at));
     server.shutdown().await.unwrap();
 }
 

@@ -11,6 +11,7 @@
 //! | `GET /:did/log/audit` | every accepted operation, nullified ones too, with CIDs and times |
 //! | `GET /:did/log/last` | the most recent operation in effect |
 //! | `GET /export?after=<time>&count=<n>` | operations of all DIDs as JSON lines, oldest first, 1000 at most |
+//! | `GET /export?after=<seq>&count=<n>` | the same by sequence number (a decimal `after`), entries with `seq` and `type: "sequenced_op"`, as newer directories offer |
 //! | `GET /_health` | `{"version": ...}` |
 //!
 //! An unknown DID answers `404 {"message": "DID not registered: <did>"}`; a

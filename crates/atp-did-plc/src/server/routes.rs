@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper::{header, Method, Request, Response, StatusCode};
 use serde::Serialize;
 
-use super::store::{parse_timestamp, Store};
+use super::store::{format_timestamp, parse_timestamp, Store};
 use super::Shared;
 use crate::document::DocumentData;
 use crate::operation::Operation;
@@ -162,9 +162,33 @@ async fn health(shared: &Arc<Shared>) -> Outcome {
     }
 }
 
+/// Where an export page starts.
+enum ExportAfter {
+    /// From the beginning, by time.
+    Start,
+    /// Strictly after an acceptance time.
+    Time(DateTime<Utc>),
+    /// Strictly after a sequence number (a decimal `after`), as the newer
+    /// reference directory offers.
+    Seq(i64),
+}
+
+/// An entry of a sequence-numbered export page.
+#[derive(Serialize)]
+struct SequencedEntry<'a> {
+    did: &'a str,
+    operation: &'a Operation,
+    cid: String,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+    seq: i64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
 async fn export(shared: &Arc<Shared>, query: Option<&str>) -> Outcome {
     let mut count = MAX_EXPORT_COUNT;
-    let mut after: Option<DateTime<Utc>> = None;
+    let mut after = ExportAfter::Start;
     for (name, value) in parse_query(query.unwrap_or(""))? {
         match name.as_str() {
             "count" => {
@@ -176,26 +200,43 @@ async fn export(shared: &Arc<Shared>, query: Option<&str>) -> Outcome {
                 };
             }
             "after" if !value.is_empty() => {
-                after = Some(
-                    parse_timestamp(&value)
-                        .ok_or_else(|| Refusal::bad_request("Invalid after parameter"))?,
-                );
+                let invalid = || Refusal::bad_request("Invalid after parameter");
+                after = if value.bytes().all(|b| b.is_ascii_digit()) {
+                    ExportAfter::Seq(value.parse().map_err(|_| invalid())?)
+                } else {
+                    ExportAfter::Time(parse_timestamp(&value).ok_or_else(invalid)?)
+                };
             }
             _ => {}
         }
     }
-    let ops = with_store(
-        shared,
-        move |store| Ok(store.export(after.as_ref(), count)?),
-    )
+    let lines = with_store(shared, move |store| {
+        let lines: Result<Vec<String>, Refusal> = match after {
+            ExportAfter::Start => store.export(None, count)?.iter().map(to_json).collect(),
+            ExportAfter::Time(time) => store
+                .export(Some(&time), count)?
+                .iter()
+                .map(to_json)
+                .collect(),
+            ExportAfter::Seq(seq) => store
+                .export_sequenced(seq, count)?
+                .iter()
+                .map(|(seq, op)| {
+                    to_json(&SequencedEntry {
+                        did: &op.did,
+                        operation: &op.operation,
+                        cid: op.cid.to_string(),
+                        created_at: format_timestamp(&op.created_at),
+                        seq: *seq,
+                        kind: "sequenced_op",
+                    })
+                })
+                .collect(),
+        };
+        lines
+    })
     .await?;
-    let mut body = String::new();
-    for (i, op) in ops.iter().enumerate() {
-        if i > 0 {
-            body.push('\n');
-        }
-        body.push_str(&to_json(op)?);
-    }
+    let body = lines.join("\n");
     Ok(text_response(StatusCode::OK, "application/jsonlines", body))
 }
 

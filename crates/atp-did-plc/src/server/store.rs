@@ -118,10 +118,10 @@ impl Store {
         include_nullified: bool,
     ) -> Result<Vec<IndexedOperation>, Error> {
         let sql = if include_nullified {
-            "SELECT did, cid, operation, nullified, createdAt FROM operations \
+            "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
              WHERE did = ?1 ORDER BY seq ASC"
         } else {
-            "SELECT did, cid, operation, nullified, createdAt FROM operations \
+            "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
              WHERE did = ?1 AND nullified = 0 ORDER BY seq ASC"
         };
         self.query(sql, params![did])
@@ -130,7 +130,7 @@ impl Store {
     /// The most recent operation of a DID that is not nullified.
     pub fn last_op_for_did(&self, did: &str) -> Result<Option<IndexedOperation>, Error> {
         let mut ops = self.query(
-            "SELECT did, cid, operation, nullified, createdAt FROM operations \
+            "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
              WHERE did = ?1 AND nullified = 0 ORDER BY seq DESC LIMIT 1",
             params![did],
         )?;
@@ -147,16 +147,32 @@ impl Store {
         let limit = i64::try_from(count).unwrap_or(i64::MAX);
         match after {
             Some(after) => self.query(
-                "SELECT did, cid, operation, nullified, createdAt FROM operations \
+                "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
                  WHERE createdAt > ?1 ORDER BY createdAt ASC, cid ASC LIMIT ?2",
                 params![format_timestamp(after), limit],
             ),
             None => self.query(
-                "SELECT did, cid, operation, nullified, createdAt FROM operations \
+                "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
                  ORDER BY createdAt ASC, cid ASC LIMIT ?1",
                 params![limit],
             ),
         }
+    }
+
+    /// Up to `count` operations of all DIDs with a sequence number above
+    /// `after`, in sequence order, each with its sequence number (the
+    /// position in which the directory accepted it, from 1).
+    pub fn export_sequenced(
+        &self,
+        after: i64,
+        count: usize,
+    ) -> Result<Vec<(i64, IndexedOperation)>, Error> {
+        let limit = i64::try_from(count).unwrap_or(i64::MAX);
+        self.query_with_seq(
+            "SELECT did, cid, operation, nullified, createdAt, seq FROM operations \
+             WHERE seq > ?1 ORDER BY seq ASC LIMIT ?2",
+            params![after, limit],
+        )
     }
 
     /// Appends an operation to a DID's log and marks `nullify` (CIDs of the
@@ -231,6 +247,20 @@ impl Store {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<IndexedOperation>, Error> {
+        Ok(self
+            .query_with_seq(sql, params)?
+            .into_iter()
+            .map(|(_, op)| op)
+            .collect())
+    }
+
+    /// Runs a query selecting `did, cid, operation, nullified, createdAt,
+    /// seq`.
+    fn query_with_seq(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<(i64, IndexedOperation)>, Error> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(storage_error)?;
         let rows = stmt
             .query_map(params, |row| {
@@ -240,12 +270,13 @@ impl Store {
                     row.get::<_, String>(2)?,
                     row.get::<_, bool>(3)?,
                     row.get::<_, String>(4)?,
+                    row.get::<_, i64>(5)?,
                 ))
             })
             .map_err(storage_error)?;
         let mut ops = Vec::new();
         for row in rows {
-            let (did, cid, operation, nullified, created_at) = row.map_err(storage_error)?;
+            let (did, cid, operation, nullified, created_at, seq) = row.map_err(storage_error)?;
             let operation = Operation::from_json(&operation).map_err(|e| {
                 Error::Storage(format!("stored operation {cid} does not parse: {e}"))
             })?;
@@ -254,13 +285,16 @@ impl Store {
             let created_at = parse_timestamp(&created_at).ok_or_else(|| {
                 Error::Storage(format!("stored timestamp is not RFC 3339: {created_at}"))
             })?;
-            ops.push(IndexedOperation {
-                did,
-                cid,
-                operation,
-                nullified,
-                created_at,
-            });
+            ops.push((
+                seq,
+                IndexedOperation {
+                    did,
+                    cid,
+                    operation,
+                    nullified,
+                    created_at,
+                },
+            ));
         }
         Ok(ops)
     }
@@ -326,6 +360,13 @@ mod tests {
         let page = store.export(Some(&export[0].created_at), 1).unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].cid, cid2);
+
+        let sequenced = store.export_sequenced(0, 10).unwrap();
+        let seqs: Vec<i64> = sequenced.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        let page = store.export_sequenced(1, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].1.cid, cid2);
     }
 
     #[test]
