@@ -310,7 +310,10 @@ impl<'a> Parser<'a> {
             }
             26 => {
                 let b = self.take(4)?;
-                (u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])), 0x1_0000)
+                (
+                    u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+                    0x1_0000,
+                )
             }
             27 => {
                 let b = self.take(8)?;
@@ -325,9 +328,9 @@ impl<'a> Parser<'a> {
             }
             _ => {
                 return Err(match major {
-                    MAJOR_BYTES | MAJOR_TEXT | MAJOR_ARRAY | MAJOR_MAP => Error::NonCanonical(
-                        format!("indefinite length at offset {start}"),
-                    ),
+                    MAJOR_BYTES | MAJOR_TEXT | MAJOR_ARRAY | MAJOR_MAP => {
+                        Error::NonCanonical(format!("indefinite length at offset {start}"))
+                    }
                     MAJOR_SIMPLE => {
                         Error::Decode(format!("unexpected break byte at offset {start}"))
                     }

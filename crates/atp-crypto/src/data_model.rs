@@ -156,8 +156,8 @@ fn json_link(keys: usize, link: &Value) -> Result<Ipld, Error> {
     let Value::String(text) = link else {
         return Err(Error::DataModel("$link must be a string".to_owned()));
     };
-    let cid = parse_cid(text)
-        .map_err(|e| Error::DataModel(format!("$link is not a valid CID: {e}")))?;
+    let cid =
+        parse_cid(text).map_err(|e| Error::DataModel(format!("$link is not a valid CID: {e}")))?;
     Ok(Ipld::Link(cid))
 }
 
@@ -238,7 +238,10 @@ fn to_json(value: &Ipld, depth: usize) -> Result<Value, Error> {
         Ipld::String(s) => Value::String(s.clone()),
         Ipld::Bytes(b) => {
             let mut object = serde_json::Map::new();
-            object.insert("$bytes".to_owned(), Value::String(STANDARD_NO_PAD.encode(b)));
+            object.insert(
+                "$bytes".to_owned(),
+                Value::String(STANDARD_NO_PAD.encode(b)),
+            );
             Value::Object(object)
         }
         Ipld::Link(cid) => {

@@ -4,6 +4,8 @@
 //! DAG-CBOR rules; known-good encodings come from the protocol notes and the
 //! interop fixtures.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::collections::{BTreeMap, HashMap};
 
 use atp_crypto::cids::{cid_for_dag_cbor, cid_for_raw, is_blessed, DAG_CBOR, RAW};
@@ -72,7 +74,13 @@ fn struct_fields_are_written_in_canonical_order() {
         mid: u8,
         a: u8,
     }
-    let bytes = dagcbor::to_vec(&Declared { longest: 1, b: 2, mid: 3, a: 4 }).unwrap();
+    let bytes = dagcbor::to_vec(&Declared {
+        longest: 1,
+        b: 2,
+        mid: 3,
+        a: 4,
+    })
+    .unwrap();
     // a, b (length 1), mid (3), longest (7).
     assert_eq!(
         bytes,
@@ -106,9 +114,15 @@ fn integers_round_trip_at_every_boundary() {
     for &(n, expected) in cases {
         let bytes = dagcbor::to_vec(&n).unwrap();
         assert_eq!(bytes, hex(expected), "{n}");
-        assert_eq!(dagcbor::encode_ipld(&Ipld::Integer(n.into())).unwrap(), bytes);
+        assert_eq!(
+            dagcbor::encode_ipld(&Ipld::Integer(n.into())).unwrap(),
+            bytes
+        );
         assert_eq!(dagcbor::from_slice::<i64>(&bytes).unwrap(), n);
-        assert_eq!(dagcbor::decode_ipld(&bytes).unwrap(), Ipld::Integer(n.into()));
+        assert_eq!(
+            dagcbor::decode_ipld(&bytes).unwrap(),
+            Ipld::Integer(n.into())
+        );
     }
 }
 
@@ -242,7 +256,10 @@ fn nesting_is_bounded_without_stack_overflow() {
     assert!(matches!(dagcbor::decode_ipld(&deep), Err(Error::Decode(_))));
     let huge = vec![0x81u8; 1_000_000];
     assert!(dagcbor::decode_ipld(&huge).is_err());
-    let huge_maps: Vec<u8> = std::iter::repeat([0xa1, 0x60]).take(500_000).flatten().collect();
+    let huge_maps: Vec<u8> = std::iter::repeat([0xa1, 0x60])
+        .take(500_000)
+        .flatten()
+        .collect();
     assert!(dagcbor::decode_ipld(&huge_maps).is_err());
 
     // Encoding is bounded too.
@@ -250,7 +267,10 @@ fn nesting_is_bounded_without_stack_overflow() {
     for _ in 0..MAX_DEPTH + 1 {
         value = Ipld::List(vec![value]);
     }
-    assert!(matches!(dagcbor::encode_ipld(&value), Err(Error::Encode(_))));
+    assert!(matches!(
+        dagcbor::encode_ipld(&value),
+        Err(Error::Encode(_))
+    ));
 }
 
 #[test]
@@ -286,7 +306,16 @@ fn from_slice_is_strict_and_checks_the_shape() {
 #[test]
 fn maps_with_many_key_lengths_round_trip() {
     let mut map = BTreeMap::new();
-    for key in ["", "a", "b", "aa", "é", "日本", "zzz", "a_much_longer_key_here"] {
+    for key in [
+        "",
+        "a",
+        "b",
+        "aa",
+        "é",
+        "日本",
+        "zzz",
+        "a_much_longer_key_here",
+    ] {
         map.insert(key.to_owned(), Ipld::String(key.to_owned()));
     }
     let value = Ipld::Map(map);
@@ -310,7 +339,10 @@ fn cids_for_blocks_and_blobs() {
 
 #[test]
 fn parse_cid_accepts_only_canonical_base32_cidv1() {
-    assert_eq!(parse_cid(EMPTY_NODE_CID).unwrap().to_string(), EMPTY_NODE_CID);
+    assert_eq!(
+        parse_cid(EMPTY_NODE_CID).unwrap().to_string(),
+        EMPTY_NODE_CID
+    );
     for bad in [
         "",
         "b",
@@ -395,6 +427,8 @@ fn random_and_mutated_inputs_never_panic() {
             Ok(value) => {
                 assert!(checked.is_ok());
                 assert_eq!(dagcbor::encode_ipld(&value).unwrap(), input);
+                assert_eq!(dagcbor::to_vec(&value).unwrap(), input);
+                assert_eq!(dagcbor::from_slice::<Ipld>(&input).unwrap(), value);
                 accepted += 1;
             }
             Err(_) => assert!(checked.is_err()),

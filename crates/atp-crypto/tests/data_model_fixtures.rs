@@ -1,6 +1,8 @@
 //! The data-model fixtures of the interop test vectors: JSON to DAG-CBOR
 //! bytes and CID, DAG-CBOR back to JSON, and the valid / invalid records.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use atp_crypto::{dagcbor, data_model, parse_cid};
 use base64::Engine as _;
 

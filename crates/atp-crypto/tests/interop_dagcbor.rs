@@ -3,6 +3,8 @@
 //! `@ipld/dag-cbor` + `multiformats`, and each side must decode the other's
 //! bytes back to the same value.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::collections::BTreeMap;
 
 use atp_crypto::cids::{cid_for_dag_cbor, cid_for_raw};
@@ -83,8 +85,27 @@ const KEYS: &[&str] = &[
 ];
 
 const CHARS: &[&str] = &[
-    "a", "b", "Z", "0", " ", "~", "\u{0}", "\n", "\"", "\\", "ö", "ñ", "©", "⽘", "☎", "𓋓", "😀",
-    "👨\u{200d}👩\u{200d}👧", "\u{feff}", "\u{7f}", "\u{10ffff}",
+    "a",
+    "b",
+    "Z",
+    "0",
+    " ",
+    "~",
+    "\u{0}",
+    "\n",
+    "\"",
+    "\\",
+    "ö",
+    "ñ",
+    "©",
+    "⽘",
+    "☎",
+    "𓋓",
+    "😀",
+    "👨\u{200d}👩\u{200d}👧",
+    "\u{feff}",
+    "\u{7f}",
+    "\u{10ffff}",
 ];
 
 fn random_string(rng: &mut Rng) -> String {
@@ -222,9 +243,9 @@ fn compare_with_reference(cases: &[Value], rust_values: &[Option<Ipld>]) -> Vec<
         match (hex::decode(js_hex), rust_value) {
             (Ok(js_bytes), Some(expected)) => match dagcbor::decode_ipld(&js_bytes) {
                 Ok(decoded) if &decoded == expected => {}
-                Ok(decoded) => problems.push(format!(
-                    "rust decodes the reference bytes to {decoded:?}"
-                )),
+                Ok(decoded) => {
+                    problems.push(format!("rust decodes the reference bytes to {decoded:?}"))
+                }
                 Err(e) => problems.push(format!("rust rejects the reference bytes: {e}")),
             },
             (Ok(js_bytes), None) => {
@@ -300,15 +321,18 @@ fn struct_fields_are_sorted_like_the_reference() {
     };
     let bytes = dagcbor::to_vec(&record).unwrap();
     // The same value described independently, in declaration order.
-    let value = json!(["map", [
-        ["zebra", ["int", "200"]],
-        ["createdAt", ["str", "2024-01-01T00:00:00.000Z"]],
-        ["a", ["null"]],
-        ["bb", ["list", [["str", "x"], ["str", "éé"]]]],
-        ["$type", ["str", "com.example.record"]],
-        ["ab", ["bytes", "010203"]],
-        ["b", ["bool", true]],
-    ]]);
+    let value = json!([
+        "map",
+        [
+            ["zebra", ["int", "200"]],
+            ["createdAt", ["str", "2024-01-01T00:00:00.000Z"]],
+            ["a", ["null"]],
+            ["bb", ["list", [["str", "x"], ["str", "éé"]]]],
+            ["$type", ["str", "com.example.record"]],
+            ["ab", ["bytes", "010203"]],
+            ["b", ["bool", true]],
+        ]
+    ]);
     let failures = compare_with_reference(&[case(value, &bytes)], &[None]);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // And it reads back into the struct.
