@@ -2,27 +2,13 @@
 // (@atproto/common-web) over inputs chosen by the Rust test
 // `crates/atp-syntax/tests/reference_cross_check.rs`.
 //
-// Started with the working directory tests/interop (where the reference is
-// installed), so packages are resolved from there rather than from this
-// file's folder.
-//
 // Input:  { strings: [..], tids: [[micros, clockId], ..], decode: [tidString, ..] }
 // Output: { valid: { kind: [bool, ..] }, normalized: [string|null, ..],
 //           tids: [string, ..], decoded: [[micros, clockId], ..] }
 
-import { createRequire } from 'node:module'
-import path from 'node:path'
-import { pathToFileURL } from 'node:url'
-
-const base = process.cwd()
-const require = createRequire(path.join(base, 'package.json'))
-const load = (name) => import(pathToFileURL(require.resolve(name)).href)
-
-const { readInput, writeOutput } = await import(
-  pathToFileURL(path.join(base, 'lib', 'io.mjs')).href
-)
-const syntax = await load('@atproto/syntax')
-const { TID } = await load('@atproto/common-web')
+import * as syntax from '@atproto/syntax'
+import { TID } from '@atproto/common-web'
+import { readInput, writeOutput } from './lib/io.mjs'
 
 const input = await readInput()
 const strings = input.strings

@@ -14,7 +14,7 @@ use atp_syntax::{AtIdentifier, AtUri, Datetime, Did, Handle, Language, Nsid, Rec
 use atp_test_vectors::{interop_dir, read_interop, report, run_node};
 use serde_json::{json, Value};
 
-const SCRIPT: &str = "../../crates/atp-syntax/tests/node/syntax-reference.mjs";
+const SCRIPT: &str = "syntax-reference.mjs";
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
