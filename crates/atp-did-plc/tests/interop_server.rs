@@ -424,6 +424,14 @@ async fn our_directory_answers_like_the_reference() {
     .await;
     check_everything(&mut pair, &did_path).await;
     pair.check(
+        "trailing slash",
+        get.clone(),
+        &format!("{did_path}/log/"),
+        None,
+        Rule::Same,
+    )
+    .await;
+    pair.check(
         "same genesis again",
         post.clone(),
         &did_path,

@@ -225,6 +225,10 @@ async fn refusals_say_why() {
         "not correctly ordered",
     );
 
+    // A trailing slash names the same route.
+    let raw = raw_get(&server, &format!("/{did}/log/")).await;
+    assert_eq!(raw.0, 200, "{raw:?}");
+
     // Paths and parameters the directory does not know.
     let raw = raw_get(&server, "/nothing/here").await;
     assert_eq!(raw.0, 404);

@@ -90,7 +90,10 @@ async fn route(shared: Arc<Shared>, request: Request<Incoming>) -> Outcome {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    // A trailing slash names the same route, as in the reference's router.
+    let trimmed = path.trim_start_matches('/');
+    let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+    let segments: Vec<&str> = trimmed.split('/').collect();
 
     if method == Method::OPTIONS {
         return Ok(preflight());
