@@ -1,8 +1,11 @@
 //! atp-repo-mst (work in progress).
 
+pub mod blockstore;
 pub mod car;
+pub mod commit;
 pub mod diff;
 pub mod error;
+pub mod mst;
 pub mod proof;
 
 pub use error::Error;

@@ -1,0 +1,364 @@
+//! MST node encoding: the wire format `{l, e: [{p, k, v, t}]}` and the
+//! in-memory node the tree operates on.
+//!
+//! On the wire, each entry's key is compressed against the previous key of
+//! the same node: `p` is the length of the shared prefix and `k` the rest
+//! (bytes). `l` is the subtree left of the first entry and `t` the subtree
+//! right of its entry; absent subtrees are written as explicit `null`s.
+
+use std::collections::BTreeMap;
+
+use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid, Ipld};
+use serde::Serialize;
+
+use super::key::{common_prefix_len, is_valid_key, key_height, MAX_LAYER};
+use crate::blockstore::BlockStore;
+use crate::Error;
+
+/// One entry of a decoded node: a full key, its value and the subtree to
+/// its right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEntry {
+    /// The full (decompressed) key, `<collection>/<rkey>`.
+    pub key: String,
+    /// The value: CID of the record.
+    pub value: Cid,
+    /// The subtree holding keys between this key and the next one (`t`).
+    pub right: Option<Cid>,
+}
+
+/// A decoded MST node with full keys and child CIDs.
+///
+/// [`decode_node`] and [`encode_node`] convert it from and to the canonical
+/// block bytes. Useful to walk stored trees directly (diffs, proofs, CAR
+/// verification).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DecodedNode {
+    /// The subtree left of the first entry (`l`).
+    pub left: Option<Cid>,
+    /// The entries, keys strictly ascending.
+    pub entries: Vec<NodeEntry>,
+}
+
+impl DecodedNode {
+    /// The layer given by the node's first key, or `None` if it has none.
+    pub fn key_layer(&self) -> Option<u32> {
+        self.entries.first().map(|e| key_height(e.key.as_bytes()))
+    }
+
+    /// CIDs of the subtrees, left to right.
+    pub fn children(&self) -> impl Iterator<Item = &Cid> + '_ {
+        self.left
+            .iter()
+            .chain(self.entries.iter().filter_map(|e| e.right.as_ref()))
+    }
+
+    /// Whether the node has neither entries nor subtrees.
+    pub fn is_empty(&self) -> bool {
+        self.left.is_none() && self.entries.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+struct WireNode<'a> {
+    e: Vec<WireEntry<'a>>,
+    l: Option<&'a Cid>,
+}
+
+#[derive(Serialize)]
+struct WireEntry<'a> {
+    #[serde(with = "serde_bytes")]
+    k: &'a [u8],
+    p: usize,
+    t: Option<&'a Cid>,
+    v: &'a Cid,
+}
+
+/// Encodes a node: keys prefix-compressed against the previous key of the
+/// node, explicit nulls, canonical DAG-CBOR. Keys are not re-validated.
+pub fn encode_node(node: &DecodedNode) -> Result<Vec<u8>, Error> {
+    encode_parts(
+        node.left.as_ref(),
+        node.entries
+            .iter()
+            .map(|e| (e.key.as_str(), &e.value, e.right.as_ref())),
+    )
+}
+
+fn encode_parts<'a>(
+    left: Option<&'a Cid>,
+    entries: impl Iterator<Item = (&'a str, &'a Cid, Option<&'a Cid>)>,
+) -> Result<Vec<u8>, Error> {
+    let mut previous: &[u8] = b"";
+    let mut wire = Vec::new();
+    for (key, value, right) in entries {
+        let key = key.as_bytes();
+        let p = common_prefix_len(previous, key);
+        wire.push(WireEntry {
+            k: &key[p..],
+            p,
+            t: right,
+            v: value,
+        });
+        previous = key;
+    }
+    Ok(dagcbor::to_vec(&WireNode { e: wire, l: left })?)
+}
+
+fn invalid(bytes: &[u8], reason: impl Into<String>) -> Error {
+    Error::InvalidMstNode {
+        cid: cid_for_dag_cbor(bytes),
+        reason: reason.into(),
+    }
+}
+
+fn optional_link(bytes: &[u8], value: Option<Ipld>, field: &str) -> Result<Option<Cid>, Error> {
+    match value {
+        Some(Ipld::Null) => Ok(None),
+        Some(Ipld::Link(cid)) => Ok(Some(cid)),
+        Some(_) => Err(invalid(bytes, format!("`{field}` is not a link or null"))),
+        None => Err(invalid(bytes, format!("`{field}` is missing"))),
+    }
+}
+
+fn take_map(bytes: &[u8], value: Ipld, what: &str) -> Result<BTreeMap<String, Ipld>, Error> {
+    match value {
+        Ipld::Map(map) => Ok(map),
+        _ => Err(invalid(bytes, format!("{what} is not a map"))),
+    }
+}
+
+fn ensure_only(bytes: &[u8], map: &BTreeMap<String, Ipld>, allowed: &[&str]) -> Result<(), Error> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(invalid(bytes, format!("unexpected field `{k}`"))),
+        None => Ok(()),
+    }
+}
+
+/// Decodes and checks a node block: strict DAG-CBOR, exactly the fields
+/// `l` and `e` (entries exactly `p`, `k`, `v`, `t`), valid MST keys in
+/// strictly ascending order, and canonical prefix compression (`p` equal to
+/// the prefix actually shared with the previous key). Layers are not
+/// checked here (see [`key_height`]).
+pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, Error> {
+    let mut map = take_map(bytes, dagcbor::decode_ipld(bytes)?, "node")?;
+    ensure_only(bytes, &map, &["e", "l"])?;
+    let left = optional_link(bytes, map.remove("l"), "l")?;
+    let list = match map.remove("e") {
+        Some(Ipld::List(list)) => list,
+        Some(_) => return Err(invalid(bytes, "`e` is not a list")),
+        None => return Err(invalid(bytes, "`e` is missing")),
+    };
+    let mut entries: Vec<NodeEntry> = Vec::with_capacity(list.len());
+    for item in list {
+        let mut entry = take_map(bytes, item, "entry")?;
+        ensure_only(bytes, &entry, &["k", "p", "t", "v"])?;
+        let prefix = match entry.remove("p") {
+            Some(Ipld::Integer(p)) if p >= 0 => {
+                usize::try_from(p).map_err(|_| invalid(bytes, "prefix length out of range"))?
+            }
+            _ => return Err(invalid(bytes, "`p` is not a non-negative integer")),
+        };
+        let suffix = match entry.remove("k") {
+            Some(Ipld::Bytes(k)) => k,
+            _ => return Err(invalid(bytes, "`k` is not a byte string")),
+        };
+        let value = match entry.remove("v") {
+            Some(Ipld::Link(cid)) => cid,
+            _ => return Err(invalid(bytes, "`v` is not a link")),
+        };
+        let right = optional_link(bytes, entry.remove("t"), "t")?;
+        let previous = entries.last().map_or("", |e| e.key.as_str()).as_bytes();
+        if prefix > previous.len() {
+            return Err(invalid(bytes, "prefix longer than the previous key"));
+        }
+        let mut full = Vec::with_capacity(prefix + suffix.len());
+        full.extend_from_slice(&previous[..prefix]);
+        full.extend_from_slice(&suffix);
+        if common_prefix_len(previous, &full) != prefix {
+            return Err(invalid(bytes, "prefix compression is not canonical"));
+        }
+        if !entries.is_empty() && full.as_slice() <= previous {
+            return Err(invalid(bytes, "keys are not strictly ascending"));
+        }
+        let key = String::from_utf8(full).map_err(|_| invalid(bytes, "key is not ASCII"))?;
+        if !is_valid_key(&key) {
+            return Err(invalid(bytes, format!("invalid MST key {key:?}")));
+        }
+        entries.push(NodeEntry { key, value, right });
+    }
+    Ok(DecodedNode { left, entries })
+}
+
+// ---------------------------------------------------------------------------
+// In-memory nodes
+
+/// A subtree pointer: either only its CID (not loaded yet, block in the
+/// store) or the loaded node.
+#[derive(Debug, Clone)]
+pub(crate) enum Child {
+    Stored(Cid),
+    Loaded(Box<Node>),
+}
+
+/// An entry of an in-memory node.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) key: String,
+    pub(crate) value: Cid,
+    pub(crate) right: Option<Child>,
+}
+
+/// An in-memory node. Its layer is implied by its position in the tree.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Node {
+    pub(crate) left: Option<Child>,
+    pub(crate) entries: Vec<Entry>,
+    /// The node's CID; `None` when the node changed since it was hashed.
+    pub(crate) cid: Option<Cid>,
+    /// The encoded block while it is not known to be in the store.
+    pub(crate) block: Option<Vec<u8>>,
+    /// Whether the node's block (and so its whole subtree) is in the store.
+    pub(crate) stored: bool,
+}
+
+impl Node {
+    /// A new, dirty node.
+    pub(crate) fn new(left: Option<Child>, entries: Vec<Entry>) -> Self {
+        Node {
+            left,
+            entries,
+            cid: None,
+            block: None,
+            stored: false,
+        }
+    }
+
+    /// Marks the node as changed.
+    pub(crate) fn touch(&mut self) {
+        self.cid = None;
+        self.block = None;
+        self.stored = false;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.left.is_none() && self.entries.is_empty()
+    }
+
+    /// The child slot `i`: 0 is `left`, `i > 0` is the right subtree of
+    /// entry `i - 1`.
+    pub(crate) fn slot(&self, i: usize) -> &Option<Child> {
+        if i == 0 {
+            &self.left
+        } else {
+            &self.entries[i - 1].right
+        }
+    }
+
+    /// Mutable access to child slot `i` (see [`Node::slot`]).
+    pub(crate) fn slot_mut(&mut self, i: usize) -> &mut Option<Child> {
+        if i == 0 {
+            &mut self.left
+        } else {
+            &mut self.entries[i - 1].right
+        }
+    }
+
+    /// Index of the first entry whose key is `>= key`, and whether it is
+    /// equal.
+    pub(crate) fn search(&self, key: &str) -> Result<usize, usize> {
+        self.entries.binary_search_by(|e| e.key.as_str().cmp(key))
+    }
+
+    /// Loads the node stored under `cid`, checking its layer: every key
+    /// must be on `layer` if given (else on the layer of the first key),
+    /// and a layer-0 node has no subtrees. Returns the node and its layer
+    /// if known (`None` for a node without keys and unknown layer).
+    pub(crate) fn load<S: BlockStore + ?Sized>(
+        store: &S,
+        cid: &Cid,
+        layer: Option<u32>,
+    ) -> Result<(Node, Option<u32>), Error> {
+        let bytes = store.get_required(cid)?;
+        let decoded = decode_node(&bytes)?;
+        let bad = |reason: String| Error::InvalidMstNode { cid: *cid, reason };
+        let layer = match layer {
+            Some(l) => Some(l),
+            None => decoded.key_layer(),
+        };
+        if let Some(layer) = layer {
+            if layer > MAX_LAYER {
+                return Err(bad(format!("layer {layer} is impossible")));
+            }
+            for entry in &decoded.entries {
+                let height = key_height(entry.key.as_bytes());
+                if height != layer {
+                    return Err(bad(format!(
+                        "key {:?} of height {height} on layer {layer}",
+                        entry.key
+                    )));
+                }
+            }
+            if layer == 0 && decoded.children().next().is_some() {
+                return Err(bad("subtree below layer 0".to_owned()));
+            }
+        }
+        let node = Node {
+            left: decoded.left.map(Child::Stored),
+            entries: decoded
+                .entries
+                .into_iter()
+                .map(|e| Entry {
+                    key: e.key,
+                    value: e.value,
+                    right: e.right.map(Child::Stored),
+                })
+                .collect(),
+            cid: Some(*cid),
+            block: None,
+            stored: true,
+        };
+        Ok((node, layer))
+    }
+
+    /// Computes (and caches) the CID of this node and of every changed
+    /// node below it. Encoded blocks of nodes not yet stored are kept until
+    /// they are flushed.
+    pub(crate) fn compute_cid(&mut self) -> Result<Cid, Error> {
+        if let Some(cid) = self.cid {
+            return Ok(cid);
+        }
+        let left = match &mut self.left {
+            Some(child) => Some(child.cid()?),
+            None => None,
+        };
+        let mut rights = Vec::with_capacity(self.entries.len());
+        for entry in &mut self.entries {
+            rights.push(match &mut entry.right {
+                Some(child) => Some(child.cid()?),
+                None => None,
+            });
+        }
+        let bytes = encode_parts(
+            left.as_ref(),
+            self.entries
+                .iter()
+                .zip(&rights)
+                .map(|(e, right)| (e.key.as_str(), &e.value, right.as_ref())),
+        )?;
+        let cid = cid_for_dag_cbor(&bytes);
+        self.cid = Some(cid);
+        self.block = Some(bytes);
+        Ok(cid)
+    }
+}
+
+impl Child {
+    /// The child's CID, computing it if needed.
+    pub(crate) fn cid(&mut self) -> Result<Cid, Error> {
+        match self {
+            Child::Stored(cid) => Ok(*cid),
+            Child::Loaded(node) => node.compute_cid(),
+        }
+    }
+}
