@@ -120,6 +120,43 @@ fn walk_key<S: BlockSource + ?Sized>(
     Err(Error::InvalidMst("tree deeper than 128 layers".to_owned()))
 }
 
+/// The covering proof of `key` in the tree rooted at `root`, as the
+/// reference implementation puts in a `#commit`: the nodes on the path to
+/// the key and on the paths to its left and right neighbours. For a key
+/// that was created or updated this shows its value and its neighbours;
+/// for a deleted key, the gap where it was.
+pub fn covering_proof<S: BlockSource + ?Sized>(
+    src: &S,
+    root: Cid,
+    key: &str,
+) -> Result<BTreeSet<Cid>, Error> {
+    let mut nodes = key_proof(src, root, key)?.0;
+    for toward_right in [false, true] {
+        let mut current = Some(root);
+        let mut steps = 0;
+        while let Some(cid) = current {
+            steps += 1;
+            if steps > MAX_LAYER + 2 {
+                return Err(Error::InvalidMst("tree deeper than 128 layers".to_owned()));
+            }
+            let node = read_node(src, &cid)?;
+            nodes.insert(cid);
+            let j = node
+                .entries
+                .partition_point(|e| e.key.as_slice() < key.as_bytes());
+            let found = node.entries.get(j).is_some_and(|e| e.key == key.as_bytes());
+            // Slot j is left of entry j; slot j + 1 is entry j's right.
+            let slot = if toward_right && found { j + 1 } else { j };
+            current = if slot == 0 {
+                node.left
+            } else {
+                node.entries[slot - 1].right
+            };
+        }
+    }
+    Ok(nodes)
+}
+
 /// Union of the [`key_proof`] nodes for every key, with their bytes.
 pub fn proof_blocks<'a, S, I>(src: &S, root: Cid, keys: I) -> Result<BlockMap, Error>
 where
@@ -218,7 +255,23 @@ pub fn inversion_proof_nodes<S: BlockSource + ?Sized>(
     new_root: Cid,
     ops: &[RecordOp],
 ) -> Result<BTreeSet<Cid>, Error> {
-    Ok(invert_ops(src, new_root, ops)?.1)
+    Ok(invert_ops(partial_tree::SourceRef(src), new_root, ops)?.1)
+}
+
+/// The existing nodes of the new tree a `#commit` event carries besides
+/// the nodes it created: the [`covering_proof`] of every op's key (what
+/// the reference implementation sends) together with the
+/// [`inversion_proof_nodes`] (the minimum a consumer needs).
+pub fn event_proof_nodes<S: BlockSource + ?Sized>(
+    src: &S,
+    new_root: Cid,
+    ops: &[RecordOp],
+) -> Result<BTreeSet<Cid>, Error> {
+    let mut nodes = inversion_proof_nodes(src, new_root, ops)?;
+    for op in ops {
+        nodes.extend(covering_proof(src, new_root, &op.path)?);
+    }
+    Ok(nodes)
 }
 
 /// Checks a commit by operation inversion: undoing `ops` on the tree

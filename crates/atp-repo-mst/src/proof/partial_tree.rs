@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use atp_crypto::{dagcbor, Cid};
 use serde::{Deserialize, Serialize};
 
+use crate::blockstore::BlockStore;
 use crate::car::BlockMap;
 use crate::Error;
 
@@ -29,9 +30,26 @@ impl BlockSource for BlockMap {
     }
 }
 
-impl<S: BlockSource + ?Sized> BlockSource for &S {
+impl BlockSource for &BlockMap {
     fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
-        (**self).get_block(cid)
+        Ok(self.get(cid).cloned())
+    }
+}
+
+/// A borrowed source, for handing `&S` to APIs that take a source by value.
+#[derive(Debug)]
+pub struct SourceRef<'a, S: ?Sized>(pub &'a S);
+
+impl<S: BlockSource + ?Sized> BlockSource for SourceRef<'_, S> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+        self.0.get_block(cid)
+    }
+}
+
+/// Every [`BlockStore`] (including `&store`, `Arc<store>`) is a source.
+impl<T: BlockStore + ?Sized> BlockSource for T {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+        self.get(cid)
     }
 }
 
@@ -308,6 +326,15 @@ impl<S: BlockSource> PartialTree<S> {
             root: node,
             reads,
         })
+    }
+
+    /// An empty tree over `src` (nothing is read).
+    pub fn empty(src: S) -> Self {
+        PartialTree {
+            src,
+            root: Node::empty(0),
+            reads: BTreeSet::new(),
+        }
     }
 
     /// CIDs of every node read from the source so far.
