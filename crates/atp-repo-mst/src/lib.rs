@@ -5,6 +5,7 @@ pub mod car;
 pub mod commit;
 pub mod diff;
 pub mod error;
+pub mod import;
 pub mod mst;
 pub mod proof;
 
