@@ -50,7 +50,7 @@ pub use key::{
 pub use node::{decode_node, encode_node, DecodedNode, NodeEntry};
 pub use walk::Leaves;
 
-use node::{Child, Entry, Node};
+use node::{Child, Entry, KeyBuf, Node};
 
 /// CID of the empty tree: the node `{e: [], l: null}`.
 pub const EMPTY_TREE_CID: &str = "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm";
@@ -163,7 +163,7 @@ impl<S: BlockStore> Mst<S> {
         let old = Child::Loaded(Box::new(std::mem::take(root)));
         let (left, right) = tree::split(old, key, layer, store)?;
         let entry = Entry {
-            key: key.to_owned(),
+            key: KeyBuf::new(key),
             value,
             right: tree::lift(right, layer, height - 1),
         };

@@ -81,18 +81,17 @@ pub fn encode_node(node: &DecodedNode) -> Result<Vec<u8>, Error> {
         node.left.as_ref(),
         node.entries
             .iter()
-            .map(|e| (e.key.as_str(), &e.value, e.right.as_ref())),
+            .map(|e| (e.key.as_bytes(), &e.value, e.right.as_ref())),
     )
 }
 
 fn encode_parts<'a>(
     left: Option<&'a Cid>,
-    entries: impl Iterator<Item = (&'a str, &'a Cid, Option<&'a Cid>)>,
+    entries: impl Iterator<Item = (&'a [u8], &'a Cid, Option<&'a Cid>)>,
 ) -> Result<Vec<u8>, Error> {
     let mut previous: &[u8] = b"";
     let mut wire = Vec::new();
     for (key, value, right) in entries {
-        let key = key.as_bytes();
         let p = common_prefix_len(previous, key);
         wire.push(WireEntry {
             k: &key[p..],
@@ -201,10 +200,50 @@ pub(crate) enum Child {
     Loaded(Box<Node>),
 }
 
+/// Keys up to this length are stored inside the entry: binary searches
+/// then compare bytes next to each other instead of chasing a pointer per
+/// key (typical keys, `app.bsky.feed.post/<TID>`, have 32 bytes).
+const INLINE_KEY: usize = 46;
+
+/// A key of an in-memory entry (ASCII, validated before it gets here).
+#[derive(Debug, Clone)]
+pub(crate) enum KeyBuf {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+impl KeyBuf {
+    pub(crate) fn new(key: &str) -> Self {
+        let src = key.as_bytes();
+        if src.len() <= INLINE_KEY {
+            let mut bytes = [0; INLINE_KEY];
+            bytes[..src.len()].copy_from_slice(src);
+            KeyBuf::Inline {
+                len: src.len() as u8,
+                bytes,
+            }
+        } else {
+            KeyBuf::Heap(src.into())
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyBuf::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            KeyBuf::Heap(bytes) => bytes,
+        }
+    }
+
+    /// The key as a string (keys are ASCII, so this never replaces bytes).
+    pub(crate) fn to_text(&self) -> String {
+        String::from_utf8_lossy(self.as_bytes()).into_owned()
+    }
+}
+
 /// An entry of an in-memory node.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub(crate) key: String,
+    pub(crate) key: KeyBuf,
     pub(crate) value: Cid,
     pub(crate) right: Option<Child>,
 }
@@ -267,7 +306,8 @@ impl Node {
     /// Index of the first entry whose key is `>= key`, and whether it is
     /// equal.
     pub(crate) fn search(&self, key: &str) -> Result<usize, usize> {
-        self.entries.binary_search_by(|e| e.key.as_str().cmp(key))
+        let key = key.as_bytes();
+        self.entries.binary_search_by(|e| e.key.as_bytes().cmp(key))
     }
 
     /// Loads the node stored under `cid`, checking its layer: every key
@@ -309,7 +349,7 @@ impl Node {
                 .entries
                 .into_iter()
                 .map(|e| Entry {
-                    key: e.key,
+                    key: KeyBuf::new(&e.key),
                     value: e.value,
                     right: e.right.map(Child::Stored),
                 })
@@ -344,7 +384,7 @@ impl Node {
             self.entries
                 .iter()
                 .zip(&rights)
-                .map(|(e, right)| (e.key.as_str(), &e.value, right.as_ref())),
+                .map(|(e, right)| (e.key.as_bytes(), &e.value, right.as_ref())),
         )?;
         let cid = cid_for_dag_cbor(&bytes);
         self.cid = Some(cid);

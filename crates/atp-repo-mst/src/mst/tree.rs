@@ -9,7 +9,7 @@
 
 use atp_crypto::Cid;
 
-use super::node::{Child, Entry, Node};
+use super::node::{Child, Entry, KeyBuf, Node};
 use crate::blockstore::BlockStore;
 use crate::Error;
 
@@ -52,7 +52,7 @@ pub(crate) fn chain(key: &str, value: Cid, height: u32, layer: u32) -> Node {
     let mut node = Node::new(
         None,
         vec![Entry {
-            key: key.to_owned(),
+            key: KeyBuf::new(key),
             value,
             right: None,
         }],
@@ -100,7 +100,7 @@ pub(crate) fn insert<S: BlockStore + ?Sized>(
             node.entries.insert(
                 i,
                 Entry {
-                    key: key.to_owned(),
+                    key: KeyBuf::new(key),
                     value,
                     right,
                 },

@@ -132,12 +132,12 @@ impl<'a, S: BlockStore + ?Sized> Leaves<'a, S> {
             let slot = match (start, self.reverse) {
                 (Bound::Unbounded, false) => 0,
                 (Bound::Unbounded, true) => current.entries.len(),
-                (Bound::Included(k), false) | (Bound::Excluded(k), true) => {
-                    current.entries.partition_point(|e| e.key.as_str() < k)
-                }
-                (Bound::Excluded(k), false) | (Bound::Included(k), true) => {
-                    current.entries.partition_point(|e| e.key.as_str() <= k)
-                }
+                (Bound::Included(k), false) | (Bound::Excluded(k), true) => current
+                    .entries
+                    .partition_point(|e| e.key.as_bytes() < k.as_bytes()),
+                (Bound::Excluded(k), false) | (Bound::Included(k), true) => current
+                    .entries
+                    .partition_point(|e| e.key.as_bytes() <= k.as_bytes()),
             };
             // Forwards the next position after the slot is entry `slot`;
             // backwards the positions left are those before the slot.
@@ -153,13 +153,13 @@ impl<'a, S: BlockStore + ?Sized> Leaves<'a, S> {
         }
     }
 
-    fn past_stop(&self, key: &str) -> bool {
+    fn past_stop(&self, key: &[u8]) -> bool {
         match (&self.stop, self.reverse) {
             (Bound::Unbounded, _) => false,
-            (Bound::Included(k), false) => key > k.as_str(),
-            (Bound::Excluded(k), false) => key >= k.as_str(),
-            (Bound::Included(k), true) => key < k.as_str(),
-            (Bound::Excluded(k), true) => key <= k.as_str(),
+            (Bound::Included(k), false) => key > k.as_bytes(),
+            (Bound::Excluded(k), false) => key >= k.as_bytes(),
+            (Bound::Included(k), true) => key < k.as_bytes(),
+            (Bound::Excluded(k), true) => key <= k.as_bytes(),
         }
     }
 
@@ -189,11 +189,11 @@ impl<'a, S: BlockStore + ?Sized> Leaves<'a, S> {
                     return Ok(None);
                 };
                 let entry = &frame.node.node().entries[pos / 2];
-                if self.past_stop(&entry.key) {
+                if self.past_stop(entry.key.as_bytes()) {
                     self.stack.clear();
                     return Ok(None);
                 }
-                return Ok(Some((entry.key.clone(), entry.value)));
+                return Ok(Some((entry.key.to_text(), entry.value)));
             }
             if let Some((node, layer)) = self.open_slot(pos / 2)? {
                 let pos = if self.reverse {
