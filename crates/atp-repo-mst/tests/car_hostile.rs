@@ -308,3 +308,230 @@ impl Read for Cycle {
         Ok(n)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hostile repositories: the CAR is well-formed, the repository is not.
+
+mod repositories {
+    use super::*;
+    use atp_crypto::{Algorithm, SigningKey};
+    use atp_repo_mst::car::{write_car_from_map, BlockMap};
+    use atp_repo_mst::import::{import_car, sign_commit, ImportOptions};
+    use atp_repo_mst::mst::key_height;
+    use atp_repo_mst::proof::partial_tree::{EntryView, NodeView};
+
+    const DID: &str = "did:plc:7iza6de2dwap2sbkpav7c6c6";
+
+    fn node(left: Option<Cid>, entries: Vec<(String, Cid, Option<Cid>)>) -> (Cid, Vec<u8>) {
+        let view = NodeView {
+            left,
+            entries: entries
+                .into_iter()
+                .map(|(k, v, t)| EntryView {
+                    key: k.into_bytes(),
+                    value: v,
+                    right: t,
+                })
+                .collect(),
+        };
+        let bytes = view.encode().unwrap();
+        (cid_for_dag_cbor(&bytes), bytes)
+    }
+
+    fn key_at_height(h: u32, skip: usize) -> String {
+        (0..)
+            .map(|i| format!("app.bsky.feed.post/k{i}"))
+            .filter(|k| key_height(k.as_bytes()) == h)
+            .nth(skip)
+            .unwrap()
+    }
+
+    fn record() -> (Cid, Vec<u8>) {
+        let bytes = dagcbor::encode_ipld(&Ipld::Map(BTreeMap::new())).unwrap();
+        (cid_for_dag_cbor(&bytes), bytes)
+    }
+
+    /// A CAR whose commit points at `data`, with `blocks` and the record.
+    fn repo_car(data: Cid, mut blocks: BlockMap, key: &SigningKey) -> Vec<u8> {
+        let (rc, rb) = record();
+        blocks.insert(rc, rb);
+        let (commit, bytes) = sign_commit(DID, data, "3kaaaaaaaaaa2", key).unwrap();
+        blocks.insert(commit, bytes);
+        write_car_from_map(&[commit], &blocks).unwrap()
+    }
+
+    fn options(key: &SigningKey) -> ImportOptions {
+        ImportOptions {
+            did: Some(DID.to_owned()),
+            signing_key: Some(key.public_key()),
+            ..ImportOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_small_repository_imports() {
+        let key = SigningKey::generate(Algorithm::P256);
+        let (rc, _) = record();
+        let (root, bytes) = node(None, vec![(key_at_height(0, 0), rc, None)]);
+        let car = repo_car(root, BlockMap::from([(root, bytes)]), &key);
+        let repo = import_car(car.as_slice(), &options(&key)).unwrap();
+        assert_eq!(repo.records.len(), 1);
+        // Wrong DID.
+        let mut other = options(&key);
+        other.did = Some("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".to_owned());
+        assert!(matches!(
+            import_car(car.as_slice(), &other),
+            Err(Error::InvalidCommit(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_or_missing_root() {
+        let key = SigningKey::generate(Algorithm::K256);
+        let (rc, rb) = record();
+        // The root is a record, not a commit.
+        let car = write_car_from_map(&[rc], &BlockMap::from([(rc, rb.clone())])).unwrap();
+        assert!(import_car(car.as_slice(), &options(&key)).is_err());
+        // The root is not in the file.
+        let (missing, _) = node(None, vec![]);
+        let car = write_car_from_map(&[missing], &BlockMap::from([(rc, rb.clone())])).unwrap();
+        assert!(matches!(
+            import_car(car.as_slice(), &options(&key)),
+            Err(Error::MissingBlock(_))
+        ));
+        // Two roots.
+        let car = write_car_from_map(&[rc, rc], &BlockMap::from([(rc, rb)])).unwrap();
+        assert!(matches!(
+            import_car(car.as_slice(), &options(&key)),
+            Err(Error::InvalidCar(_))
+        ));
+    }
+
+    #[test]
+    fn missing_nodes_and_records() {
+        let key = SigningKey::generate(Algorithm::K256);
+        let (rc, _) = record();
+        let (child, _child_bytes) = node(None, vec![(key_at_height(0, 0), rc, None)]);
+        let (root, root_bytes) = node(Some(child), vec![(key_at_height(1, 0), rc, None)]);
+        // The child node is left out.
+        let car = repo_car(root, BlockMap::from([(root, root_bytes.clone())]), &key);
+        let result = import_car(car.as_slice(), &options(&key));
+        assert!(
+            matches!(result, Err(Error::MissingBlock(c)) if c == child),
+            "{result:?}"
+        );
+        let partial = ImportOptions {
+            allow_partial: true,
+            ..options(&key)
+        };
+        assert!(import_car(car.as_slice(), &partial).is_ok());
+        // A record is left out.
+        let (lonely, lonely_bytes) = node(
+            None,
+            vec![(key_at_height(0, 0), cid_for_dag_cbor(b"\x01"), None)],
+        );
+        let car = repo_car(lonely, BlockMap::from([(lonely, lonely_bytes)]), &key);
+        assert!(matches!(
+            import_car(car.as_slice(), &options(&key)),
+            Err(Error::MissingBlock(_))
+        ));
+    }
+
+    #[test]
+    fn non_canonical_trees_are_refused() {
+        let key = SigningKey::generate(Algorithm::K256);
+        let (rc, _) = record();
+        let k0a = key_at_height(0, 0);
+        let k0b = key_at_height(0, 1);
+        let k1 = key_at_height(1, 0);
+        let bad_trees: Vec<(&str, Cid, BlockMap)> = {
+            let mut cases = Vec::new();
+            // Keys of two heights in one node.
+            let (n, b) = node(
+                None,
+                vec![(k0a.clone(), rc, None), (k1.clone(), rc, None)]
+                    .into_iter()
+                    .fold(Vec::new(), |mut v, e| {
+                        v.push(e);
+                        v.sort();
+                        v
+                    }),
+            );
+            cases.push(("mixed layers", n, BlockMap::from([(n, b)])));
+            // A height-1 key in a child of a layer-1 root (layer 0).
+            let mut pair = [k1.clone(), key_at_height(1, 1)];
+            pair.sort();
+            let (leaf, lb) = node(None, vec![(pair[0].clone(), rc, None)]);
+            let (n, b) = node(Some(leaf), vec![(pair[1].clone(), rc, None)]);
+            cases.push((
+                "child on the wrong layer",
+                n,
+                BlockMap::from([(n, b), (leaf, lb)]),
+            ));
+            // Untrimmed root: no entries, one subtree.
+            let (leaf, lb) = node(None, vec![(k0a.clone(), rc, None)]);
+            let (n, b) = node(Some(leaf), vec![]);
+            cases.push(("untrimmed root", n, BlockMap::from([(n, b), (leaf, lb)])));
+            // Empty node below the root.
+            let (empty, eb) = node(None, vec![]);
+            let (n, b) = node(Some(empty), vec![(k1.clone(), rc, None)]);
+            cases.push(("empty child", n, BlockMap::from([(n, b), (empty, eb)])));
+            // The same subtree reached twice (keys out of order across nodes).
+            let (leaf, lb) = node(
+                None,
+                vec![(k0a.clone(), rc, None), (k0b.clone(), rc, None)]
+                    .into_iter()
+                    .fold(Vec::new(), |mut v, e| {
+                        v.push(e);
+                        v.sort();
+                        v
+                    }),
+            );
+            let (n, b) = node(Some(leaf), vec![(k1.clone(), rc, Some(leaf))]);
+            cases.push(("subtree twice", n, BlockMap::from([(n, b), (leaf, lb)])));
+            cases
+        };
+        for (name, root, blocks) in bad_trees {
+            let car = repo_car(root, blocks, &key);
+            let result = import_car(car.as_slice(), &options(&key));
+            assert!(result.is_err(), "{name}: accepted");
+        }
+    }
+
+    #[test]
+    fn deep_chain_of_empty_nodes_is_refused_without_recursion() {
+        let key = SigningKey::generate(Algorithm::K256);
+        let (rc, _) = record();
+        let mut blocks = BlockMap::new();
+        let (mut below, b) = node(None, vec![(key_at_height(0, 0), rc, None)]);
+        blocks.insert(below, b);
+        for _ in 0..10_000 {
+            let (n, b) = node(Some(below), vec![]);
+            blocks.insert(n, b);
+            below = n;
+        }
+        let (root, b) = node(Some(below), vec![(key_at_height(1, 0), rc, None)]);
+        blocks.insert(root, b);
+        let car = repo_car(root, blocks, &key);
+        assert!(import_car(car.as_slice(), &options(&key)).is_err());
+    }
+
+    #[test]
+    fn truncated_repository_cars_never_panic() {
+        let key = SigningKey::generate(Algorithm::K256);
+        let (rc, _) = record();
+        let (root, bytes) = node(None, vec![(key_at_height(0, 0), rc, None)]);
+        let car = repo_car(root, BlockMap::from([(root, bytes)]), &key);
+        for cut in 0..car.len() {
+            assert!(
+                import_car(&car[..cut], &options(&key)).is_err(),
+                "cut {cut}"
+            );
+        }
+        for i in 0..car.len() {
+            let mut bad = car.clone();
+            bad[i] ^= 0x20;
+            let _ = import_car(bad.as_slice(), &options(&key));
+        }
+    }
+}
