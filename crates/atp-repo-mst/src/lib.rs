@@ -8,5 +8,6 @@ pub mod error;
 pub mod import;
 pub mod mst;
 pub mod proof;
+pub mod repo;
 
 pub use error::Error;

@@ -21,7 +21,12 @@ fn value(n: u32) -> Cid {
 /// few hundred keys span several layers and neighbours share prefixes.
 fn key() -> impl Strategy<Value = String> {
     (
-        prop::sample::select(vec!["app.bsky.feed.post", "app.bsky.feed.like", "com.ex.a", "a"]),
+        prop::sample::select(vec![
+            "app.bsky.feed.post",
+            "app.bsky.feed.like",
+            "com.ex.a",
+            "a",
+        ]),
         "[a-zA-Z0-9_~:.-]{1,12}",
     )
         .prop_map(|(c, r)| format!("{c}/{r}"))
@@ -222,11 +227,23 @@ fn root_layer_is_the_highest_key_height() {
 fn invalid_keys_are_rejected() {
     let mut tree = Mst::new(MemoryBlockStore::new());
     let long = format!("a/{}", "b".repeat(1023));
-    for bad in ["", "nocollection", "/rkey", "coll/", "a/b/c", "a/b c", "a/é", long.as_str()] {
-        assert!(matches!(
-            tree.insert(bad, value(0)),
-            Err(atp_repo_mst::Error::InvalidMstKey(_))
-        ), "{bad:?}");
+    for bad in [
+        "",
+        "nocollection",
+        "/rkey",
+        "coll/",
+        "a/b/c",
+        "a/b c",
+        "a/é",
+        long.as_str(),
+    ] {
+        assert!(
+            matches!(
+                tree.insert(bad, value(0)),
+                Err(atp_repo_mst::Error::InvalidMstKey(_))
+            ),
+            "{bad:?}"
+        );
     }
     let max = format!("a/{}", "b".repeat(1022));
     tree.insert(&max, value(0)).unwrap();
@@ -238,9 +255,12 @@ fn list_collection_pages() {
     let mut rkeys = Vec::new();
     for i in 0..100u32 {
         let rkey = format!("r{i:03}");
-        tree.insert(&format!("app.bsky.feed.post/{rkey}"), value(i)).unwrap();
-        tree.insert(&format!("app.bsky.feed.like/{rkey}"), value(i)).unwrap();
-        tree.insert(&format!("app.bsky.feed.postgate/{rkey}"), value(i)).unwrap();
+        tree.insert(&format!("app.bsky.feed.post/{rkey}"), value(i))
+            .unwrap();
+        tree.insert(&format!("app.bsky.feed.like/{rkey}"), value(i))
+            .unwrap();
+        tree.insert(&format!("app.bsky.feed.postgate/{rkey}"), value(i))
+            .unwrap();
         rkeys.push(rkey);
     }
     let mut seen = Vec::new();
