@@ -465,7 +465,7 @@ where
 /// The blocks of a firehose `#commit` event: the commit, the new MST nodes,
 /// the new records and the existing nodes needed to invert `ops` (from the
 /// tree `prev_data` to the commit's tree; see
-/// [`event_proof_nodes`](crate::proof::event_proof_nodes)).
+/// [`event_proof_nodes`]).
 pub fn commit_event_blocks<S: BlockSource + ?Sized>(
     src: &S,
     commit_cid: Cid,

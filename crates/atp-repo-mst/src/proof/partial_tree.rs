@@ -15,8 +15,7 @@ use crate::blockstore::BlockStore;
 use crate::car::BlockMap;
 use crate::Error;
 
-/// Highest possible MST layer: a SHA-256 digest has 256 bits, two per layer.
-pub const MAX_LAYER: u32 = 128;
+pub use crate::mst::MAX_LAYER;
 
 /// A source of blocks by CID.
 pub trait BlockSource {
@@ -53,37 +52,13 @@ impl<T: BlockStore + ?Sized> BlockSource for T {
     }
 }
 
-/// Height (layer) of an MST key: leading zero bits of its SHA-256, halved.
-pub fn key_height(key: &[u8]) -> u32 {
-    let digest = atp_crypto::sha256(key);
-    let mut zeros = 0;
-    for byte in digest {
-        if byte == 0 {
-            zeros += 8;
-        } else {
-            zeros += byte.leading_zeros();
-            break;
-        }
-    }
-    zeros / 2
-}
+pub use crate::mst::key_height;
 
 /// Whether `key` is a valid MST key: at most 1024 bytes, `collection/rkey`
 /// with exactly one `/`, both parts non-empty, characters
 /// `[a-zA-Z0-9_~\-:.]`.
 pub fn is_valid_mst_key(key: &[u8]) -> bool {
-    if key.is_empty() || key.len() > 1024 {
-        return false;
-    }
-    let mut slashes = 0;
-    for &b in key {
-        match b {
-            b'/' => slashes += 1,
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'~' | b'-' | b':' | b'.' => {}
-            _ => return false,
-        }
-    }
-    slashes == 1 && key[0] != b'/' && key[key.len() - 1] != b'/'
+    std::str::from_utf8(key).is_ok_and(crate::mst::is_valid_key)
 }
 
 /// Wire form of an MST node. Field order is the canonical DAG-CBOR order.
