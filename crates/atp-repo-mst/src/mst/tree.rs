@@ -152,8 +152,16 @@ pub(crate) fn split<S: BlockStore + ?Sized>(
     *node.slot_mut(i) = inner_left;
     node.touch();
     let right = Node::new(inner_right, right_entries);
-    let left = (!node.is_empty()).then(|| Child::Loaded(node));
-    let right = (!right.is_empty()).then(|| Child::Loaded(Box::new(right)));
+    let left = if node.is_empty() {
+        None
+    } else {
+        Some(Child::Loaded(node))
+    };
+    let right = if right.is_empty() {
+        None
+    } else {
+        Some(Child::Loaded(Box::new(right)))
+    };
     Ok((left, right))
 }
 
