@@ -1,0 +1,227 @@
+//! What a handler receives: the request head, its parameters, the caller's
+//! credentials and the body.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, StatusCode, Uri};
+use serde::de::DeserializeOwned;
+
+use super::{Credentials, QueryParams, XrpcError};
+
+/// The head of a request: what an [`Authenticator`](super::Authenticator)
+/// and a rate-limit key see.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    /// HTTP method.
+    pub method: Method,
+    /// Request target.
+    pub uri: Uri,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The NSID of the called method (empty for non-XRPC paths).
+    pub nsid: String,
+    /// Peer address of the connection.
+    pub remote_addr: Option<SocketAddr>,
+}
+
+/// A request as a handler sees it.
+pub struct XrpcRequest {
+    head: RequestHead,
+    params: QueryParams,
+    credentials: Option<Credentials>,
+    body: Option<Incoming>,
+    max_body_bytes: usize,
+    body_timeout: Duration,
+}
+
+impl std::fmt::Debug for XrpcRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XrpcRequest")
+            .field("head", &self.head)
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XrpcRequest {
+    pub(crate) fn new(
+        head: RequestHead,
+        params: QueryParams,
+        credentials: Option<Credentials>,
+        body: Option<Incoming>,
+        max_body_bytes: usize,
+        body_timeout: Duration,
+    ) -> Self {
+        XrpcRequest {
+            head,
+            params,
+            credentials,
+            body,
+            max_body_bytes,
+            body_timeout,
+        }
+    }
+
+    /// The request head.
+    pub fn head(&self) -> &RequestHead {
+        &self.head
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The raw query parameters.
+    pub fn raw_params(&self) -> &QueryParams {
+        &self.params
+    }
+
+    /// The query parameters decoded into `T` (400 `InvalidRequest` when they
+    /// do not fit).
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, XrpcError> {
+        self.params.decode()
+    }
+
+    /// What the route's authenticator found, if the route has one.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The request's `Content-Type` without parameters, lower case.
+    pub fn content_type(&self) -> Option<String> {
+        let value = self
+            .head
+            .headers
+            .get(hyper::header::CONTENT_TYPE)?
+            .to_str()
+            .ok()?;
+        let essence = value.split(';').next().unwrap_or("").trim();
+        (!essence.is_empty()).then(|| essence.to_ascii_lowercase())
+    }
+
+    fn declared_length(&self) -> Option<u64> {
+        self.head
+            .headers
+            .get(hyper::header::CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn take_body(&mut self) -> Result<Incoming, XrpcError> {
+        if let Some(len) = self.declared_length() {
+            if len > self.max_body_bytes as u64 {
+                return Err(too_large(self.max_body_bytes));
+            }
+        }
+        self.body
+            .take()
+            .ok_or_else(|| XrpcError::invalid_request("request body already read"))
+    }
+
+    /// The whole body, at most the route's size limit (413
+    /// `PayloadTooLarge` beyond it; 408 when the client stops sending).
+    pub async fn bytes(&mut self) -> Result<Bytes, XrpcError> {
+        let limit = self.max_body_bytes;
+        let body = self.take_body()?;
+        let collect = async move {
+            let mut body = body;
+            let mut out = BytesMut::new();
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|_| XrpcError::invalid_request("could not read body"))?;
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > limit {
+                        return Err(too_large(limit));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+            Ok(out.freeze())
+        };
+        match tokio::time::timeout(self.body_timeout, collect).await {
+            Ok(result) => result,
+            Err(_) => Err(body_timeout()),
+        }
+    }
+
+    /// The body decoded from JSON. The request must say
+    /// `Content-Type: application/json` (400 `InvalidRequest` otherwise).
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, XrpcError> {
+        match self.content_type().as_deref() {
+            Some("application/json") => {}
+            Some(other) => {
+                return Err(XrpcError::invalid_request(format!(
+                    "Wrong request encoding (Content-Type): {other}"
+                )))
+            }
+            None => {
+                return Err(XrpcError::invalid_request(
+                    "Request encoding (Content-Type) required but not provided",
+                ))
+            }
+        }
+        let bytes = self.bytes().await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| XrpcError::invalid_request(format!("Invalid JSON body: {e}")))
+    }
+
+    /// The body as a stream of chunks, for bodies too large to hold in
+    /// memory. The size limit and the read timeout (per chunk) still apply:
+    /// the stream ends with an error when they are exceeded.
+    pub fn body_stream(
+        &mut self,
+    ) -> Result<impl Stream<Item = Result<Bytes, XrpcError>> + Send + 'static, XrpcError> {
+        let limit = self.max_body_bytes;
+        let timeout = self.body_timeout;
+        let body = self.take_body()?;
+        let state = (body, 0usize, false);
+        Ok(futures_util::stream::unfold(
+            state,
+            move |(mut body, seen, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let next = match tokio::time::timeout(timeout, body.frame()).await {
+                        Ok(next) => next,
+                        Err(_) => return Some((Err(body_timeout()), (body, seen, true))),
+                    };
+                    match next {
+                        None => return None,
+                        Some(Err(_)) => {
+                            let err = XrpcError::invalid_request("could not read body");
+                            return Some((Err(err), (body, seen, true)));
+                        }
+                        Some(Ok(frame)) => {
+                            if let Ok(data) = frame.into_data() {
+                                let seen = seen + data.len();
+                                if seen > limit {
+                                    return Some((Err(too_large(limit)), (body, seen, true)));
+                                }
+                                return Some((Ok(data), (body, seen, false)));
+                            }
+                        }
+                    }
+                }
+            },
+        ))
+    }
+}
+
+fn too_large(limit: usize) -> XrpcError {
+    XrpcError::payload_too_large(format!("request entity too large (limit {limit} bytes)"))
+}
+
+fn body_timeout() -> XrpcError {
+    XrpcError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "request body not received in time",
+    )
+}
