@@ -1,0 +1,1 @@
+//! An AT Protocol Personal Data Server built on the workspace crates.
