@@ -43,6 +43,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod lexicon;
 pub mod server;
 pub mod stream;
 

@@ -13,7 +13,9 @@ fn cases(file: &str) -> Vec<Value> {
 }
 
 fn fixture_catalog() -> Lexicons {
-    let dir = atp_test_vectors::interop_dir().join("lexicon").join("catalog");
+    let dir = atp_test_vectors::interop_dir()
+        .join("lexicon")
+        .join("catalog");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -1,0 +1,406 @@
+//! Validation of data (in its JSON form) against lexicon schemas, with the
+//! verdicts and path-qualified messages of the reference validator.
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use serde_json::{Map, Value};
+use unicode_segmentation::UnicodeSegmentation;
+
+use atp_syntax::{AtIdentifier, AtUri, Datetime, Did, Handle, Language, Nsid, RecordKey, Tid, Uri};
+
+use super::catalog::Lexicons;
+use super::schema::{
+    normalize_ref, LexArray, LexBlob, LexBoolean, LexBytes, LexDef, LexInteger, LexObject,
+    LexParams, LexSchema, LexString, StringFormat,
+};
+use super::LexiconError;
+
+/// Standard base64, padding optional, trailing bits tolerated (as Node's
+/// decoder is).
+const B64: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        .with_decode_allow_trailing_bits(true),
+);
+
+type Res = Result<(), LexiconError>;
+
+fn fail(message: String) -> Res {
+    Err(LexiconError::Validation(message))
+}
+
+/// Validates `value` against `schema`, resolving refs and unions; with
+/// `must_be_object` the resolved definition is read as an object schema.
+pub(crate) fn validate_one_of(
+    lex: &Lexicons,
+    path: &str,
+    schema: &LexSchema,
+    value: &Value,
+    must_be_object: bool,
+) -> Res {
+    let resolved = match schema {
+        LexSchema::Union(union) => {
+            let Some(ty) = value
+                .as_object()
+                .and_then(|o| o.get("$type"))
+                .and_then(Value::as_str)
+            else {
+                return fail(format!(
+                    "{path} must be an object which includes the \"$type\" property"
+                ));
+            };
+            let normalized = normalize_ref("", ty);
+            match normalized.filter(|t| union.refs.contains(t)) {
+                Some(uri) => lex.get_def_or_err(&uri)?,
+                None if union.closed => {
+                    return fail(format!(
+                        "{path} $type must be one of {}",
+                        union.refs.join(", ")
+                    ))
+                }
+                None => return Ok(()),
+            }
+        }
+        LexSchema::Ref(uri) => lex.get_def_or_err(uri)?,
+        other => return validate_schema(lex, path, other, value, must_be_object),
+    };
+    validate_def(lex, path, resolved, value, must_be_object)
+}
+
+/// Validates against a top-level definition reached through a ref or union.
+fn validate_def(
+    lex: &Lexicons,
+    path: &str,
+    def: &LexDef,
+    value: &Value,
+    must_be_object: bool,
+) -> Res {
+    match def {
+        LexDef::Schema(schema) => validate_schema(lex, path, schema, value, must_be_object),
+        LexDef::Record(record) => validate_object(lex, path, &record.record, value),
+        other => fail(format!("Unexpected lexicon type: {}", other.type_name())),
+    }
+}
+
+fn validate_schema(
+    lex: &Lexicons,
+    path: &str,
+    schema: &LexSchema,
+    value: &Value,
+    must_be_object: bool,
+) -> Res {
+    if must_be_object {
+        return match schema {
+            LexSchema::Object(object) => validate_object(lex, path, object, value),
+            other => fail(format!("Unexpected lexicon type: {}", other.type_name())),
+        };
+    }
+    match schema {
+        LexSchema::Boolean(def) => validate_boolean(path, def, value),
+        LexSchema::Integer(def) => validate_integer(path, def, value),
+        LexSchema::String(def) => validate_string(path, def, value),
+        LexSchema::Bytes(def) => validate_bytes(path, def, value),
+        LexSchema::CidLink => validate_cid_link(path, value),
+        LexSchema::Blob(def) => validate_blob(path, def, value),
+        LexSchema::Unknown => validate_unknown(path, value),
+        LexSchema::Object(def) => validate_object(lex, path, def, value),
+        LexSchema::Array(def) => validate_array(lex, path, def, value),
+        LexSchema::Ref(_) | LexSchema::Union(_) => validate_one_of(lex, path, schema, value, false),
+    }
+}
+
+/// Whether a missing value is filled in by a default.
+fn has_default(schema: &LexSchema) -> bool {
+    match schema {
+        LexSchema::Boolean(b) => b.default.is_some(),
+        LexSchema::Integer(i) => i.default.is_some(),
+        LexSchema::String(s) => s.default.is_some(),
+        _ => false,
+    }
+}
+
+pub(crate) fn validate_object(lex: &Lexicons, path: &str, def: &LexObject, value: &Value) -> Res {
+    let Some(obj) = value.as_object() else {
+        return fail(format!("{path} must be an object"));
+    };
+    for (key, prop) in &def.properties {
+        match obj.get(key) {
+            Some(Value::Null) if def.nullable.contains(key) => continue,
+            None if has_default(prop) => continue,
+            None if def.required.contains(key) => {
+                return fail(format!("{path} must have the property \"{key}\""))
+            }
+            None => continue,
+            Some(v) => validate_one_of(lex, &format!("{path}/{key}"), prop, v, false)?,
+        }
+    }
+    Ok(())
+}
+
+fn validate_array(lex: &Lexicons, path: &str, def: &LexArray, value: &Value) -> Res {
+    let Some(items) = value.as_array() else {
+        return fail(format!("{path} must be an array"));
+    };
+    let len = items.len() as u64;
+    if let Some(max) = def.max_length {
+        if len > max {
+            return fail(format!("{path} must not have more than {max} elements"));
+        }
+    }
+    if let Some(min) = def.min_length {
+        if len < min {
+            return fail(format!("{path} must not have fewer than {min} elements"));
+        }
+    }
+    for (i, item) in items.iter().enumerate() {
+        validate_one_of(lex, &format!("{path}/{i}"), &def.items, item, false)?;
+    }
+    Ok(())
+}
+
+fn validate_boolean(path: &str, def: &LexBoolean, value: &Value) -> Res {
+    let Some(b) = value.as_bool() else {
+        return fail(format!("{path} must be a boolean"));
+    };
+    if let Some(c) = def.const_value {
+        if b != c {
+            return fail(format!("{path} must be {c}"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_integer(path: &str, def: &LexInteger, value: &Value) -> Res {
+    let Some(n) = value.as_i64() else {
+        return fail(format!("{path} must be an integer"));
+    };
+    if let Some(c) = def.const_value {
+        if n != c {
+            return fail(format!("{path} must be {c}"));
+        }
+    }
+    if let Some(values) = &def.enum_values {
+        if !values.contains(&n) {
+            let list: Vec<String> = values.iter().map(i64::to_string).collect();
+            return fail(format!("{path} must be one of ({})", list.join("|")));
+        }
+    }
+    if let Some(max) = def.maximum {
+        if n > max {
+            return fail(format!("{path} can not be greater than {max}"));
+        }
+    }
+    if let Some(min) = def.minimum {
+        if n < min {
+            return fail(format!("{path} can not be less than {min}"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_string(path: &str, def: &LexString, value: &Value) -> Res {
+    let Some(s) = value.as_str() else {
+        return fail(format!("{path} must be a string"));
+    };
+    if let Some(c) = &def.const_value {
+        if s != c {
+            return fail(format!("{path} must be {c}"));
+        }
+    }
+    if let Some(values) = &def.enum_values {
+        if !values.iter().any(|v| v == s) {
+            return fail(format!("{path} must be one of ({})", values.join("|")));
+        }
+    }
+    let bytes = s.len() as u64;
+    if let Some(max) = def.max_length {
+        if bytes > max {
+            return fail(format!("{path} must not be longer than {max} characters"));
+        }
+    }
+    if let Some(min) = def.min_length {
+        if bytes < min {
+            return fail(format!("{path} must not be shorter than {min} characters"));
+        }
+    }
+    if def.max_graphemes.is_some() || def.min_graphemes.is_some() {
+        let graphemes = s.graphemes(true).count() as u64;
+        if let Some(max) = def.max_graphemes {
+            if graphemes > max {
+                return fail(format!("{path} must not be longer than {max} graphemes"));
+            }
+        }
+        if let Some(min) = def.min_graphemes {
+            if graphemes < min {
+                return fail(format!("{path} must not be shorter than {min} graphemes"));
+            }
+        }
+    }
+    if let Some(format) = def.format {
+        if let Some(message) = check_format(format, s) {
+            return fail(format!("{path} {message}"));
+        }
+    }
+    Ok(())
+}
+
+/// `None` when `s` has the format, else the reference's message.
+fn check_format(format: StringFormat, s: &str) -> Option<&'static str> {
+    let (ok, message) = match format {
+        StringFormat::Datetime => (
+            Datetime::is_valid(s) || Datetime::parse_lenient(s).is_ok(),
+            "must be an valid atproto datetime (both RFC-3339 and ISO-8601)",
+        ),
+        StringFormat::Uri => (Uri::is_valid(s), "must be a uri"),
+        StringFormat::AtUri => (AtUri::new(s).is_ok(), "must be a valid at-uri"),
+        StringFormat::Did => (Did::is_valid(s), "must be a valid did"),
+        StringFormat::Handle => (Handle::new(s).is_ok(), "must be a valid handle"),
+        StringFormat::AtIdentifier => {
+            (AtIdentifier::is_valid(s), "must be a valid did or a handle")
+        }
+        StringFormat::Nsid => (Nsid::is_valid(s), "must be a valid nsid"),
+        StringFormat::Cid => (is_cid_string(s), "must be a cid string"),
+        StringFormat::Language => (
+            Language::is_well_formed(s),
+            "must be a well-formed BCP 47 language tag",
+        ),
+        StringFormat::Tid => (Tid::new(s).is_ok(), "must be a valid TID"),
+        StringFormat::RecordKey => (RecordKey::is_valid(s), "must be a valid Record Key"),
+    };
+    (!ok).then_some(message)
+}
+
+fn is_cid_string(s: &str) -> bool {
+    s.len() <= 128 && atp_crypto::parse_cid(s).is_ok()
+}
+
+/// The decoded bytes of `{"$bytes": base64}`, or `None` for any other value.
+fn as_bytes(value: &Value) -> Option<Vec<u8>> {
+    let obj = value.as_object()?;
+    if obj.len() != 1 {
+        return None;
+    }
+    B64.decode(obj.get("$bytes")?.as_str()?).ok()
+}
+
+/// Whether `value` is `{"$link": <cid>}`.
+fn is_link(value: &Value) -> bool {
+    value.as_object().is_some_and(|obj| {
+        obj.len() == 1
+            && obj
+                .get("$link")
+                .and_then(Value::as_str)
+                .is_some_and(is_cid_string)
+    })
+}
+
+/// A blob reference: `(mime type, size)` (size unknown for the legacy form).
+fn as_blob(value: &Value) -> Option<(&str, Option<u64>)> {
+    let obj = value.as_object()?;
+    if obj.get("$type").and_then(Value::as_str) == Some("blob") {
+        let mime = obj.get("mimeType")?.as_str()?;
+        let size = obj.get("size")?.as_u64()?;
+        if !is_link(obj.get("ref")?) {
+            return None;
+        }
+        return Some((mime, Some(size)));
+    }
+    // The legacy form `{"cid": "...", "mimeType": "..."}`.
+    if obj.len() == 2
+        && obj
+            .get("cid")
+            .and_then(Value::as_str)
+            .is_some_and(is_cid_string)
+    {
+        return Some((obj.get("mimeType")?.as_str()?, None));
+    }
+    None
+}
+
+fn validate_bytes(path: &str, def: &LexBytes, value: &Value) -> Res {
+    let Some(bytes) = as_bytes(value) else {
+        return fail(format!("{path} must be a byte array"));
+    };
+    let len = bytes.len() as u64;
+    if let Some(max) = def.max_length {
+        if len > max {
+            return fail(format!("{path} must not be larger than {max} bytes"));
+        }
+    }
+    if let Some(min) = def.min_length {
+        if len < min {
+            return fail(format!("{path} must not be smaller than {min} bytes"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_cid_link(path: &str, value: &Value) -> Res {
+    if is_link(value) {
+        Ok(())
+    } else {
+        fail(format!("{path} must be a CID"))
+    }
+}
+
+/// Whether `mime` matches an `accept` pattern (`image/png`, `image/*`, `*/*`).
+pub(crate) fn mime_matches(pattern: &str, mime: &str) -> bool {
+    if pattern == "*/*" {
+        return true;
+    }
+    match pattern.strip_suffix("/*") {
+        Some(prefix) => mime.split_once('/').is_some_and(|(top, _)| top == prefix),
+        None => pattern == mime,
+    }
+}
+
+fn validate_blob(path: &str, def: &LexBlob, value: &Value) -> Res {
+    let Some((mime, size)) = as_blob(value) else {
+        return fail(format!("{path} should be a blob ref"));
+    };
+    if let (Some(max), Some(size)) = (def.max_size, size) {
+        if size > max {
+            return fail(format!("{path} must not be larger than {max} bytes"));
+        }
+    }
+    if let Some(accept) = &def.accept {
+        if !accept.iter().any(|pattern| mime_matches(pattern, mime)) {
+            return fail(format!(
+                "{path} mimeType must be one of ({})",
+                accept.join("|")
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_unknown(path: &str, value: &Value) -> Res {
+    if !value.is_object() || as_bytes(value).is_some() || is_link(value) || as_blob(value).is_some()
+    {
+        return fail(format!("{path} must be an object"));
+    }
+    Ok(())
+}
+
+/// XRPC parameters: each property validated as a primitive or an array,
+/// with the parameter name as the path.
+pub(crate) fn validate_params(
+    lex: &Lexicons,
+    path: &str,
+    def: &LexParams,
+    params: &Map<String, Value>,
+) -> Res {
+    for (key, prop) in &def.properties {
+        match params.get(key) {
+            None if has_default(prop) => continue,
+            None if def.required.contains(key) => {
+                return fail(format!("{path} must have the property \"{key}\""))
+            }
+            None => continue,
+            Some(v) => validate_schema(lex, key, prop, v, false)?,
+        }
+    }
+    Ok(())
+}
