@@ -49,14 +49,17 @@ async fn start() -> XrpcServer {
             XrpcResponse::json(&serde_json::json!({ "did": did.0 }))
         })
         .unwrap()
-        .auth(Arc::new(AuthFn(|head: &atp_xrpc::server::RequestHead| {
-            match bearer_token(head) {
-                None => Err(XrpcError::auth_required("Authentication Required").with_name("AuthMissing")),
+        .auth(Arc::new(AuthFn(
+            |head: &atp_xrpc::server::RequestHead| match bearer_token(head) {
+                None => {
+                    Err(XrpcError::auth_required("Authentication Required")
+                        .with_name("AuthMissing"))
+                }
                 Some("expired") => Err(XrpcError::expired_token("Token has expired")),
                 Some("guest") => Err(XrpcError::forbidden("guests may not")),
                 Some(token) => Ok(Credentials::new(Did(format!("did:example:{token}")))),
-            }
-        })));
+            },
+        )));
     router
         .query("com.example.limited", |_req| async move {
             XrpcResponse::json(&serde_json::json!({}))
@@ -85,22 +88,44 @@ async fn start() -> XrpcServer {
 }
 
 fn assert_envelope(resp: &common::RawResponse, status: u16, error: &str) -> serde_json::Value {
-    assert_eq!(resp.status, status, "body: {}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(
+        resp.status,
+        status,
+        "body: {}",
+        String::from_utf8_lossy(&resp.body)
+    );
     let body = resp.json();
     assert_eq!(body["error"], error, "body: {body}");
     assert!(body["message"].is_string(), "body: {body}");
-    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
+    assert!(resp
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     body
 }
 
 #[tokio::test]
 async fn unknown_method_is_501_method_not_implemented() {
     let server = start().await;
-    let resp = request(server.local_addr(), "GET", "/xrpc/com.example.nothing", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "GET",
+        "/xrpc/com.example.nothing",
+        &[],
+        b"",
+    )
+    .await;
     let body = assert_envelope(&resp, 501, "MethodNotImplemented");
     assert_eq!(body["message"], "Method Not Implemented");
     // A procedure call of an unknown method too.
-    let resp = request(server.local_addr(), "POST", "/xrpc/com.example.nothing", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "POST",
+        "/xrpc/com.example.nothing",
+        &[],
+        b"",
+    )
+    .await;
     assert_envelope(&resp, 501, "MethodNotImplemented");
     server.shutdown().await;
 }
@@ -108,10 +133,24 @@ async fn unknown_method_is_501_method_not_implemented() {
 #[tokio::test]
 async fn wrong_verb_is_400_invalid_request() {
     let server = start().await;
-    let resp = request(server.local_addr(), "POST", "/xrpc/com.example.list", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "POST",
+        "/xrpc/com.example.list",
+        &[],
+        b"",
+    )
+    .await;
     let body = assert_envelope(&resp, 400, "InvalidRequest");
     assert_eq!(body["message"], "Incorrect HTTP method (POST) expected GET");
-    let resp = request(server.local_addr(), "GET", "/xrpc/com.example.echo", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "GET",
+        "/xrpc/com.example.echo",
+        &[],
+        b"",
+    )
+    .await;
     let body = assert_envelope(&resp, 400, "InvalidRequest");
     assert_eq!(body["message"], "Incorrect HTTP method (GET) expected POST");
     server.shutdown().await;
@@ -134,8 +173,21 @@ async fn params_are_coerced_and_bad_params_are_400() {
         resp.json(),
         serde_json::json!({"limit": 5, "uris": ["at://a", "b"], "reverse": true})
     );
-    for bad in ["limit=ten", "limit=-1", "reverse=yes", "limit=1&limit=2", "limit=%zz"] {
-        let resp = request(addr, "GET", &format!("/xrpc/com.example.list?{bad}"), &[], b"").await;
+    for bad in [
+        "limit=ten",
+        "limit=-1",
+        "reverse=yes",
+        "limit=1&limit=2",
+        "limit=%zz",
+    ] {
+        let resp = request(
+            addr,
+            "GET",
+            &format!("/xrpc/com.example.list?{bad}"),
+            &[],
+            b"",
+        )
+        .await;
         assert_envelope(&resp, 400, "InvalidRequest");
     }
     server.shutdown().await;
@@ -176,12 +228,33 @@ async fn auth_errors_come_from_the_authenticator() {
     let addr = server.local_addr();
     let resp = request(addr, "GET", "/xrpc/com.example.secret", &[], b"").await;
     assert_envelope(&resp, 401, "AuthMissing");
-    let resp = request(addr, "GET", "/xrpc/com.example.secret", &[("Authorization", "Bearer expired")], b"").await;
+    let resp = request(
+        addr,
+        "GET",
+        "/xrpc/com.example.secret",
+        &[("Authorization", "Bearer expired")],
+        b"",
+    )
+    .await;
     let body = assert_envelope(&resp, 401, "ExpiredToken");
     assert_eq!(body["message"], "Token has expired");
-    let resp = request(addr, "GET", "/xrpc/com.example.secret", &[("Authorization", "Bearer guest")], b"").await;
+    let resp = request(
+        addr,
+        "GET",
+        "/xrpc/com.example.secret",
+        &[("Authorization", "Bearer guest")],
+        b"",
+    )
+    .await;
     assert_envelope(&resp, 403, "Forbidden");
-    let resp = request(addr, "GET", "/xrpc/com.example.secret", &[("Authorization", "Bearer alice")], b"").await;
+    let resp = request(
+        addr,
+        "GET",
+        "/xrpc/com.example.secret",
+        &[("Authorization", "Bearer alice")],
+        b"",
+    )
+    .await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["did"], "did:example:alice");
     server.shutdown().await;
@@ -216,7 +289,14 @@ async fn rate_limit_is_429_with_headers() {
 #[tokio::test]
 async fn internal_errors_do_not_leak() {
     let server = start().await;
-    let resp = request(server.local_addr(), "GET", "/xrpc/com.example.broken", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "GET",
+        "/xrpc/com.example.broken",
+        &[],
+        b"",
+    )
+    .await;
     let body = assert_envelope(&resp, 500, "InternalServerError");
     assert_eq!(body["message"], "Internal Server Error");
     assert!(!String::from_utf8_lossy(&resp.body).contains("hunter2"));
@@ -232,7 +312,11 @@ async fn custom_error_names_and_client_decoding() {
         .await
         .unwrap_err();
     match err {
-        Error::Xrpc { status, error, message } => {
+        Error::Xrpc {
+            status,
+            error,
+            message,
+        } => {
             assert_eq!(status, StatusCode::BAD_REQUEST);
             assert_eq!(error, "RecordNotFound");
             assert_eq!(message, "no such record");
@@ -243,7 +327,9 @@ async fn custom_error_names_and_client_decoding() {
         .query::<_, serde_json::Value>("com.example.nothing", &())
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Xrpc { status: StatusCode::NOT_IMPLEMENTED, ref error, .. } if error == "MethodNotImplemented"));
+    assert!(
+        matches!(err, Error::Xrpc { status: StatusCode::NOT_IMPLEMENTED, ref error, .. } if error == "MethodNotImplemented")
+    );
     server.shutdown().await;
 }
 

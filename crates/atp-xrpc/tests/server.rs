@@ -8,8 +8,8 @@ use std::time::Duration;
 use atp_xrpc::client::XrpcClient;
 use atp_xrpc::server::{Router, ServerConfig, XrpcError, XrpcResponse, XrpcServer};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use common::request;
+use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 
@@ -55,7 +55,10 @@ async fn cors_preflight_and_headers() {
         &[
             ("Origin", "https://app.example"),
             ("Access-Control-Request-Method", "GET"),
-            ("Access-Control-Request-Headers", "authorization,atproto-proxy"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization,atproto-proxy",
+            ),
         ],
         b"",
     )
@@ -66,10 +69,20 @@ async fn cors_preflight_and_headers() {
         resp.header("access-control-allow-headers"),
         Some("authorization,atproto-proxy")
     );
-    assert!(resp.header("access-control-allow-methods").unwrap().contains("POST"));
+    assert!(resp
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
     assert_eq!(resp.header("access-control-max-age"), Some("86400"));
 
-    let resp = request(addr, "GET", "/xrpc/com.example.hello?name=bob", &[("Origin", "https://app.example")], b"").await;
+    let resp = request(
+        addr,
+        "GET",
+        "/xrpc/com.example.hello?name=bob",
+        &[("Origin", "https://app.example")],
+        b"",
+    )
+    .await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
     assert_eq!(resp.json()["message"], "hello bob");
@@ -99,7 +112,10 @@ async fn health_path_and_streamed_bodies() {
         .await
         .unwrap();
     assert_eq!(body.bytes.len(), 250_000);
-    assert_eq!(body.content_type.as_deref(), Some("application/octet-stream"));
+    assert_eq!(
+        body.content_type.as_deref(),
+        Some("application/octet-stream")
+    );
     // Over the route's limit, while streaming.
     let err = client
         .procedure_bytes(
@@ -110,7 +126,10 @@ async fn health_path_and_streamed_bodies() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, atp_xrpc::Error::Xrpc { ref error, .. } if error == "PayloadTooLarge"), "{err:?}");
+    assert!(
+        matches!(err, atp_xrpc::Error::Xrpc { ref error, .. } if error == "PayloadTooLarge"),
+        "{err:?}"
+    );
     server.shutdown().await;
 }
 
@@ -120,10 +139,19 @@ async fn oversized_headers_and_query_are_refused() {
         max_query_bytes: 100,
         ..ServerConfig::default()
     };
-    let server = XrpcServer::bind("127.0.0.1:0", router(), config).await.unwrap();
+    let server = XrpcServer::bind("127.0.0.1:0", router(), config)
+        .await
+        .unwrap();
     let addr = server.local_addr();
     let long = "a".repeat(200);
-    let resp = request(addr, "GET", &format!("/xrpc/com.example.hello?name={long}"), &[], b"").await;
+    let resp = request(
+        addr,
+        "GET",
+        &format!("/xrpc/com.example.hello?name={long}"),
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(resp.status, 414);
     assert_eq!(resp.json()["error"], "InvalidRequest");
 
@@ -140,9 +168,16 @@ async fn slow_headers_are_cut_off() {
         header_read_timeout: Duration::from_millis(200),
         ..ServerConfig::default()
     };
-    let server = XrpcServer::bind("127.0.0.1:0", router(), config).await.unwrap();
-    let mut stream = tokio::net::TcpStream::connect(server.local_addr()).await.unwrap();
-    stream.write_all(b"GET /xrpc/com.example.hello HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let server = XrpcServer::bind("127.0.0.1:0", router(), config)
+        .await
+        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /xrpc/com.example.hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     // Never finish the head: the server must close the connection.
     let mut buf = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut buf)).await;
@@ -175,9 +210,8 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         .await
         .unwrap();
     let addr = server.local_addr();
-    let in_flight = tokio::spawn(async move {
-        request(addr, "GET", "/xrpc/com.example.slow", &[], b"").await
-    });
+    let in_flight =
+        tokio::spawn(async move { request(addr, "GET", "/xrpc/com.example.slow", &[], b"").await });
     entered_rx.await.unwrap();
     let shutdown = tokio::spawn(server.shutdown());
     // New connections are refused once the listener is closed.
@@ -190,7 +224,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(refused, "listener still accepting after shutdown");
-    assert!(!shutdown.is_finished(), "shutdown did not wait for the request");
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown did not wait for the request"
+    );
     release_tx.send(()).unwrap();
     let resp = in_flight.await.unwrap();
     assert_eq!(resp.status, 200);
@@ -203,14 +240,26 @@ async fn handler_errors_keep_their_status() {
     let mut router = Router::new();
     router
         .procedure("com.example.fail", |_req| async move {
-            Err::<XrpcResponse, _>(XrpcError::payload_too_large("blob too big").with_name("BlobTooLarge"))
+            Err::<XrpcResponse, _>(
+                XrpcError::payload_too_large("blob too big").with_name("BlobTooLarge"),
+            )
         })
         .unwrap();
     let server = XrpcServer::bind("127.0.0.1:0", router, ServerConfig::default())
         .await
         .unwrap();
-    let resp = request(server.local_addr(), "POST", "/xrpc/com.example.fail", &[], b"").await;
+    let resp = request(
+        server.local_addr(),
+        "POST",
+        "/xrpc/com.example.fail",
+        &[],
+        b"",
+    )
+    .await;
     assert_eq!(resp.status, 413);
-    assert_eq!(resp.json(), serde_json::json!({"error": "BlobTooLarge", "message": "blob too big"}));
+    assert_eq!(
+        resp.json(),
+        serde_json::json!({"error": "BlobTooLarge", "message": "blob too big"})
+    );
     server.shutdown().await;
 }

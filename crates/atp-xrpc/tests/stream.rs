@@ -67,21 +67,25 @@ fn frame_round_trip() {
 }
 
 fn numbers_from(cursor: i64, count: i64) -> FrameStream {
-    Box::pin(futures_util::stream::iter(cursor..cursor + count).map(|seq| {
-        Frame::message(
-            "#commit",
-            &Commit {
-                seq,
-                repo: "did:plc:abc".into(),
-                blocks: vec![],
-            },
-        )
-        .unwrap()
-    }))
+    Box::pin(
+        futures_util::stream::iter(cursor..cursor + count).map(|seq| {
+            Frame::message(
+                "#commit",
+                &Commit {
+                    seq,
+                    repo: "did:plc:abc".into(),
+                    blocks: vec![],
+                },
+            )
+            .unwrap()
+        }),
+    )
 }
 
 async fn start(router: Router, config: ServerConfig) -> (XrpcServer, String) {
-    let server = XrpcServer::bind("127.0.0.1:0", router, config).await.unwrap();
+    let server = XrpcServer::bind("127.0.0.1:0", router, config)
+        .await
+        .unwrap();
     let base = format!("ws://{}", server.local_addr());
     (server, base)
 }
@@ -93,15 +97,18 @@ async fn subscription_passes_cursor_and_ends() {
         .subscription("com.example.subscribe", |req| async move {
             let cursor = req.cursor()?.unwrap_or(0);
             if cursor > 1000 {
-                return Err(XrpcError::invalid_request("cursor in the future").with_name("FutureCursor"));
+                return Err(
+                    XrpcError::invalid_request("cursor in the future").with_name("FutureCursor")
+                );
             }
             Ok(numbers_from(cursor, 5))
         })
         .unwrap();
     let (server, base) = start(router, ServerConfig::default()).await;
-    let mut sub = SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=10"))
-        .await
-        .unwrap();
+    let mut sub =
+        SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=10"))
+            .await
+            .unwrap();
     let mut seqs = Vec::new();
     while let Some(frame) = sub.next_frame().await {
         let frame = frame.unwrap();
@@ -109,18 +116,20 @@ async fn subscription_passes_cursor_and_ends() {
     }
     assert_eq!(seqs, vec![10, 11, 12, 13, 14]);
 
-    let mut sub = SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=5000"))
-        .await
-        .unwrap();
+    let mut sub =
+        SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=5000"))
+            .await
+            .unwrap();
     let frame = sub.next_frame().await.unwrap().unwrap();
     let body = frame.error_body().unwrap();
     assert_eq!(body.error, "FutureCursor");
     assert!(sub.next_frame().await.is_none());
 
     // A bad cursor is an error frame too.
-    let mut sub = SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=abc"))
-        .await
-        .unwrap();
+    let mut sub =
+        SubscriptionClient::connect(&format!("{base}/xrpc/com.example.subscribe?cursor=abc"))
+            .await
+            .unwrap();
     let frame = sub.next_frame().await.unwrap().unwrap();
     assert_eq!(frame.error_body().unwrap().error, "InvalidRequest");
     server.shutdown().await;
@@ -222,11 +231,15 @@ async fn subscription_route_without_upgrade_is_400() {
         })
         .unwrap();
     let (server, _) = start(router, ServerConfig::default()).await;
-    let client = atp_xrpc::client::XrpcClient::new(&format!("http://{}", server.local_addr())).unwrap();
+    let client =
+        atp_xrpc::client::XrpcClient::new(&format!("http://{}", server.local_addr())).unwrap();
     let err = client
         .query::<_, serde_json::Value>("com.example.forever", &())
         .await
         .unwrap_err();
-    assert!(matches!(err, atp_xrpc::Error::Xrpc { ref error, .. } if error == "InvalidRequest"), "{err:?}");
+    assert!(
+        matches!(err, atp_xrpc::Error::Xrpc { ref error, .. } if error == "InvalidRequest"),
+        "{err:?}"
+    );
     server.shutdown().await;
 }

@@ -70,7 +70,11 @@ pub fn parse_response(buf: &[u8]) -> Option<RawResponse> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
     Some(RawResponse {
         status,
         headers,
