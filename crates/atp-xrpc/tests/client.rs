@@ -1,5 +1,6 @@
 //! The client: parameter encoding, JSON and bytes, headers, errors without
 //! an envelope.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -19,7 +20,10 @@ fn params_encode_arrays_as_repeated_keys() {
         "cursor": null,
     }))
     .unwrap();
-    assert_eq!(query, "limit=10&reverse=false&uris=at%3A%2F%2Fa%2Fb&uris=x%20y");
+    assert_eq!(
+        query,
+        "limit=10&reverse=false&uris=at%3A%2F%2Fa%2Fb&uris=x%20y"
+    );
     assert!(encode_params(&serde_json::json!([1, 2])).is_err());
     assert!(encode_params(&serde_json::json!({"a": {"b": 1}})).is_err());
 }
@@ -80,7 +84,12 @@ async fn headers_bytes_and_bare_errors() {
     assert_eq!(who["proxy"], "did:web:api.example#svc");
 
     let out = client
-        .procedure_bytes("com.example.reverse", &(), "application/x-test", Bytes::from_static(b"abc"))
+        .procedure_bytes(
+            "com.example.reverse",
+            &(),
+            "application/x-test",
+            Bytes::from_static(b"abc"),
+        )
         .await
         .unwrap();
     assert_eq!(&out.bytes[..], b"cba");
@@ -91,7 +100,11 @@ async fn headers_bytes_and_bare_errors() {
         .await
         .unwrap_err();
     match err {
-        Error::Xrpc { status, error, message } => {
+        Error::Xrpc {
+            status,
+            error,
+            message,
+        } => {
             assert_eq!(status, StatusCode::BAD_GATEWAY);
             assert_eq!(error, "UpstreamFailure");
             assert_eq!(message, "Upstream Failure");

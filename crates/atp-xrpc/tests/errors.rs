@@ -1,4 +1,5 @@
 //! Every error status of the server, with the reference's names.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Arbitrary query strings, headers and bodies never panic the server: it
 //! always answers (or closes the connection) and keeps serving.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -35,7 +36,11 @@ fn router() -> Router {
 
 fn server(runtime: &tokio::runtime::Runtime) -> XrpcServer {
     runtime
-        .block_on(XrpcServer::bind("127.0.0.1:0", router(), ServerConfig::default()))
+        .block_on(XrpcServer::bind(
+            "127.0.0.1:0",
+            router(),
+            ServerConfig::default(),
+        ))
         .unwrap()
 }
 

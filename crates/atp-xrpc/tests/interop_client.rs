@@ -1,5 +1,6 @@
 //! The reference client (`@atproto/xrpc`) and event-stream reader
 //! (`@atproto/xrpc-server`'s `Subscription`) against our server.
+#![allow(clippy::unwrap_used)]
 
 use atp_xrpc::server::{Router, ServerConfig, XrpcError, XrpcResponse, XrpcServer};
 use atp_xrpc::stream::{Frame, FrameStream};

@@ -1,5 +1,6 @@
 //! Server behaviour: CORS, streaming bodies, plain paths, caps and
 //! timeouts, graceful shutdown.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Event streams: framing round trip, cursor, error frames, slow consumers,
 //! shutdown closing subscriptions.
+#![allow(clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

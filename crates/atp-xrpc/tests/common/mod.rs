@@ -1,5 +1,5 @@
 //! Shared test helpers: a raw HTTP/1.1 exchange over loopback.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 
