@@ -2,6 +2,8 @@
 //! rejection case (alg none, algorithm confusion, bad signature, expiry,
 //! audience, type and scope mix-ups, lxm, issuer, key rotation).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use atp_crypto::{Algorithm, PublicKey, SigningKey, VerifyMode};
 use atp_syntax::Did;
 use atp_xrpc::auth::{

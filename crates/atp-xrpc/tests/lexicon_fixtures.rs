@@ -2,6 +2,8 @@
 //! must parse or be refused, and record data that must validate or fail
 //! against the fixture catalog.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use atp_xrpc::lexicon::{LexiconDoc, Lexicons, ValidationStatus};
 use serde_json::Value;
 

@@ -1,6 +1,8 @@
 //! The bundled lexicons: every document parses, every reference resolves,
 //! and real records, parameters and bodies get the expected verdicts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use atp_xrpc::lexicon::{LexDef, LexSchema, LexiconDoc, LexiconError, Lexicons, ValidationStatus};
 use serde_json::{json, Map, Value};
 

@@ -254,12 +254,11 @@ impl Lexicons {
             match schema {
                 Some(LexSchema::Array(array)) => {
                     let item = decode_param(&array.items, text);
-                    match out
+                    if let Value::Array(items) = out
                         .entry(key.clone())
                         .or_insert_with(|| Value::Array(Vec::new()))
                     {
-                        Value::Array(items) => items.push(item),
-                        _ => {}
+                        items.push(item);
                     }
                 }
                 Some(schema) => {

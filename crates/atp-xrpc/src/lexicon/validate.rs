@@ -250,7 +250,7 @@ fn validate_string(path: &str, def: &LexString, value: &Value) -> Res {
 fn check_format(format: StringFormat, s: &str) -> Option<&'static str> {
     let (ok, message) = match format {
         StringFormat::Datetime => (
-            Datetime::is_valid(s) || Datetime::parse_lenient(s).is_ok(),
+            Datetime::is_valid(s) || is_iso_datetime(s),
             "must be an valid atproto datetime (both RFC-3339 and ISO-8601)",
         ),
         StringFormat::Uri => (Uri::is_valid(s), "must be a uri"),
@@ -270,6 +270,72 @@ fn check_format(format: StringFormat, s: &str) -> Option<&'static str> {
         StringFormat::RecordKey => (RecordKey::is_valid(s), "must be a valid Record Key"),
     };
     (!ok).then_some(message)
+}
+
+/// The ISO 8601 extended forms the reference also accepts beyond strict
+/// atproto datetimes: `YYYY-MM-DDTHH:MM:SS`, optional fraction, optional
+/// `Z` or `±HH:MM` / `±HHMM` offset (not `-00:00`), hour up to 24 and
+/// second up to 60.
+fn is_iso_datetime(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |range: std::ops::Range<usize>| {
+        b.get(range.clone())
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let num = |range: std::ops::Range<usize>| {
+        s.get(range)
+            .and_then(|t| t.parse::<u32>().ok())
+            .unwrap_or(99)
+    };
+    if b.len() < 19
+        || !(digits(0..4)
+            && digits(5..7)
+            && digits(8..10)
+            && digits(11..13)
+            && digits(14..16)
+            && digits(17..19))
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return false;
+    }
+    if !(1..=12).contains(&num(5..7))
+        || !(1..=31).contains(&num(8..10))
+        || num(11..13) > 24
+        || num(14..16) > 59
+        || num(17..19) > 60
+    {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let n = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return false;
+        }
+        rest = &fraction[n..];
+    }
+    match rest {
+        "" | "Z" => true,
+        "-00:00" | "-0000" => false,
+        offset => {
+            let o = offset.as_bytes();
+            let sign = matches!(o.first(), Some(b'+' | b'-'));
+            let hhmm = |h: &str, m: &str| {
+                h.len() == 2
+                    && m.len() == 2
+                    && h.bytes().chain(m.bytes()).all(|c| c.is_ascii_digit())
+            };
+            sign && match o.len() {
+                6 => o[3] == b':' && hhmm(&offset[1..3], &offset[4..6]),
+                5 => hhmm(&offset[1..3], &offset[3..5]),
+                _ => false,
+            }
+        }
+    }
 }
 
 fn is_cid_string(s: &str) -> bool {
