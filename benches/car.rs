@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use atp_crypto::{cid_for_dag_cbor, dagcbor, Algorithm, Cid, Ipld, SigningKey};
 use atp_repo_mst::blockstore::{BlockStore, MemoryBlockStore};
-use atp_repo_mst::import::{export_repo_car, import_car, sign_commit, ImportOptions};
+use atp_repo_mst::commit::UnsignedCommit;
+use atp_repo_mst::import::{export_repo_car, import_car, ImportOptions};
 use atp_repo_mst::mst::Mst;
 use atp_syntax::Tid;
 use criterion::{criterion_main, Criterion, Throughput};
@@ -47,7 +48,10 @@ fn build() -> (MemoryBlockStore, Cid, SigningKey) {
     }
     let (data, _) = tree.flush().expect("flush");
     let key = SigningKey::generate(Algorithm::K256);
-    let (commit, bytes) = sign_commit(DID, data, "3kaaaaaaaaaa2", &key).expect("commit");
+    let (commit, bytes) = UnsignedCommit::new(DID, data, "3kaaaaaaaaaa2")
+        .and_then(|unsigned| unsigned.sign(&key))
+        .and_then(|commit| commit.to_block())
+        .expect("commit");
     store.put(&commit, &bytes).expect("put commit");
     (store, commit, key)
 }

@@ -1,10 +1,15 @@
-//! Signed repository commits, version 3.
+//! Signed repository commits: version 3, and reading version 2.
 //!
 //! A commit is the DAG-CBOR object
 //! `{did, version: 3, data: <MST root>, rev: <TID>, prev: null, sig: <bytes>}`.
 //! `prev` is always written (as `null`), as the reference implementation
 //! does. The signature covers the DAG-CBOR encoding of the same object
 //! without `sig`; the CID of the signed commit is the repository's head.
+//!
+//! [`Commit::from_block`] reads version 3 only; [`Commit::from_legacy_block`]
+//! also reads version 2 commits of old repositories, whose `rev` may be
+//! absent (then [`Commit::rev`] is empty and is not part of the signed
+//! bytes).
 //!
 //! ```
 //! use atp_crypto::{cid_for_dag_cbor, Algorithm, SigningKey};
@@ -25,12 +30,22 @@
 
 use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid, PublicKey, SigningKey};
 use atp_syntax::{Did, Tid};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::Error;
 
 /// The commit format version this crate writes and accepts.
 pub const COMMIT_VERSION: u64 = 3;
+
+/// The older commit format version that [`Commit::from_legacy_block`] also
+/// reads.
+pub const LEGACY_COMMIT_VERSION: u64 = 2;
+
+/// Deserializes a field that must be present, even when it is `null`
+/// (serde would otherwise read a missing `Option` field as `None`).
+fn required<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cid>, D::Error> {
+    Option::<Cid>::deserialize(deserializer)
+}
 
 /// A commit before signing: what the signature covers.
 ///
@@ -41,13 +56,17 @@ pub const COMMIT_VERSION: u64 = 3;
 pub struct UnsignedCommit {
     /// The repository's DID.
     pub did: String,
-    /// The revision: a TID, increasing with every commit.
+    /// The revision: a TID, increasing with every commit. Empty only for a
+    /// version-2 commit without one (then it is not encoded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rev: String,
     /// CID of the MST root.
     pub data: Cid,
     /// The previous commit's CID; `null` in version 3 (always written).
+    #[serde(deserialize_with = "required")]
     pub prev: Option<Cid>,
-    /// Always [`COMMIT_VERSION`].
+    /// [`COMMIT_VERSION`] (or [`LEGACY_COMMIT_VERSION`] when read with
+    /// [`Commit::from_legacy_block`]).
     pub version: u64,
 }
 
@@ -57,7 +76,9 @@ pub struct UnsignedCommit {
 pub struct Commit {
     /// The repository's DID.
     pub did: String,
-    /// The revision: a TID, increasing with every commit.
+    /// The revision: a TID, increasing with every commit. Empty only for a
+    /// version-2 commit without one (then it is not encoded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rev: String,
     /// Signature over the DAG-CBOR of the commit without `sig`.
     #[serde(with = "serde_bytes")]
@@ -65,8 +86,10 @@ pub struct Commit {
     /// CID of the MST root.
     pub data: Cid,
     /// The previous commit's CID; `null` in version 3 (always written).
+    #[serde(deserialize_with = "required")]
     pub prev: Option<Cid>,
-    /// Always [`COMMIT_VERSION`].
+    /// [`COMMIT_VERSION`] (or [`LEGACY_COMMIT_VERSION`] when read with
+    /// [`Commit::from_legacy_block`]).
     pub version: u64,
 }
 
@@ -135,13 +158,40 @@ impl Commit {
     }
 
     /// Decodes a signed commit block (strict DAG-CBOR, exactly the
-    /// version-3 fields, `version` equal to 3).
+    /// version-3 fields with `prev` present, `version` equal to 3, a valid
+    /// DID and a TID rev).
     pub fn from_block(bytes: &[u8]) -> Result<Self, Error> {
-        let commit: Commit = dagcbor::from_slice(bytes)?;
-        if commit.version != COMMIT_VERSION {
+        Self::decode(bytes, false)
+    }
+
+    /// Like [`Commit::from_block`], but also accepts version-2 commits
+    /// (old repositories), whose `rev` may be absent.
+    pub fn from_legacy_block(bytes: &[u8]) -> Result<Self, Error> {
+        Self::decode(bytes, true)
+    }
+
+    fn decode(bytes: &[u8], accept_legacy: bool) -> Result<Self, Error> {
+        let commit: Commit = dagcbor::from_slice(bytes)
+            .map_err(|e| Error::InvalidCommit(format!("not a commit object: {e}")))?;
+        let legacy = match commit.version {
+            COMMIT_VERSION => false,
+            LEGACY_COMMIT_VERSION if accept_legacy => true,
+            v => {
+                return Err(Error::InvalidCommit(format!(
+                    "unsupported commit version {v} (expected {COMMIT_VERSION})"
+                )))
+            }
+        };
+        if !Did::is_valid(&commit.did) {
             return Err(Error::InvalidCommit(format!(
-                "version {} (expected {COMMIT_VERSION})",
-                commit.version
+                "`did` {:?} is not a DID",
+                commit.did
+            )));
+        }
+        if !(Tid::is_valid(&commit.rev) || legacy && commit.rev.is_empty()) {
+            return Err(Error::InvalidCommit(format!(
+                "`rev` {:?} is missing or not a TID",
+                commit.rev
             )));
         }
         Ok(commit)

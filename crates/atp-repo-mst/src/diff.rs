@@ -8,10 +8,11 @@
 //! ```
 //! use atp_repo_mst::car::BlockMap;
 //! use atp_repo_mst::diff::{mst_diff, RecordOp};
-//! use atp_repo_mst::proof::partial_tree::{NodeView, PartialTree};
+//! use atp_repo_mst::mst::{encode_node, DecodedNode};
+//! use atp_repo_mst::proof::partial_tree::PartialTree;
 //!
 //! // Start from the empty tree and add one record.
-//! let empty = NodeView { left: None, entries: vec![] }.encode()?;
+//! let empty = encode_node(&DecodedNode::default())?;
 //! let empty_cid = atp_crypto::cid_for_dag_cbor(&empty);
 //! let mut blocks = BlockMap::from([(empty_cid, empty)]);
 //! let record = atp_crypto::cid_for_dag_cbor(b"\xa0");
@@ -36,7 +37,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use atp_crypto::Cid;
 
 use crate::car::BlockMap;
-use crate::proof::partial_tree::{node_layer, read_node, BlockSource, NodeView, MAX_LAYER};
+use crate::mst::{decode_node, DecodedNode, MAX_LAYER};
+use crate::proof::partial_tree::{node_layer, read_node, BlockSource};
 use crate::Error;
 
 /// One record operation: `old` is `None` for a create, `new` is `None` for
@@ -109,8 +111,8 @@ pub fn mst_diff<S: BlockSource + ?Sized>(
     let mut old_frontier: BTreeSet<Cid> = BTreeSet::new();
     let mut new_frontier: BTreeSet<Cid> = BTreeSet::new();
     let mut diff = MstDiff::default();
-    let mut old_entries: BTreeMap<Vec<u8>, Cid> = BTreeMap::new();
-    let mut new_entries: BTreeMap<Vec<u8>, Cid> = BTreeMap::new();
+    let mut old_entries: BTreeMap<String, Cid> = BTreeMap::new();
+    let mut new_entries: BTreeMap<String, Cid> = BTreeMap::new();
     let mut steps = 0u32;
     loop {
         if old_layer == layer {
@@ -134,7 +136,7 @@ pub fn mst_diff<S: BlockSource + ?Sized>(
         }
         for cid in &new_frontier {
             let bytes = src.get_block(cid)?.ok_or(Error::MissingBlock(*cid))?;
-            let node = NodeView::decode(&bytes)?;
+            let node = decode_node(&bytes)?;
             collect(&node, &mut new_entries, &mut next_new)?;
             diff.created_nodes.insert(*cid, bytes);
         }
@@ -192,25 +194,22 @@ pub fn mst_diff<S: BlockSource + ?Sized>(
     Ok(diff)
 }
 
-fn op(key: Vec<u8>, old: Option<Cid>, new: Option<Cid>) -> RecordOp {
+fn op(path: String, old: Option<Cid>, new: Option<Cid>) -> RecordOp {
     RecordOp {
-        path: String::from_utf8_lossy(&key).into_owned(),
+        path,
         old,
         new,
     }
 }
 
 fn collect(
-    node: &NodeView,
-    entries: &mut BTreeMap<Vec<u8>, Cid>,
+    node: &DecodedNode,
+    entries: &mut BTreeMap<String, Cid>,
     children: &mut BTreeSet<Cid>,
 ) -> Result<(), Error> {
     for e in &node.entries {
         if entries.insert(e.key.clone(), e.value).is_some() {
-            return Err(Error::InvalidMst(format!(
-                "key {:?} appears twice",
-                String::from_utf8_lossy(&e.key)
-            )));
+            return Err(Error::InvalidMst(format!("key {:?} appears twice", e.key)));
         }
     }
     children.extend(node.children());

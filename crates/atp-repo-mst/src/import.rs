@@ -2,8 +2,8 @@
 //! exporting repositories, diffs and proofs as CAR files.
 //!
 //! Import checks, in order: the CAR itself (limits, CIDs, hashes; see
-//! [`crate::car`]), a single root that is a signed commit (version 3, or 2
-//! when reading old data) for the expected DID whose signature verifies
+//! [`crate::car`]), a single root that is a signed [`Commit`] (version 3,
+//! or 2 when reading old data) for the expected DID whose signature verifies
 //! with the expected key, and then the whole MST: every node canonical
 //! (re-encodes to its bytes), keys valid, sorted across the tree and on the
 //! layer their hash gives, no empty nodes below the root, no untrimmed
@@ -13,7 +13,8 @@
 //! ```
 //! use atp_crypto::{Algorithm, SigningKey};
 //! use atp_repo_mst::car::BlockMap;
-//! use atp_repo_mst::import::{export_repo_car, import_car, sign_commit, ImportOptions};
+//! use atp_repo_mst::commit::UnsignedCommit;
+//! use atp_repo_mst::import::{export_repo_car, import_car, ImportOptions};
 //! use atp_repo_mst::proof::partial_tree::PartialTree;
 //!
 //! let key = SigningKey::generate(Algorithm::K256);
@@ -25,7 +26,9 @@
 //! tree.insert(b"app.bsky.feed.post/3jzfcijpj2z2a", record_cid)?;
 //! let (data, nodes) = tree.commit()?;
 //! blocks.extend(nodes);
-//! let (commit_cid, commit) = sign_commit("did:plc:7iza6de2dwap2sbkpav7c6c6", data, "3jzfcijpj2z2a", &key)?;
+//! let (commit_cid, commit) = UnsignedCommit::new("did:plc:7iza6de2dwap2sbkpav7c6c6", data, "3jzfcijpj2z2a")?
+//!     .sign(&key)?
+//!     .to_block()?;
 //! blocks.insert(commit_cid, commit);
 //!
 //! let car = export_repo_car(&blocks, commit_cid, Vec::new())?;
@@ -40,122 +43,18 @@
 //! # Ok::<(), atp_repo_mst::Error>(())
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 
-use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid, Ipld, PublicKey, SigningKey};
+use atp_crypto::{dagcbor, Cid, PublicKey};
 
 use crate::car::{BlockMap, CarLimits, CarReader, CarWriter};
+use crate::commit::Commit;
 use crate::diff::{mst_diff, RecordOp};
-use crate::proof::partial_tree::{key_height, read_node, BlockSource, MAX_LAYER};
+use crate::mst::{decode_node, key_height, MAX_LAYER};
+use crate::proof::partial_tree::{read_node, BlockSource};
 use crate::proof::{event_proof_nodes, key_proof, verify_inversion};
 use crate::Error;
-
-/// A decoded commit block.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitView {
-    /// The repository's DID.
-    pub did: String,
-    /// Commit format version (3, or 2 for old repositories).
-    pub version: i64,
-    /// Root CID of the MST.
-    pub data: Cid,
-    /// Revision (a TID); version 2 commits may lack it (empty string).
-    pub rev: String,
-    /// Previous commit (always null in version 3 as the reference writes it).
-    pub prev: Option<Cid>,
-    /// The 64-byte signature.
-    pub sig: Vec<u8>,
-    /// The DAG-CBOR bytes that were signed (the commit without `sig`).
-    pub unsigned_bytes: Vec<u8>,
-}
-
-impl CommitView {
-    /// Decodes a commit block (strict DAG-CBOR). `accept_v2` also accepts
-    /// version 2 commits.
-    pub fn decode(bytes: &[u8], accept_v2: bool) -> Result<CommitView, Error> {
-        let bad = |m: &str| Error::InvalidCommit(m.to_owned());
-        let Ipld::Map(mut map) = dagcbor::decode_ipld(bytes)? else {
-            return Err(bad("commit is not a map"));
-        };
-        let Some(Ipld::Bytes(sig)) = map.remove("sig") else {
-            return Err(bad("commit has no `sig` bytes"));
-        };
-        let unsigned_bytes = dagcbor::encode_ipld(&Ipld::Map(map.clone()))?;
-        let version = match map.get("version") {
-            Some(Ipld::Integer(3)) => 3,
-            Some(Ipld::Integer(2)) if accept_v2 => 2,
-            Some(Ipld::Integer(v)) => {
-                return Err(Error::InvalidCommit(format!(
-                    "unsupported commit version {v}"
-                )))
-            }
-            _ => return Err(bad("commit has no integer `version`")),
-        };
-        let did = match map.get("did") {
-            Some(Ipld::String(d)) if atp_syntax::Did::is_valid(d) => d.clone(),
-            _ => return Err(bad("commit `did` is missing or not a DID")),
-        };
-        let data = match map.get("data") {
-            Some(Ipld::Link(c)) => *c,
-            _ => return Err(bad("commit `data` is not a link")),
-        };
-        let rev = match map.get("rev") {
-            Some(Ipld::String(r)) if atp_syntax::Tid::is_valid(r) => r.clone(),
-            None if version == 2 => String::new(),
-            _ => return Err(bad("commit `rev` is missing or not a TID")),
-        };
-        let prev = match map.get("prev") {
-            Some(Ipld::Link(c)) => Some(*c),
-            Some(Ipld::Null) => None,
-            None if version == 2 => None,
-            None => return Err(bad("commit `prev` is missing (it must be present, null)")),
-            _ => return Err(bad("commit `prev` is not a link or null")),
-        };
-        let allowed = ["did", "version", "data", "rev", "prev"];
-        if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(Error::InvalidCommit(format!(
-                "unexpected commit field `{k}`"
-            )));
-        }
-        Ok(CommitView {
-            did,
-            version,
-            data,
-            rev,
-            prev,
-            sig,
-            unsigned_bytes,
-        })
-    }
-
-    /// Verifies the signature strictly (64-byte compact, low-S).
-    pub fn verify_signature(&self, key: &PublicKey) -> Result<(), Error> {
-        key.verify(&self.unsigned_bytes, &self.sig)
-            .map_err(|e| Error::InvalidCommit(format!("signature does not verify: {e}")))
-    }
-}
-
-/// Builds and signs a version 3 commit; returns its CID and bytes.
-pub fn sign_commit(
-    did: &str,
-    data: Cid,
-    rev: &str,
-    key: &SigningKey,
-) -> Result<(Cid, Vec<u8>), Error> {
-    let mut map = BTreeMap::from([
-        ("did".to_owned(), Ipld::String(did.to_owned())),
-        ("version".to_owned(), Ipld::Integer(3)),
-        ("data".to_owned(), Ipld::Link(data)),
-        ("rev".to_owned(), Ipld::String(rev.to_owned())),
-        ("prev".to_owned(), Ipld::Null),
-    ]);
-    let unsigned = dagcbor::encode_ipld(&Ipld::Map(map.clone()))?;
-    let sig = key.sign(&unsigned);
-    map.insert("sig".to_owned(), Ipld::Bytes(sig.to_vec()));
-    let bytes = dagcbor::encode_ipld(&Ipld::Map(map))?;
-    Ok((cid_for_dag_cbor(&bytes), bytes))
-}
 
 /// What [`import_car`] and [`verify_repo`] check.
 #[derive(Debug, Clone)]
@@ -193,7 +92,7 @@ pub struct VerifiedRepo {
     /// CID of the commit (the CAR root).
     pub commit_cid: Cid,
     /// The commit.
-    pub commit: CommitView,
+    pub commit: Commit,
     /// Every record path and CID, in key order.
     pub records: Vec<(String, Cid)>,
     /// CIDs of the MST nodes.
@@ -242,8 +141,17 @@ pub fn verify_repo(
     })
 }
 
-fn verify_commit(bytes: &[u8], options: &ImportOptions) -> Result<CommitView, Error> {
-    let commit = CommitView::decode(bytes, options.accept_v2)?;
+/// Decodes a commit block, accepting version 2 only if asked to.
+fn decode_commit(bytes: &[u8], accept_v2: bool) -> Result<Commit, Error> {
+    if accept_v2 {
+        Commit::from_legacy_block(bytes)
+    } else {
+        Commit::from_block(bytes)
+    }
+}
+
+fn verify_commit(bytes: &[u8], options: &ImportOptions) -> Result<Commit, Error> {
+    let commit = decode_commit(bytes, options.accept_v2)?;
     if let Some(did) = &options.did {
         if &commit.did != did {
             return Err(Error::InvalidCommit(format!(
@@ -253,7 +161,7 @@ fn verify_commit(bytes: &[u8], options: &ImportOptions) -> Result<CommitView, Er
         }
     }
     if let Some(key) = &options.signing_key {
-        commit.verify_signature(key)?;
+        commit.verify(key)?;
     }
     Ok(commit)
 }
@@ -270,7 +178,7 @@ pub fn verify_mst(
 ) -> Result<(Records, BTreeSet<Cid>), Error> {
     let root_view = read_node(blocks, &root)?;
     let root_layer = match root_view.entries.first() {
-        Some(e) => key_height(&e.key),
+        Some(e) => key_height(e.key.as_bytes()),
         None if root_view.left.is_some() => {
             return Err(Error::InvalidMst(
                 "root has no entries but a subtree: it should have been trimmed".to_owned(),
@@ -284,17 +192,16 @@ pub fn verify_mst(
     // a node CID and its layer; `Leaf` frames emit one record.
     enum Frame {
         Node(Cid, u32),
-        Leaf(Vec<u8>, Cid),
+        Leaf(String, Cid),
     }
     let mut stack = vec![Frame::Node(root, root_layer)];
-    let mut last_key: Option<Vec<u8>> = None;
+    let mut last_key: Option<String> = None;
     while let Some(frame) = stack.pop() {
         match frame {
             Frame::Leaf(key, value) => {
                 if last_key.as_ref().is_some_and(|k| *k >= key) {
                     return Err(Error::InvalidMst(format!(
-                        "key {:?} is out of order across nodes",
-                        String::from_utf8_lossy(&key)
+                        "key {key:?} is out of order across nodes"
                     )));
                 }
                 match blocks.get(&value) {
@@ -311,9 +218,7 @@ pub fn verify_mst(
                     None if allow_partial => {}
                     None => return Err(Error::MissingBlock(value)),
                 }
-                let path = String::from_utf8(key.clone())
-                    .map_err(|_| Error::InvalidMst("key is not ASCII".to_owned()))?;
-                records.push((path, value));
+                records.push((key.clone(), value));
                 last_key = Some(key);
             }
             Frame::Node(cid, layer) => {
@@ -331,11 +236,11 @@ pub fn verify_mst(
                     )));
                 }
                 for e in &node.entries {
-                    let h = key_height(&e.key);
+                    let h = key_height(e.key.as_bytes());
                     if h != layer {
                         return Err(Error::InvalidMst(format!(
                             "key {:?} of height {h} in node {cid} at layer {layer}",
-                            String::from_utf8_lossy(&e.key)
+                            e.key
                         )));
                     }
                 }
@@ -377,7 +282,7 @@ pub fn export_repo_car<S: BlockSource + ?Sized, W: Write>(
     let commit_bytes = src
         .get_block(&commit_cid)?
         .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = CommitView::decode(&commit_bytes, true)?;
+    let commit = Commit::from_legacy_block(&commit_bytes)?;
     let mut writer = CarWriter::new(out, &[commit_cid])?;
     writer.write_block(&commit_cid, &commit_bytes)?;
     let mut stack = vec![commit.data];
@@ -389,7 +294,7 @@ pub fn export_repo_car<S: BlockSource + ?Sized, W: Write>(
             return Err(Error::InvalidMst("tree walk does not end".to_owned()));
         }
         let bytes = src.get_block(&cid)?.ok_or(Error::MissingBlock(cid))?;
-        let node = crate::proof::partial_tree::NodeView::decode(&bytes)?;
+        let node = decode_node(&bytes)?;
         writer.write_block(&cid, &bytes)?;
         for e in &node.entries {
             if written_records.insert(e.value) {
@@ -419,7 +324,7 @@ pub fn export_diff_car<S: BlockSource + ?Sized, W: Write>(
     let commit_bytes = src
         .get_block(&commit_cid)?
         .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = CommitView::decode(&commit_bytes, true)?;
+    let commit = Commit::from_legacy_block(&commit_bytes)?;
     let diff = mst_diff(src, prev_data, commit.data)?;
     let mut writer = CarWriter::new(out, &[commit_cid])?;
     writer.write_block(&commit_cid, &commit_bytes)?;
@@ -446,7 +351,7 @@ where
     let commit_bytes = src
         .get_block(&commit_cid)?
         .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = CommitView::decode(&commit_bytes, true)?;
+    let commit = Commit::from_legacy_block(&commit_bytes)?;
     let mut cids = BTreeSet::new();
     for path in paths {
         let (nodes, found) = key_proof(src, commit.data, path)?;
@@ -475,7 +380,7 @@ pub fn commit_event_blocks<S: BlockSource + ?Sized>(
     let commit_bytes = src
         .get_block(&commit_cid)?
         .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = CommitView::decode(&commit_bytes, false)?;
+    let commit = Commit::from_block(&commit_bytes)?;
     let diff = mst_diff(src, prev_data, commit.data)?;
     let mut blocks = diff.created_nodes.clone();
     blocks.insert(commit_cid, commit_bytes);
@@ -501,17 +406,17 @@ pub fn verify_commit_event(
     key: &PublicKey,
     ops: &[RecordOp],
     prev_data: Cid,
-) -> Result<CommitView, Error> {
+) -> Result<Commit, Error> {
     let (root, blocks) = crate::car::read_car_with_root(car, CarLimits::COMMIT_EVENT)?;
     let bytes = blocks.get(&root).ok_or(Error::MissingBlock(root))?;
-    let commit = CommitView::decode(bytes, false)?;
+    let commit = Commit::from_block(bytes)?;
     if commit.did != did {
         return Err(Error::InvalidCommit(format!(
             "commit is for {}, expected {did}",
             commit.did
         )));
     }
-    commit.verify_signature(key)?;
+    commit.verify(key)?;
     for op in ops {
         if let Some(new) = op.new {
             if !blocks.contains_key(&new) {

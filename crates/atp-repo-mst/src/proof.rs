@@ -15,10 +15,11 @@
 //! ```
 //! use atp_repo_mst::car::BlockMap;
 //! use atp_repo_mst::diff::RecordOp;
-//! use atp_repo_mst::proof::partial_tree::{NodeView, PartialTree};
+//! use atp_repo_mst::mst::{encode_node, DecodedNode};
+//! use atp_repo_mst::proof::partial_tree::PartialTree;
 //! use atp_repo_mst::proof::{inversion_proof_nodes, verify_inversion};
 //!
-//! let empty = NodeView { left: None, entries: vec![] }.encode()?;
+//! let empty = encode_node(&DecodedNode::default())?;
 //! let empty_cid = atp_crypto::cid_for_dag_cbor(&empty);
 //! let mut blocks = BlockMap::from([(empty_cid, empty)]);
 //! let record = atp_crypto::cid_for_dag_cbor(b"\xa0");
@@ -51,7 +52,8 @@ use atp_crypto::Cid;
 use crate::car::BlockMap;
 use crate::diff::RecordOp;
 use crate::Error;
-use partial_tree::{read_node, BlockSource, PartialTree, MAX_LAYER};
+use crate::mst::{key_height, MAX_LAYER};
+use partial_tree::{read_node, BlockSource, PartialTree};
 
 /// The MST nodes on the path from `root` to `key`: an inclusion proof if
 /// the key is present, an exclusion proof otherwise. Returns the nodes and
@@ -88,16 +90,16 @@ fn walk_key<S: BlockSource + ?Sized>(
     key: &str,
     mut layer: Option<u32>,
 ) -> Result<(BTreeSet<Cid>, Option<Cid>), Error> {
-    let height = partial_tree::key_height(key.as_bytes());
+    let height = key_height(key.as_bytes());
     let key = key.as_bytes();
     let mut nodes = BTreeSet::new();
     let mut current = root;
     for _ in 0..=MAX_LAYER + 1 {
         let node = read_node(src, &current)?;
         nodes.insert(current);
-        let i = node.entries.partition_point(|e| e.key.as_slice() < key);
+        let i = node.entries.partition_point(|e| e.key.as_bytes() < key);
         if let Some(e) = node.entries.get(i) {
-            if e.key == key {
+            if e.key.as_bytes() == key {
                 return Ok((nodes, Some(e.value)));
             }
         }
@@ -143,8 +145,8 @@ pub fn covering_proof<S: BlockSource + ?Sized>(
             nodes.insert(cid);
             let j = node
                 .entries
-                .partition_point(|e| e.key.as_slice() < key.as_bytes());
-            let found = node.entries.get(j).is_some_and(|e| e.key == key.as_bytes());
+                .partition_point(|e| e.key.as_bytes() < key.as_bytes());
+            let found = node.entries.get(j).is_some_and(|e| e.key == key);
             // Slot j is left of entry j; slot j + 1 is entry j's right.
             let slot = if toward_right && found { j + 1 } else { j };
             current = if slot == 0 {

@@ -316,25 +316,21 @@ mod repositories {
     use super::*;
     use atp_crypto::{Algorithm, SigningKey};
     use atp_repo_mst::car::{write_car_from_map, BlockMap};
-    use atp_repo_mst::import::{import_car, sign_commit, ImportOptions};
-    use atp_repo_mst::mst::key_height;
-    use atp_repo_mst::proof::partial_tree::{EntryView, NodeView};
+    use atp_repo_mst::commit::UnsignedCommit;
+    use atp_repo_mst::import::{import_car, ImportOptions};
+    use atp_repo_mst::mst::{encode_node, key_height, DecodedNode, NodeEntry};
 
     const DID: &str = "did:plc:7iza6de2dwap2sbkpav7c6c6";
 
     fn node(left: Option<Cid>, entries: Vec<(String, Cid, Option<Cid>)>) -> (Cid, Vec<u8>) {
-        let view = NodeView {
+        let node = DecodedNode {
             left,
             entries: entries
                 .into_iter()
-                .map(|(k, v, t)| EntryView {
-                    key: k.into_bytes(),
-                    value: v,
-                    right: t,
-                })
+                .map(|(key, value, right)| NodeEntry { key, value, right })
                 .collect(),
         };
-        let bytes = view.encode().unwrap();
+        let bytes = encode_node(&node).unwrap();
         (cid_for_dag_cbor(&bytes), bytes)
     }
 
@@ -355,7 +351,12 @@ mod repositories {
     fn repo_car(data: Cid, mut blocks: BlockMap, key: &SigningKey) -> Vec<u8> {
         let (rc, rb) = record();
         blocks.insert(rc, rb);
-        let (commit, bytes) = sign_commit(DID, data, "3kaaaaaaaaaa2", key).unwrap();
+        let (commit, bytes) = UnsignedCommit::new(DID, data, "3kaaaaaaaaaa2")
+            .unwrap()
+            .sign(key)
+            .unwrap()
+            .to_block()
+            .unwrap();
         blocks.insert(commit, bytes);
         write_car_from_map(&[commit], &blocks).unwrap()
     }

@@ -9,10 +9,11 @@ use std::collections::BTreeMap;
 
 use atp_crypto::{cid_for_dag_cbor, dagcbor, parse_cid, Algorithm, Cid, Ipld, SigningKey};
 use atp_repo_mst::blockstore::{BlockStore, MemoryBlockStore};
+use atp_repo_mst::commit::UnsignedCommit;
 use atp_repo_mst::diff::RecordOp;
 use atp_repo_mst::import::{
     commit_event_blocks, export_diff_car, export_proof_car, export_repo_car, import_car,
-    sign_commit, verify_commit_event, ImportOptions,
+    verify_commit_event, ImportOptions,
 };
 use atp_repo_mst::mst::Mst;
 use serde_json::{json, Value};
@@ -115,7 +116,12 @@ impl RustRepo {
             tree.insert(path, *cid).unwrap();
         }
         let (data, _) = tree.flush().unwrap();
-        let (commit_cid, commit) = sign_commit(DID, data, rev, &key()).unwrap();
+        let (commit_cid, commit) = UnsignedCommit::new(DID, data, rev)
+            .unwrap()
+            .sign(&key())
+            .unwrap()
+            .to_block()
+            .unwrap();
         self.store.put(&commit_cid, &commit).unwrap();
         (commit_cid, data)
     }

@@ -6,10 +6,8 @@
 //! (bytes). `l` is the subtree left of the first entry and `t` the subtree
 //! right of its entry; absent subtrees are written as explicit `null`s.
 
-use std::collections::BTreeMap;
-
-use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid, Ipld};
-use serde::Serialize;
+use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::key::{common_prefix_len, is_valid_key, key_height, MAX_LAYER};
 use crate::blockstore::BlockStore;
@@ -46,11 +44,13 @@ impl DecodedNode {
         self.entries.first().map(|e| key_height(e.key.as_bytes()))
     }
 
-    /// CIDs of the subtrees, left to right.
-    pub fn children(&self) -> impl Iterator<Item = &Cid> + '_ {
+    /// CIDs of the subtrees, left to right: `left`, then each entry's
+    /// `right`.
+    pub fn children(&self) -> impl Iterator<Item = Cid> + '_ {
         self.left
             .iter()
-            .chain(self.entries.iter().filter_map(|e| e.right.as_ref()))
+            .copied()
+            .chain(self.entries.iter().filter_map(|e| e.right))
     }
 
     /// Whether the node has neither entries nor subtrees.
@@ -104,6 +104,35 @@ fn encode_parts<'a>(
     Ok(dagcbor::to_vec(&WireNode { e: wire, l: left })?)
 }
 
+/// Wire form of a node as read: every field required (nulls are written
+/// explicitly), nothing else allowed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireNodeIn {
+    e: Vec<WireEntryIn>,
+    #[serde(deserialize_with = "present")]
+    l: Option<Cid>,
+}
+
+/// Wire form of an entry as read.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireEntryIn {
+    #[serde(with = "serde_bytes")]
+    k: Vec<u8>,
+    p: u64,
+    #[serde(deserialize_with = "present")]
+    t: Option<Cid>,
+    v: Cid,
+}
+
+/// Reads a link-or-null field that must be present: with
+/// `deserialize_with`, serde reports a missing field instead of reading it
+/// as `None`.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cid>, D::Error> {
+    Option::<Cid>::deserialize(deserializer)
+}
+
 fn invalid(bytes: &[u8], reason: impl Into<String>) -> Error {
     Error::InvalidMstNode {
         cid: cid_for_dag_cbor(bytes),
@@ -111,69 +140,27 @@ fn invalid(bytes: &[u8], reason: impl Into<String>) -> Error {
     }
 }
 
-fn optional_link(bytes: &[u8], value: Option<Ipld>, field: &str) -> Result<Option<Cid>, Error> {
-    match value {
-        Some(Ipld::Null) => Ok(None),
-        Some(Ipld::Link(cid)) => Ok(Some(cid)),
-        Some(_) => Err(invalid(bytes, format!("`{field}` is not a link or null"))),
-        None => Err(invalid(bytes, format!("`{field}` is missing"))),
-    }
-}
-
-fn take_map(bytes: &[u8], value: Ipld, what: &str) -> Result<BTreeMap<String, Ipld>, Error> {
-    match value {
-        Ipld::Map(map) => Ok(map),
-        _ => Err(invalid(bytes, format!("{what} is not a map"))),
-    }
-}
-
-fn ensure_only(bytes: &[u8], map: &BTreeMap<String, Ipld>, allowed: &[&str]) -> Result<(), Error> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(invalid(bytes, format!("unexpected field `{k}`"))),
-        None => Ok(()),
-    }
-}
-
-/// Decodes and checks a node block: strict DAG-CBOR, exactly the fields
-/// `l` and `e` (entries exactly `p`, `k`, `v`, `t`), valid MST keys in
-/// strictly ascending order, and canonical prefix compression (`p` equal to
-/// the prefix actually shared with the previous key). Layers are not
-/// checked here (see [`key_height`]).
+/// Decodes and checks a node block: strict canonical DAG-CBOR, exactly the
+/// fields `l` and `e` (entries exactly `p`, `k`, `v`, `t`, with `l` and `t`
+/// present even when `null`), valid MST keys in strictly ascending order,
+/// and canonical prefix compression (`p` equal to the prefix actually
+/// shared with the previous key, so 0 for the first entry). Such a node
+/// re-encodes with [`encode_node`] to the same bytes. Layers are not
+/// checked here (see [`key_height`]). Every failure is
+/// [`Error::InvalidMstNode`].
 pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, Error> {
-    let mut map = take_map(bytes, dagcbor::decode_ipld(bytes)?, "node")?;
-    ensure_only(bytes, &map, &["e", "l"])?;
-    let left = optional_link(bytes, map.remove("l"), "l")?;
-    let list = match map.remove("e") {
-        Some(Ipld::List(list)) => list,
-        Some(_) => return Err(invalid(bytes, "`e` is not a list")),
-        None => return Err(invalid(bytes, "`e` is missing")),
-    };
-    let mut entries: Vec<NodeEntry> = Vec::with_capacity(list.len());
-    for item in list {
-        let mut entry = take_map(bytes, item, "entry")?;
-        ensure_only(bytes, &entry, &["k", "p", "t", "v"])?;
-        let prefix = match entry.remove("p") {
-            Some(Ipld::Integer(p)) if p >= 0 => {
-                usize::try_from(p).map_err(|_| invalid(bytes, "prefix length out of range"))?
-            }
-            _ => return Err(invalid(bytes, "`p` is not a non-negative integer")),
-        };
-        let suffix = match entry.remove("k") {
-            Some(Ipld::Bytes(k)) => k,
-            _ => return Err(invalid(bytes, "`k` is not a byte string")),
-        };
-        let value = match entry.remove("v") {
-            Some(Ipld::Link(cid)) => cid,
-            _ => return Err(invalid(bytes, "`v` is not a link")),
-        };
-        let right = optional_link(bytes, entry.remove("t"), "t")?;
+    let wire: WireNodeIn = dagcbor::from_slice(bytes)
+        .map_err(|e| invalid(bytes, format!("not an MST node: {e}")))?;
+    let mut entries: Vec<NodeEntry> = Vec::with_capacity(wire.e.len());
+    for entry in wire.e {
         let previous = entries.last().map_or("", |e| e.key.as_str()).as_bytes();
-        if prefix > previous.len() {
-            return Err(invalid(bytes, "prefix longer than the previous key"));
-        }
-        let mut full = Vec::with_capacity(prefix + suffix.len());
+        let prefix = match usize::try_from(entry.p) {
+            Ok(p) if p <= previous.len() => p,
+            _ => return Err(invalid(bytes, "prefix longer than the previous key")),
+        };
+        let mut full = Vec::with_capacity(prefix + entry.k.len());
         full.extend_from_slice(&previous[..prefix]);
-        full.extend_from_slice(&suffix);
+        full.extend_from_slice(&entry.k);
         if common_prefix_len(previous, &full) != prefix {
             return Err(invalid(bytes, "prefix compression is not canonical"));
         }
@@ -184,9 +171,16 @@ pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, Error> {
         if !is_valid_key(&key) {
             return Err(invalid(bytes, format!("invalid MST key {key:?}")));
         }
-        entries.push(NodeEntry { key, value, right });
+        entries.push(NodeEntry {
+            key,
+            value: entry.v,
+            right: entry.t,
+        });
     }
-    Ok(DecodedNode { left, entries })
+    Ok(DecodedNode {
+        left: wire.l,
+        entries,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -399,6 +393,46 @@ impl Child {
         match self {
             Child::Stored(cid) => Ok(*cid),
             Child::Loaded(node) => node.compute_cid(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use atp_crypto::Ipld;
+
+    use super::*;
+
+    fn node(with_l: bool, with_t: bool) -> Vec<u8> {
+        let value = cid_for_dag_cbor(b"\xa0");
+        let mut entry = BTreeMap::from([
+            ("k".to_owned(), Ipld::Bytes(b"app.bsky.feed.post/a".to_vec())),
+            ("p".to_owned(), Ipld::Integer(0)),
+            ("v".to_owned(), Ipld::Link(value)),
+        ]);
+        if with_t {
+            entry.insert("t".to_owned(), Ipld::Null);
+        }
+        let mut map = BTreeMap::from([("e".to_owned(), Ipld::List(vec![Ipld::Map(entry)]))]);
+        if with_l {
+            map.insert("l".to_owned(), Ipld::Null);
+        }
+        dagcbor::encode_ipld(&Ipld::Map(map)).unwrap()
+    }
+
+    #[test]
+    fn nulls_must_be_written() {
+        let good = node(true, true);
+        let decoded = decode_node(&good).unwrap();
+        assert_eq!(encode_node(&decoded).unwrap(), good);
+        for bytes in [node(false, true), node(true, false)] {
+            assert!(matches!(
+                decode_node(&bytes),
+                Err(Error::InvalidMstNode { .. })
+            ));
         }
     }
 }

@@ -8,14 +8,13 @@
 
 use std::collections::BTreeSet;
 
-use atp_crypto::{dagcbor, Cid};
-use serde::{Deserialize, Serialize};
+use atp_crypto::Cid;
 
 use crate::blockstore::BlockStore;
 use crate::car::BlockMap;
+use crate::mst::{decode_node, encode_node, ensure_valid_key, key_height, DecodedNode, NodeEntry};
+use crate::mst::MAX_LAYER;
 use crate::Error;
-
-pub use crate::mst::MAX_LAYER;
 
 /// A source of blocks by CID.
 pub trait BlockSource {
@@ -52,148 +51,11 @@ impl<T: BlockStore + ?Sized> BlockSource for T {
     }
 }
 
-pub use crate::mst::key_height;
-
-/// Whether `key` is a valid MST key: at most 1024 bytes, `collection/rkey`
-/// with exactly one `/`, both parts non-empty, characters
-/// `[a-zA-Z0-9_~\-:.]`.
-pub fn is_valid_mst_key(key: &[u8]) -> bool {
-    std::str::from_utf8(key).is_ok_and(crate::mst::is_valid_key)
-}
-
-/// Wire form of an MST node. Field order is the canonical DAG-CBOR order.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireNode {
-    e: Vec<WireEntry>,
-    l: Option<Cid>,
-}
-
-/// Wire form of an MST entry (prefix-compressed key).
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WireEntry {
-    #[serde(with = "serde_bytes")]
-    k: Vec<u8>,
-    p: u64,
-    t: Option<Cid>,
-    v: Cid,
-}
-
-/// One decoded MST node: full keys, values and subtree links.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeView {
-    /// Subtree left of the first entry.
-    pub left: Option<Cid>,
-    /// Entries in key order.
-    pub entries: Vec<EntryView>,
-}
-
-/// One decoded MST entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EntryView {
-    /// Full key (`collection/rkey`).
-    pub key: Vec<u8>,
-    /// Record CID.
-    pub value: Cid,
-    /// Subtree right of this entry.
-    pub right: Option<Cid>,
-}
-
-impl NodeView {
-    /// Decodes and checks a node: strict canonical DAG-CBOR, explicit nulls
-    /// (it must re-encode to the same bytes), valid keys in strictly
-    /// increasing order, maximal prefix compression.
-    pub fn decode(bytes: &[u8]) -> Result<NodeView, Error> {
-        let wire: WireNode = dagcbor::from_slice(bytes)
-            .map_err(|e| Error::InvalidMst(format!("node is not a valid MST node: {e}")))?;
-        let mut entries: Vec<EntryView> = Vec::with_capacity(wire.e.len());
-        for (i, entry) in wire.e.iter().enumerate() {
-            let prefix_len = usize::try_from(entry.p).unwrap_or(usize::MAX);
-            let key = match entries.last() {
-                None if prefix_len == 0 => entry.k.clone(),
-                None => {
-                    return Err(Error::InvalidMst(
-                        "first entry of a node has a non-zero prefix".to_owned(),
-                    ))
-                }
-                Some(prev) => {
-                    if prefix_len > prev.key.len() {
-                        return Err(Error::InvalidMst(format!(
-                            "entry {i} prefix {prefix_len} longer than the previous key"
-                        )));
-                    }
-                    let mut key = prev.key[..prefix_len].to_vec();
-                    key.extend_from_slice(&entry.k);
-                    if common_prefix(&prev.key, &key) != prefix_len {
-                        return Err(Error::InvalidMst(format!(
-                            "entry {i} prefix length is not the shared prefix"
-                        )));
-                    }
-                    if key <= prev.key {
-                        return Err(Error::InvalidMst("node keys are not sorted".to_owned()));
-                    }
-                    key
-                }
-            };
-            if !is_valid_mst_key(&key) {
-                return Err(Error::InvalidMst(format!(
-                    "invalid MST key {:?}",
-                    String::from_utf8_lossy(&key)
-                )));
-            }
-            entries.push(EntryView {
-                key,
-                value: entry.v,
-                right: entry.t,
-            });
-        }
-        let view = NodeView {
-            left: wire.l,
-            entries,
-        };
-        if view.encode()? != bytes {
-            return Err(Error::InvalidMst(
-                "node does not re-encode to the same bytes".to_owned(),
-            ));
-        }
-        Ok(view)
-    }
-
-    /// Canonical DAG-CBOR bytes of this node (prefix-compressed keys).
-    pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        let mut prev: &[u8] = &[];
-        let mut e = Vec::with_capacity(self.entries.len());
-        for entry in &self.entries {
-            let p = common_prefix(prev, &entry.key);
-            e.push(WireEntry {
-                k: entry.key[p..].to_vec(),
-                p: p as u64,
-                t: entry.right,
-                v: entry.value,
-            });
-            prev = &entry.key;
-        }
-        Ok(dagcbor::to_vec(&WireNode { e, l: self.left })?)
-    }
-
-    /// Subtree links in order: `left`, then each entry's `right`.
-    pub fn children(&self) -> impl Iterator<Item = Cid> + '_ {
-        self.left
-            .iter()
-            .copied()
-            .chain(self.entries.iter().filter_map(|e| e.right))
-    }
-}
-
-fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
 /// Reads and decodes node `cid` from `src`.
-pub fn read_node<S: BlockSource + ?Sized>(src: &S, cid: &Cid) -> Result<NodeView, Error> {
+/// (see [`decode_node`]).
+pub fn read_node<S: BlockSource + ?Sized>(src: &S, cid: &Cid) -> Result<DecodedNode, Error> {
     let bytes = src.get_block(cid)?.ok_or(Error::MissingBlock(*cid))?;
-    NodeView::decode(&bytes)
+    decode_node(&bytes)
 }
 
 /// Layer of the node `cid`: the height of its keys, or for a node with no
@@ -204,7 +66,7 @@ pub fn node_layer<S: BlockSource + ?Sized>(src: &S, cid: &Cid) -> Result<u32, Er
     loop {
         let node = read_node(src, &current)?;
         if let Some(first) = node.entries.first() {
-            return Ok(key_height(&first.key) + extra);
+            return Ok(key_height(first.key.as_bytes()) + extra);
         }
         match node.left {
             None => return Ok(extra),
@@ -239,7 +101,8 @@ struct Node {
 
 #[derive(Debug)]
 struct Entry {
-    key: Vec<u8>,
+    /// A valid MST key.
+    key: String,
     value: Cid,
     right: Option<Child>,
 }
@@ -260,7 +123,7 @@ impl Node {
 
     /// Number of entries with a key below `key`.
     fn position(&self, key: &[u8]) -> usize {
-        self.entries.partition_point(|e| e.key.as_slice() < key)
+        self.entries.partition_point(|e| e.key.as_bytes() < key)
     }
 
     fn slot_mut(&mut self, i: usize) -> &mut Option<Child> {
@@ -323,7 +186,7 @@ impl<S: BlockSource> PartialTree<S> {
         loop {
             let i = node.position(key);
             if let Some(e) = node.entries.get(i) {
-                if e.key == key {
+                if e.key.as_bytes() == key {
                     return Ok(Some(e.value));
                 }
             }
@@ -338,13 +201,10 @@ impl<S: BlockSource> PartialTree<S> {
 
     /// Inserts a new `key`; an existing key is an error.
     pub fn insert(&mut self, key: &[u8], value: Cid) -> Result<(), Error> {
-        if !is_valid_mst_key(key) {
-            return Err(Error::InvalidMst(format!(
-                "invalid MST key {:?}",
-                String::from_utf8_lossy(key)
-            )));
-        }
-        let height = key_height(key);
+        let key = std::str::from_utf8(key)
+            .map_err(|_| Error::InvalidMstKey(String::from_utf8_lossy(key).into_owned()))?;
+        ensure_valid_key(key)?;
+        let height = key_height(key.as_bytes());
         if self.root.is_empty() {
             self.root = Node::empty(height);
         }
@@ -375,7 +235,7 @@ impl<S: BlockSource> PartialTree<S> {
             node.cid = None;
             let i = node.position(key);
             if let Some(e) = node.entries.get_mut(i) {
-                if e.key == key {
+                if e.key.as_bytes() == key {
                     return Ok(std::mem::replace(&mut e.value, value));
                 }
             }
@@ -439,11 +299,11 @@ fn load_node<S: BlockSource + ?Sized>(
     let view = read_node(src, cid)?;
     reads.insert(*cid);
     for entry in &view.entries {
-        if key_height(&entry.key) != layer {
+        let height = key_height(entry.key.as_bytes());
+        if height != layer {
             return Err(Error::InvalidMst(format!(
-                "key {:?} of height {} in a node at layer {layer}",
-                String::from_utf8_lossy(&entry.key),
-                key_height(&entry.key)
+                "key {:?} of height {height} in a node at layer {layer}",
+                entry.key
             )));
         }
     }
@@ -507,26 +367,24 @@ fn insert_into<S: BlockSource + ?Sized>(
     src: &S,
     reads: &mut BTreeSet<Cid>,
     node: &mut Node,
-    key: &[u8],
+    key: &str,
     value: Cid,
     height: u32,
 ) -> Result<(), Error> {
     node.cid = None;
-    let i = node.position(key);
+    let i = node.position(key.as_bytes());
     if node.entries.get(i).is_some_and(|e| e.key == key) {
-        return Err(Error::RecordExists(
-            String::from_utf8_lossy(key).into_owned(),
-        ));
+        return Err(Error::RecordExists(key.to_owned()));
     }
     let layer = node.layer;
     if height == layer {
         let slot = node.slot_mut(i).take();
-        let (lo, hi) = split(src, reads, slot, key, layer)?;
+        let (lo, hi) = split(src, reads, slot, key.as_bytes(), layer)?;
         *node.slot_mut(i) = lo;
         node.entries.insert(
             i,
             Entry {
-                key: key.to_vec(),
+                key: key.to_owned(),
                 value,
                 right: hi,
             },
@@ -593,7 +451,7 @@ fn remove_from<S: BlockSource + ?Sized>(
     let i = node.position(key);
     let layer = node.layer;
     if height == layer {
-        if !node.entries.get(i).is_some_and(|e| e.key == key) {
+        if !node.entries.get(i).is_some_and(|e| e.key.as_bytes() == key) {
             return Err(key_not_found(key));
         }
         let entry = node.entries.remove(i);
@@ -657,13 +515,13 @@ fn encode_tree(node: &Node, out: &mut BlockMap) -> Result<Cid, Error> {
     let left = child_cid(&node.left, out)?;
     let mut entries = Vec::with_capacity(node.entries.len());
     for e in &node.entries {
-        entries.push(EntryView {
+        entries.push(NodeEntry {
             key: e.key.clone(),
             value: e.value,
             right: child_cid(&e.right, out)?,
         });
     }
-    let bytes = NodeView { left, entries }.encode()?;
+    let bytes = encode_node(&DecodedNode { left, entries })?;
     let cid = atp_crypto::cid_for_dag_cbor(&bytes);
     out.insert(cid, bytes);
     Ok(cid)
@@ -681,12 +539,7 @@ mod tests {
     }
 
     fn empty_tree() -> PartialTree<BlockMap> {
-        let bytes = NodeView {
-            left: None,
-            entries: vec![],
-        }
-        .encode()
-        .unwrap();
+        let bytes = encode_node(&DecodedNode::default()).unwrap();
         let cid = atp_crypto::cid_for_dag_cbor(&bytes);
         assert_eq!(cid.to_string(), EMPTY_NODE);
         PartialTree::open(BlockMap::from([(cid, bytes)]), cid).unwrap()
@@ -711,12 +564,7 @@ mod tests {
         // Reopen from blocks, remove everything in a scrambled order.
         let mut src = blocks;
         let (empty_bytes, empty_cid) = {
-            let b = NodeView {
-                left: None,
-                entries: vec![],
-            }
-            .encode()
-            .unwrap();
+            let b = encode_node(&DecodedNode::default()).unwrap();
             (b.clone(), atp_crypto::cid_for_dag_cbor(&b))
         };
         src.insert(empty_cid, empty_bytes);
@@ -732,15 +580,5 @@ mod tests {
             );
         }
         assert_eq!(reopened.root_cid().unwrap().to_string(), EMPTY_NODE);
-    }
-
-    #[test]
-    fn key_rules() {
-        assert!(is_valid_mst_key(b"app.bsky.feed.post/3jzfcijpj2z2a"));
-        assert!(!is_valid_mst_key(b"app.bsky.feed.post"));
-        assert!(!is_valid_mst_key(b"a/b/c"));
-        assert!(!is_valid_mst_key(b"/b"));
-        assert!(!is_valid_mst_key(b"a/"));
-        assert!(!is_valid_mst_key(b"a/b c"));
     }
 }
