@@ -59,50 +59,28 @@ pub trait BlockStore {
     }
 }
 
-impl<T: BlockStore + ?Sized> BlockStore for &T {
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
-        (**self).get(cid)
-    }
-    fn has(&self, cid: &Cid) -> Result<bool, Error> {
-        (**self).has(cid)
-    }
-    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), Error> {
-        (**self).put(cid, bytes)
-    }
-    fn put_many(&self, blocks: &BlockMap) -> Result<(), Error> {
-        (**self).put_many(blocks)
-    }
+/// Implements [`BlockStore`] for pointer types by forwarding to the
+/// store they point to.
+macro_rules! forward_block_store {
+    ($($pointer:ty),*) => {$(
+        impl<T: BlockStore + ?Sized> BlockStore for $pointer {
+            fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+                (**self).get(cid)
+            }
+            fn has(&self, cid: &Cid) -> Result<bool, Error> {
+                (**self).has(cid)
+            }
+            fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), Error> {
+                (**self).put(cid, bytes)
+            }
+            fn put_many(&self, blocks: &BlockMap) -> Result<(), Error> {
+                (**self).put_many(blocks)
+            }
+        }
+    )*};
 }
 
-impl<T: BlockStore + ?Sized> BlockStore for Arc<T> {
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
-        (**self).get(cid)
-    }
-    fn has(&self, cid: &Cid) -> Result<bool, Error> {
-        (**self).has(cid)
-    }
-    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), Error> {
-        (**self).put(cid, bytes)
-    }
-    fn put_many(&self, blocks: &BlockMap) -> Result<(), Error> {
-        (**self).put_many(blocks)
-    }
-}
-
-impl<T: BlockStore + ?Sized> BlockStore for Box<T> {
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
-        (**self).get(cid)
-    }
-    fn has(&self, cid: &Cid) -> Result<bool, Error> {
-        (**self).has(cid)
-    }
-    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), Error> {
-        (**self).put(cid, bytes)
-    }
-    fn put_many(&self, blocks: &BlockMap) -> Result<(), Error> {
-        (**self).put_many(blocks)
-    }
-}
+forward_block_store!(&T, Arc<T>, Box<T>);
 
 /// A thread-safe in-memory [`BlockStore`].
 #[derive(Debug, Default)]

@@ -195,11 +195,7 @@ pub fn mst_diff<S: BlockSource + ?Sized>(
 }
 
 fn op(path: String, old: Option<Cid>, new: Option<Cid>) -> RecordOp {
-    RecordOp {
-        path,
-        old,
-        new,
-    }
+    RecordOp { path, old, new }
 }
 
 fn collect(

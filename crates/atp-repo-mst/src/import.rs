@@ -271,6 +271,19 @@ pub fn verify_mst(
 // ---------------------------------------------------------------------------
 // Export
 
+/// Reads and decodes the commit `commit_cid` from `src`; returns it with
+/// its block bytes.
+fn read_commit<S: BlockSource + ?Sized>(
+    src: &S,
+    commit_cid: Cid,
+    accept_v2: bool,
+) -> Result<(Commit, Vec<u8>), Error> {
+    let bytes = src
+        .get_block(&commit_cid)?
+        .ok_or(Error::MissingBlock(commit_cid))?;
+    Ok((decode_commit(&bytes, accept_v2)?, bytes))
+}
+
 /// Writes a whole repository as a CAR: the commit, then the MST nodes
 /// depth-first with each record after the node that holds it. Streams: only
 /// the path being walked is in memory.
@@ -279,10 +292,7 @@ pub fn export_repo_car<S: BlockSource + ?Sized, W: Write>(
     commit_cid: Cid,
     out: W,
 ) -> Result<W, Error> {
-    let commit_bytes = src
-        .get_block(&commit_cid)?
-        .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = Commit::from_legacy_block(&commit_bytes)?;
+    let (commit, commit_bytes) = read_commit(src, commit_cid, true)?;
     let mut writer = CarWriter::new(out, &[commit_cid])?;
     writer.write_block(&commit_cid, &commit_bytes)?;
     let mut stack = vec![commit.data];
@@ -321,10 +331,7 @@ pub fn export_diff_car<S: BlockSource + ?Sized, W: Write>(
     prev_data: Option<Cid>,
     out: W,
 ) -> Result<W, Error> {
-    let commit_bytes = src
-        .get_block(&commit_cid)?
-        .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = Commit::from_legacy_block(&commit_bytes)?;
+    let (commit, commit_bytes) = read_commit(src, commit_cid, true)?;
     let diff = mst_diff(src, prev_data, commit.data)?;
     let mut writer = CarWriter::new(out, &[commit_cid])?;
     writer.write_block(&commit_cid, &commit_bytes)?;
@@ -348,10 +355,7 @@ where
     I: IntoIterator<Item = &'a str>,
     W: Write,
 {
-    let commit_bytes = src
-        .get_block(&commit_cid)?
-        .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = Commit::from_legacy_block(&commit_bytes)?;
+    let (commit, commit_bytes) = read_commit(src, commit_cid, true)?;
     let mut cids = BTreeSet::new();
     for path in paths {
         let (nodes, found) = key_proof(src, commit.data, path)?;
@@ -377,10 +381,7 @@ pub fn commit_event_blocks<S: BlockSource + ?Sized>(
     prev_data: Option<Cid>,
     ops: &[RecordOp],
 ) -> Result<BlockMap, Error> {
-    let commit_bytes = src
-        .get_block(&commit_cid)?
-        .ok_or(Error::MissingBlock(commit_cid))?;
-    let commit = Commit::from_block(&commit_bytes)?;
+    let (commit, commit_bytes) = read_commit(src, commit_cid, false)?;
     let diff = mst_diff(src, prev_data, commit.data)?;
     let mut blocks = diff.created_nodes.clone();
     blocks.insert(commit_cid, commit_bytes);

@@ -51,8 +51,8 @@ use atp_crypto::Cid;
 
 use crate::car::BlockMap;
 use crate::diff::RecordOp;
-use crate::Error;
 use crate::mst::{key_height, MAX_LAYER};
+use crate::Error;
 use partial_tree::{read_node, BlockSource, PartialTree};
 
 /// The MST nodes on the path from `root` to `key`: an inclusion proof if

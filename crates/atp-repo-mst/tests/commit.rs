@@ -229,3 +229,35 @@ fn repository_write_and_commit_cycle() {
         .create_record("app.bsky.feed.post", "..", &post("x"))
         .is_err());
 }
+
+/// A version-2 commit (old repositories) without `rev`, signed over its
+/// own fields: only the legacy reader accepts it, and its signature
+/// verifies over exactly the fields it has.
+#[test]
+fn version_2_commits_are_read_only_when_asked_for() {
+    let key = SigningKey::generate(Algorithm::P256);
+    let mut map = BTreeMap::from([
+        ("did".to_owned(), Ipld::String(DID.to_owned())),
+        ("data".to_owned(), Ipld::Link(data())),
+        ("prev".to_owned(), Ipld::Null),
+        ("version".to_owned(), Ipld::Integer(2)),
+    ]);
+    let unsigned = dagcbor::encode_ipld(&Ipld::Map(map.clone())).unwrap();
+    map.insert("sig".to_owned(), Ipld::Bytes(key.sign(&unsigned).to_vec()));
+    let bytes = dagcbor::encode_ipld(&Ipld::Map(map.clone())).unwrap();
+
+    assert!(matches!(
+        Commit::from_block(&bytes),
+        Err(Error::InvalidCommit(_))
+    ));
+    let commit = Commit::from_legacy_block(&bytes).unwrap();
+    assert_eq!(commit.version, 2);
+    assert_eq!(commit.rev, "");
+    commit.verify(&key.public_key()).unwrap();
+    assert_eq!(commit.to_block().unwrap().1, bytes);
+
+    // `prev` must be present (null) in version 2 too.
+    map.remove("prev");
+    let no_prev = dagcbor::encode_ipld(&Ipld::Map(map)).unwrap();
+    assert!(Commit::from_legacy_block(&no_prev).is_err());
+}

@@ -149,8 +149,8 @@ fn invalid(bytes: &[u8], reason: impl Into<String>) -> Error {
 /// checked here (see [`key_height`]). Every failure is
 /// [`Error::InvalidMstNode`].
 pub fn decode_node(bytes: &[u8]) -> Result<DecodedNode, Error> {
-    let wire: WireNodeIn = dagcbor::from_slice(bytes)
-        .map_err(|e| invalid(bytes, format!("not an MST node: {e}")))?;
+    let wire: WireNodeIn =
+        dagcbor::from_slice(bytes).map_err(|e| invalid(bytes, format!("not an MST node: {e}")))?;
     let mut entries: Vec<NodeEntry> = Vec::with_capacity(wire.e.len());
     for entry in wire.e {
         let previous = entries.last().map_or("", |e| e.key.as_str()).as_bytes();
@@ -409,7 +409,10 @@ mod tests {
     fn node(with_l: bool, with_t: bool) -> Vec<u8> {
         let value = cid_for_dag_cbor(b"\xa0");
         let mut entry = BTreeMap::from([
-            ("k".to_owned(), Ipld::Bytes(b"app.bsky.feed.post/a".to_vec())),
+            (
+                "k".to_owned(),
+                Ipld::Bytes(b"app.bsky.feed.post/a".to_vec()),
+            ),
             ("p".to_owned(), Ipld::Integer(0)),
             ("v".to_owned(), Ipld::Link(value)),
         ]);

@@ -12,8 +12,8 @@ use atp_crypto::Cid;
 
 use crate::blockstore::BlockStore;
 use crate::car::BlockMap;
-use crate::mst::{decode_node, encode_node, ensure_valid_key, key_height, DecodedNode, NodeEntry};
 use crate::mst::MAX_LAYER;
+use crate::mst::{decode_node, encode_node, ensure_valid_key, key_height, DecodedNode, NodeEntry};
 use crate::Error;
 
 /// A source of blocks by CID.
