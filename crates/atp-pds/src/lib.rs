@@ -1,1 +1,58 @@
-//! An AT Protocol Personal Data Server built on the workspace crates.
+//! The storage layer of an AT Protocol Personal Data Server, on embedded
+//! SQLite.
+//!
+//! * [`db`]: opening SQLite files (WAL, `synchronous=FULL`), versioned
+//!   migrations, a writer plus pooled readers usable from async code.
+//! * [`account`]: the service-wide account database, with
+//!   [`refresh_token`], [`app_password`], [`invite`] and [`email_token`].
+//! * [`password`]: scrypt password hashes in a self-describing format.
+//! * [`actor_store`]: one SQLite file per account holding its repository
+//!   blocks ([`block_store`]), root, record index, blob references and
+//!   preferences, written in atomic commits.
+//! * [`keys`]: each account's signing key in a 0600 file.
+//! * [`service`]: the settings storage needs.
+//! * [`storage`]: the whole, with account creation (directory registration
+//!   included) and deletion.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use atp_crypto::Ipld;
+//! use atp_pds::actor_store::ActorStores;
+//! use atp_pds::keys::generate_signing_key;
+//!
+//! let data = tempfile::tempdir()?;
+//! let stores = ActorStores::new(data.path().join("actors"))?;
+//! let key = generate_signing_key();
+//! let store = stores.create("did:plc:ewvi7nxzyoun6zhxrhs64oiz", &key)?;
+//!
+//! let mut repo = store.open_repo()?;
+//! let post = Ipld::Map(BTreeMap::from([(
+//!     "$type".to_owned(),
+//!     Ipld::String("app.bsky.feed.post".to_owned()),
+//! )]));
+//! repo.create_record("app.bsky.feed.post", "3jzfcijpj2z2a", &post)?;
+//! let commit = store.commit(&mut repo, &key, "3jzfcijpj2z2b", &BTreeMap::new())?;
+//!
+//! // Blocks, root and record index were stored in one transaction.
+//! assert_eq!(store.root()?.map(|root| root.cid), Some(commit.cid));
+//! assert!(store.get_record("app.bsky.feed.post", "3jzfcijpj2z2a")?.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod account;
+pub mod actor_store;
+pub mod app_password;
+pub mod block_store;
+pub mod db;
+pub mod email_token;
+pub mod error;
+pub mod invite;
+pub mod keys;
+pub mod password;
+pub mod refresh_token;
+pub mod service;
+pub mod storage;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use storage::Storage;

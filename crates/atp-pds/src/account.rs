@@ -1,0 +1,511 @@
+//! The service-wide account database (`<data>/account.sqlite`): accounts
+//! and their credentials.
+//!
+//! Handles are stored normalized (lower case) and emails lower-cased, each
+//! unique. Password hashes never leave this module except as
+//! [`PasswordHash`], whose `Debug` is redacted. Refresh tokens, app
+//! passwords, invite codes and email tokens live in the same file and are
+//! handled by the sibling modules `refresh_token`, `app_password`, `invite`
+//! and `email_token`.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+
+use crate::db::{Database, Migration};
+use crate::error::{Error, Result};
+use crate::password::PasswordHash;
+use crate::time;
+
+/// The schema of the account database.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "accounts, refresh tokens, app passwords, invite codes, email tokens",
+    sql: "
+        CREATE TABLE account (
+            did TEXT PRIMARY KEY,
+            handle TEXT NOT NULL UNIQUE,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            email_confirmed_at TEXT,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            deactivated_at TEXT,
+            delete_after TEXT,
+            takedown_ref TEXT
+        );
+        CREATE TABLE refresh_token (
+            id TEXT PRIMARY KEY,
+            did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+            expires_at TEXT NOT NULL,
+            app_password_name TEXT,
+            next_id TEXT
+        );
+        CREATE INDEX refresh_token_did ON refresh_token(did);
+        CREATE TABLE app_password (
+            did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            privileged INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (did, name)
+        );
+        CREATE TABLE invite_code (
+            code TEXT PRIMARY KEY,
+            available_uses INTEGER NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0,
+            for_account TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE invite_code_use (
+            code TEXT NOT NULL REFERENCES invite_code(code) ON DELETE CASCADE,
+            used_by TEXT NOT NULL,
+            used_at TEXT NOT NULL,
+            PRIMARY KEY (code, used_by)
+        );
+        CREATE TABLE email_token (
+            purpose TEXT NOT NULL,
+            did TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
+            token TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            PRIMARY KEY (purpose, did),
+            UNIQUE (purpose, token)
+        );
+    ",
+}];
+
+/// Where the store reads the current time (replaceable in tests).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// An account as stored (without its password hash).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The account's DID.
+    pub did: String,
+    /// The handle, normalized to lower case.
+    pub handle: String,
+    /// The email address, lower case.
+    pub email: String,
+    /// When the email address was confirmed.
+    pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When the account was deactivated, if it is.
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// When a deactivated account may be deleted, if scheduled.
+    pub delete_after: Option<DateTime<Utc>>,
+    /// A moderation takedown reference, if the account is taken down.
+    pub takedown_ref: Option<String>,
+}
+
+impl Account {
+    /// Whether the account is active (neither deactivated nor taken down).
+    pub fn is_active(&self) -> bool {
+        self.deactivated_at.is_none() && self.takedown_ref.is_none()
+    }
+}
+
+/// What [`AccountStore::create_account`] needs.
+#[derive(Clone)]
+pub struct NewAccount {
+    /// The account's DID.
+    pub did: String,
+    /// The handle (normalized by the store).
+    pub handle: String,
+    /// The email address (lower-cased by the store).
+    pub email: String,
+    /// The plain-text password (hashed by the store, never stored).
+    pub password: String,
+    /// An invite code, consumed by the creation.
+    pub invite_code: Option<String>,
+}
+
+impl fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("did", &self.did)
+            .field("handle", &self.handle)
+            .field("email", &self.email)
+            .field("password", &"<redacted>")
+            .field("invite_code", &self.invite_code)
+            .finish()
+    }
+}
+
+/// The service-wide account database.
+pub struct AccountStore {
+    pub(crate) db: Arc<Database>,
+    pub(crate) clock: Clock,
+    pub(crate) invite_required: bool,
+}
+
+impl fmt::Debug for AccountStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccountStore")
+            .field("db", &self.db.path())
+            .field("invite_required", &self.invite_required)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalizes and validates a handle.
+pub fn normalize_handle(handle: &str) -> Result<String> {
+    Ok(atp_syntax::Handle::new(handle)?.as_str().to_owned())
+}
+
+/// Lower-cases and minimally checks an email address.
+pub fn normalize_email(email: &str) -> Result<String> {
+    let email = email.trim().to_lowercase();
+    match email.split_once('@') {
+        Some((local, domain)) if !local.is_empty() && !domain.is_empty() && email.len() <= 254 => {
+            Ok(email)
+        }
+        _ => Err(Error::InvalidInput("invalid email address".to_owned())),
+    }
+}
+
+const ACCOUNT_COLUMNS: &str = "did, handle, email, email_confirmed_at, created_at, \
+    deactivated_at, delete_after, takedown_ref";
+
+fn opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
+    text.as_deref().map(time::parse).transpose()
+}
+
+fn account_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
+    Ok([
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+    ])
+}
+
+fn account_from_columns(cols: [Option<String>; 8]) -> Result<Account> {
+    let [did, handle, email, confirmed, created, deactivated, delete_after, takedown] = cols;
+    let missing = || Error::Corrupt("account row with a null column".to_owned());
+    Ok(Account {
+        did: did.ok_or_else(missing)?,
+        handle: handle.ok_or_else(missing)?,
+        email: email.ok_or_else(missing)?,
+        email_confirmed_at: opt_time(confirmed)?,
+        created_at: time::parse(&created.ok_or_else(missing)?)?,
+        deactivated_at: opt_time(deactivated)?,
+        delete_after: opt_time(delete_after)?,
+        takedown_ref: takedown,
+    })
+}
+
+pub(crate) fn account_where(
+    tx: &Transaction<'_>,
+    column: &str,
+    value: &str,
+) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE {column} = ?1");
+    let cols = tx.query_row(&sql, [value], account_from_row).optional()?;
+    cols.map(account_from_columns).transpose()
+}
+
+fn require_account(tx: &Transaction<'_>, did: &str) -> Result<Account> {
+    account_where(tx, "did", did)?.ok_or_else(|| Error::AccountNotFound(did.to_owned()))
+}
+
+fn check_unique(
+    tx: &Transaction<'_>,
+    did: Option<&str>,
+    handle: Option<&str>,
+    email: Option<&str>,
+) -> Result<()> {
+    if let Some(did) = did {
+        if account_where(tx, "did", did)?.is_some() {
+            return Err(Error::AccountExists(did.to_owned()));
+        }
+    }
+    if let Some(handle) = handle {
+        if account_where(tx, "handle", handle)?.is_some() {
+            return Err(Error::HandleTaken(handle.to_owned()));
+        }
+    }
+    if let Some(email) = email {
+        if account_where(tx, "email", email)?.is_some() {
+            return Err(Error::EmailTaken);
+        }
+    }
+    Ok(())
+}
+
+impl AccountStore {
+    /// Opens (creating and migrating if needed) the account database at
+    /// `path`.
+    pub fn open(path: &Path, invite_required: bool) -> Result<Self> {
+        Ok(AccountStore {
+            db: Arc::new(Database::open(path, MIGRATIONS)?),
+            clock: Arc::new(Utc::now),
+            invite_required,
+        })
+    }
+
+    /// The same store reading the time from `clock` (tests of expiry).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The underlying database.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Fails with [`Error::HandleTaken`] / [`Error::EmailTaken`] if the
+    /// handle or email belongs to an account (a quick check before the
+    /// expensive steps of account creation; creation checks again).
+    pub fn check_available(&self, handle: &str, email: &str) -> Result<()> {
+        let handle = normalize_handle(handle)?;
+        let email = normalize_email(email)?;
+        self.db
+            .read(|tx| check_unique(tx, None, Some(&handle), Some(&email)))
+    }
+
+    /// Creates an account row, consuming the invite code if one is given or
+    /// required, in one transaction: either all of it is stored or nothing.
+    pub fn create_account(&self, new: &NewAccount) -> Result<Account> {
+        let handle = normalize_handle(&new.handle)?;
+        let email = normalize_email(&new.email)?;
+        atp_syntax::Did::new(&new.did)?;
+        if self.invite_required && new.invite_code.is_none() {
+            return Err(Error::InviteCodeRequired);
+        }
+        let hash = PasswordHash::new(&new.password)?;
+        let now = time::format(&self.now());
+        self.db.write(|tx| {
+            check_unique(tx, Some(&new.did), Some(&handle), Some(&email))?;
+            tx.execute(
+                "INSERT INTO account (did, handle, email, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![new.did, handle, email, hash.as_stored(), now],
+            )?;
+            if let Some(code) = &new.invite_code {
+                crate::invite::use_invite_code(tx, code, &new.did, &now)?;
+            }
+            require_account(tx, &new.did)
+        })
+    }
+
+    /// The account with this DID.
+    pub fn account_by_did(&self, did: &str) -> Result<Option<Account>> {
+        self.db.read(|tx| account_where(tx, "did", did))
+    }
+
+    /// The account with this handle (any case).
+    pub fn account_by_handle(&self, handle: &str) -> Result<Option<Account>> {
+        let Ok(handle) = normalize_handle(handle) else {
+            return Ok(None);
+        };
+        self.db.read(|tx| account_where(tx, "handle", &handle))
+    }
+
+    /// The account with this email address (any case).
+    pub fn account_by_email(&self, email: &str) -> Result<Option<Account>> {
+        let email = email.trim().to_lowercase();
+        self.db.read(|tx| account_where(tx, "email", &email))
+    }
+
+    /// The account named by a login identifier: a DID, an email address or
+    /// a handle.
+    pub fn account_by_identifier(&self, identifier: &str) -> Result<Option<Account>> {
+        if identifier.starts_with("did:") {
+            self.account_by_did(identifier)
+        } else if identifier.contains('@') {
+            self.account_by_email(identifier)
+        } else {
+            self.account_by_handle(identifier)
+        }
+    }
+
+    /// Every account, ordered by creation time.
+    pub fn list_accounts(&self) -> Result<Vec<Account>> {
+        self.db.read(|tx| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account ORDER BY created_at, did");
+            let mut stmt = tx.prepare(&sql)?;
+            let rows = stmt
+                .query_map([], account_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(account_from_columns).collect()
+        })
+    }
+
+    /// Checks the account's main password; [`Error::InvalidPassword`] if it
+    /// does not match (or the account does not exist).
+    pub fn verify_password(&self, did: &str, password: &str) -> Result<()> {
+        let stored: Option<String> = self.db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT password_hash FROM account WHERE did = ?1",
+                    [did],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })?;
+        match stored {
+            Some(stored) if PasswordHash::from_stored(stored.as_str()).verify(password)? => Ok(()),
+            _ => Err(Error::InvalidPassword),
+        }
+    }
+
+    /// Replaces the account's password and revokes its refresh tokens.
+    pub fn update_password(&self, did: &str, password: &str) -> Result<()> {
+        let hash = PasswordHash::new(password)?;
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            tx.execute(
+                "UPDATE account SET password_hash = ?2 WHERE did = ?1",
+                params![did, hash.as_stored()],
+            )?;
+            tx.execute("DELETE FROM refresh_token WHERE did = ?1", [did])?;
+            Ok(())
+        })
+    }
+
+    /// Changes the account's handle (normalized, unique).
+    pub fn update_handle(&self, did: &str, handle: &str) -> Result<Account> {
+        let handle = normalize_handle(handle)?;
+        self.db.write(|tx| {
+            let account = require_account(tx, did)?;
+            if account.handle != handle {
+                check_unique(tx, None, Some(&handle), None)?;
+                tx.execute(
+                    "UPDATE account SET handle = ?2 WHERE did = ?1",
+                    params![did, handle],
+                )?;
+            }
+            require_account(tx, did)
+        })
+    }
+
+    /// Changes the account's email address (unique, case-insensitive); the
+    /// new address is unconfirmed.
+    pub fn update_email(&self, did: &str, email: &str) -> Result<Account> {
+        let email = normalize_email(email)?;
+        self.db.write(|tx| {
+            let account = require_account(tx, did)?;
+            if account.email != email {
+                check_unique(tx, None, None, Some(&email))?;
+                tx.execute(
+                    "UPDATE account SET email = ?2, email_confirmed_at = NULL WHERE did = ?1",
+                    params![did, email],
+                )?;
+            }
+            require_account(tx, did)
+        })
+    }
+
+    /// Marks the account's email address confirmed now.
+    pub fn confirm_email(&self, did: &str) -> Result<Account> {
+        let now = time::format(&self.now());
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            tx.execute(
+                "UPDATE account SET email_confirmed_at = ?2 WHERE did = ?1",
+                params![did, now],
+            )?;
+            require_account(tx, did)
+        })
+    }
+
+    /// Deactivates the account, optionally scheduling its deletion.
+    pub fn deactivate(&self, did: &str, delete_after: Option<DateTime<Utc>>) -> Result<Account> {
+        let now = time::format(&self.now());
+        let delete_after = delete_after.as_ref().map(time::format);
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            tx.execute(
+                "UPDATE account SET deactivated_at = ?2, delete_after = ?3 WHERE did = ?1",
+                params![did, now, delete_after],
+            )?;
+            require_account(tx, did)
+        })
+    }
+
+    /// Reactivates a deactivated account.
+    pub fn activate(&self, did: &str) -> Result<Account> {
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            tx.execute(
+                "UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?1",
+                [did],
+            )?;
+            require_account(tx, did)
+        })
+    }
+
+    /// Sets or clears the account's takedown reference.
+    pub fn set_takedown(&self, did: &str, takedown_ref: Option<&str>) -> Result<Account> {
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            tx.execute(
+                "UPDATE account SET takedown_ref = ?2 WHERE did = ?1",
+                params![did, takedown_ref],
+            )?;
+            require_account(tx, did)
+        })
+    }
+
+    /// Removes the account's rows: the account, its refresh tokens, app
+    /// passwords and email tokens (in one transaction). Returns whether an
+    /// account was removed. The account's files are removed by
+    /// [`Storage::delete_account`](crate::Storage::delete_account).
+    pub fn delete_account(&self, did: &str) -> Result<bool> {
+        self.db.write(|tx| {
+            tx.execute("DELETE FROM refresh_token WHERE did = ?1", [did])?;
+            tx.execute("DELETE FROM app_password WHERE did = ?1", [did])?;
+            tx.execute("DELETE FROM email_token WHERE did = ?1", [did])?;
+            Ok(tx.execute("DELETE FROM account WHERE did = ?1", [did])? > 0)
+        })
+    }
+}
+
+/// Who logged in, and through which password.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Login {
+    /// The account.
+    pub account: Account,
+    /// The app password used, or `None` for the main password.
+    pub app_password: Option<crate::app_password::AppPassword>,
+}
+
+impl AccountStore {
+    /// Checks a login: `identifier` is a handle, email or DID; `password`
+    /// the main password or one of the account's app passwords.
+    /// [`Error::InvalidPassword`] for an unknown account or a wrong
+    /// password alike.
+    pub fn login(&self, identifier: &str, password: &str) -> Result<Login> {
+        let Some(account) = self.account_by_identifier(identifier)? else {
+            return Err(Error::InvalidPassword);
+        };
+        match self.verify_password(&account.did, password) {
+            Ok(()) => {
+                return Ok(Login {
+                    account,
+                    app_password: None,
+                })
+            }
+            Err(Error::InvalidPassword) => {}
+            Err(err) => return Err(err),
+        }
+        let app_password = self.verify_app_password(&account.did, password)?;
+        Ok(Login {
+            account,
+            app_password: Some(app_password),
+        })
+    }
+}

@@ -1,0 +1,598 @@
+//! One SQLite file per account: repository blocks, the repository root,
+//! the record index, blob references and preferences.
+//!
+//! Layout: `<data>/actors/<first 2 hex chars of sha256(did)>/<did>/`
+//! holding `store.sqlite` (and its WAL files) and `key`, the account's
+//! signing key. The hash prefix spreads accounts evenly over 256
+//! directories whatever their DID method.
+//!
+//! Writes go through [`ActorStore::transact`]: one SQLite transaction in
+//! which [`ActorTransaction::apply_commit`] stores a commit's blocks, moves
+//! the root and updates the record index. A failure anywhere rolls all of
+//! it back, and readers (snapshot transactions) see either the old commit
+//! or the new one, never a mix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use atp_crypto::{Cid, SigningKey};
+use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use crate::block_store::{insert_blocks, SqliteBlockStore, StagedBlockStore};
+use crate::db::{Database, Migration};
+use crate::error::{Error, Result};
+use crate::time;
+
+/// The schema of an account's store.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "repo root, blocks, record index, blobs, preferences",
+    sql: "
+        CREATE TABLE repo_root (
+            did TEXT PRIMARY KEY,
+            cid TEXT NOT NULL,
+            rev TEXT NOT NULL,
+            indexed_at TEXT NOT NULL
+        );
+        CREATE TABLE repo_block (
+            cid TEXT PRIMARY KEY,
+            repo_rev TEXT,
+            size INTEGER NOT NULL,
+            content BLOB NOT NULL
+        );
+        CREATE INDEX repo_block_rev ON repo_block(repo_rev, cid);
+        CREATE TABLE record (
+            uri TEXT PRIMARY KEY,
+            cid TEXT NOT NULL,
+            collection TEXT NOT NULL,
+            rkey TEXT NOT NULL,
+            repo_rev TEXT NOT NULL,
+            indexed_at TEXT NOT NULL,
+            takedown_ref TEXT
+        );
+        CREATE INDEX record_collection_rkey ON record(collection, rkey);
+        CREATE TABLE blob (
+            cid TEXT PRIMARY KEY,
+            mime_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            takedown_ref TEXT
+        );
+        CREATE TABLE record_blob (
+            blob_cid TEXT NOT NULL,
+            record_uri TEXT NOT NULL,
+            PRIMARY KEY (blob_cid, record_uri)
+        );
+        CREATE INDEX record_blob_uri ON record_blob(record_uri);
+        CREATE TABLE account_pref (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            value_json TEXT NOT NULL
+        );
+    ",
+}];
+
+/// The directory of `did`'s store under `actors_root`.
+pub fn actor_dir(actors_root: &Path, did: &str) -> PathBuf {
+    let digest = atp_crypto::sha256(did.as_bytes());
+    actors_root.join(hex::encode(&digest[..1])).join(did)
+}
+
+/// The repository head as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepoRoot {
+    /// CID of the head commit.
+    pub cid: Cid,
+    /// Its rev.
+    pub rev: String,
+}
+
+/// One entry of the record index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordEntry {
+    /// `at://<did>/<collection>/<rkey>`.
+    pub uri: String,
+    /// The record's CID.
+    pub cid: Cid,
+    /// The collection NSID.
+    pub collection: String,
+    /// The record key.
+    pub rkey: String,
+    /// Rev of the commit that wrote it.
+    pub repo_rev: String,
+    /// When it was indexed.
+    pub indexed_at: DateTime<Utc>,
+    /// Moderation takedown reference, if taken down.
+    pub takedown_ref: Option<String>,
+}
+
+/// An account's store.
+#[derive(Debug)]
+pub struct ActorStore {
+    did: String,
+    dir: PathBuf,
+    db: Arc<Database>,
+}
+
+fn split_path(path: &str) -> Result<(&str, &str)> {
+    path.split_once('/')
+        .ok_or_else(|| Error::Corrupt(format!("record path without '/': {path}")))
+}
+
+fn get_root(tx: &Transaction<'_>, did: &str) -> Result<Option<RepoRoot>> {
+    let row: Option<(String, String)> = tx
+        .query_row(
+            "SELECT cid, rev FROM repo_root WHERE did = ?1",
+            [did],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    row.map(|(cid, rev)| {
+        Ok(RepoRoot {
+            cid: atp_crypto::parse_cid(&cid)?,
+            rev,
+        })
+    })
+    .transpose()
+}
+
+type RecordRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn record_from_columns(row: RecordRow) -> Result<RecordEntry> {
+    let (uri, cid, collection, rkey, repo_rev, indexed_at, takedown_ref) = row;
+    Ok(RecordEntry {
+        uri,
+        cid: atp_crypto::parse_cid(&cid)?,
+        collection,
+        rkey,
+        repo_rev,
+        indexed_at: time::parse(&indexed_at)?,
+        takedown_ref,
+    })
+}
+
+const RECORD_COLUMNS: &str = "uri, cid, collection, rkey, repo_rev, indexed_at, takedown_ref";
+
+/// Writes to one account's store inside one SQLite transaction (see
+/// [`ActorStore::transact`]).
+pub struct ActorTransaction<'a> {
+    did: &'a str,
+    tx: &'a Transaction<'a>,
+}
+
+impl ActorTransaction<'_> {
+    /// The raw transaction, for statements this type does not offer.
+    pub fn sql(&self) -> &Transaction<'_> {
+        self.tx
+    }
+
+    /// The current root as seen inside the transaction.
+    pub fn root(&self) -> Result<Option<RepoRoot>> {
+        get_root(self.tx, self.did)
+    }
+
+    /// Stores blocks (chunked multi-row inserts), tagged with `rev`.
+    pub fn put_blocks(&self, blocks: &atp_repo_mst::car::BlockMap, rev: &str) -> Result<()> {
+        insert_blocks(self.tx, blocks, Some(rev))
+    }
+
+    /// Moves the repository root.
+    pub fn set_root(&self, cid: &Cid, rev: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (did) DO UPDATE SET cid = ?2, rev = ?3, indexed_at = ?4",
+            params![self.did, cid.to_string(), rev, time::now_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Adds or replaces the index entry of the record at `path`
+    /// (`<collection>/<rkey>`).
+    pub fn index_record(&self, path: &str, cid: &Cid, rev: &str) -> Result<()> {
+        let (collection, rkey) = split_path(path)?;
+        let uri = format!("at://{}/{path}", self.did);
+        self.tx.execute(
+            "INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (uri) DO UPDATE SET cid = ?2, repo_rev = ?5, indexed_at = ?6",
+            params![
+                uri,
+                cid.to_string(),
+                collection,
+                rkey,
+                rev,
+                time::now_string()
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Removes the index entry and blob references of the record at `path`.
+    pub fn remove_record(&self, path: &str) -> Result<()> {
+        let uri = format!("at://{}/{path}", self.did);
+        self.tx
+            .execute("DELETE FROM record WHERE uri = ?1", [&uri])?;
+        self.tx
+            .execute("DELETE FROM record_blob WHERE record_uri = ?1", [&uri])?;
+        Ok(())
+    }
+
+    /// Replaces the blobs the record at `path` references.
+    pub fn set_record_blobs(&self, path: &str, blobs: &[Cid]) -> Result<()> {
+        let uri = format!("at://{}/{path}", self.did);
+        self.tx
+            .execute("DELETE FROM record_blob WHERE record_uri = ?1", [&uri])?;
+        for blob in blobs {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?1, ?2)",
+                params![blob.to_string(), uri],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stores a commit: its blocks, the new root and the record index
+    /// changes of its ops, with the blob references in `blobs` (by record
+    /// path). The stored root must be the commit's parent
+    /// ([`Error::ConcurrentWrite`] otherwise), so two writers that
+    /// prepared commits on the same head cannot both land.
+    pub fn apply_commit(
+        &self,
+        commit: &CommitData,
+        blobs: &BTreeMap<String, Vec<Cid>>,
+    ) -> Result<()> {
+        let current = self.root()?.map(|root| root.cid);
+        if current != commit.prev {
+            return Err(Error::ConcurrentWrite {
+                expected: commit.prev.map(|cid| cid.to_string()),
+                found: current.map(|cid| cid.to_string()),
+            });
+        }
+        if commit.commit.did != self.did {
+            return Err(Error::InvalidInput(format!(
+                "commit for {} applied to the store of {}",
+                commit.commit.did, self.did
+            )));
+        }
+        self.put_blocks(&commit.blocks, &commit.rev)?;
+        for op in &commit.ops {
+            match (op.action, &op.cid) {
+                (WriteAction::Delete, _) | (_, None) => self.remove_record(&op.path)?,
+                (_, Some(cid)) => {
+                    self.index_record(&op.path, cid, &commit.rev)?;
+                    let refs = blobs.get(&op.path).map(Vec::as_slice).unwrap_or(&[]);
+                    self.set_record_blobs(&op.path, refs)?;
+                }
+            }
+        }
+        self.set_root(&commit.cid, &commit.rev)
+    }
+}
+
+impl ActorStore {
+    /// Creates the store of `did` in `dir` (which must not hold one) with
+    /// its signing key, written atomically with mode 0600.
+    pub fn create(dir: &Path, did: &str, key: &SigningKey) -> Result<Self> {
+        atp_syntax::Did::new(did)?;
+        if dir.join("store.sqlite").exists() || dir.join("key").exists() {
+            return Err(Error::AccountExists(did.to_owned()));
+        }
+        fs::create_dir_all(dir)?;
+        crate::keys::write_key_file(&dir.join("key"), key)?;
+        let store = Self::open(dir, did)?;
+        if let Some(parent) = dir.parent() {
+            crate::keys::sync_dir(parent)?;
+        }
+        Ok(store)
+    }
+
+    /// Opens the existing store of `did` in `dir`.
+    pub fn open(dir: &Path, did: &str) -> Result<Self> {
+        if !dir.join("key").exists() {
+            return Err(Error::AccountNotFound(did.to_owned()));
+        }
+        let db = Database::open(&dir.join("store.sqlite"), MIGRATIONS)?;
+        Ok(ActorStore {
+            did: did.to_owned(),
+            dir: dir.to_owned(),
+            db: Arc::new(db),
+        })
+    }
+
+    /// The account's DID.
+    pub fn did(&self) -> &str {
+        &self.did
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The store's database.
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// The account's repository signing key.
+    pub fn signing_key(&self) -> Result<SigningKey> {
+        crate::keys::read_key_file(&self.dir.join("key"))
+    }
+
+    /// A block store on this file (each call its own transaction).
+    pub fn block_store(&self) -> SqliteBlockStore {
+        SqliteBlockStore::new(Arc::clone(&self.db))
+    }
+
+    /// Runs `f` in one write transaction: everything it does is stored
+    /// together, or (if it returns an error) nothing is.
+    pub fn transact<T>(&self, f: impl FnOnce(&ActorTransaction<'_>) -> Result<T>) -> Result<T> {
+        self.db
+            .write(|tx| f(&ActorTransaction { did: &self.did, tx }))
+    }
+
+    /// The repository root, if a commit was stored.
+    pub fn root(&self) -> Result<Option<RepoRoot>> {
+        self.db.read(|tx| get_root(tx, &self.did))
+    }
+
+    /// The repository at its stored head (or a new, empty one), on a
+    /// staging store: writes stay in memory until [`ActorStore::commit`].
+    pub fn open_repo(&self) -> Result<Repo<StagedBlockStore>> {
+        let staged = StagedBlockStore::new(self.block_store());
+        Ok(match self.root()? {
+            Some(root) => Repo::load(staged, root.cid)?,
+            None => Repo::create(staged, &self.did)?,
+        })
+    }
+
+    /// Signs the pending writes of `repo` at `rev` and stores the commit
+    /// atomically ([`ActorTransaction::apply_commit`]). On error nothing is
+    /// stored and `repo` must be discarded.
+    pub fn commit(
+        &self,
+        repo: &mut Repo<StagedBlockStore>,
+        key: &SigningKey,
+        rev: &str,
+        blobs: &BTreeMap<String, Vec<Cid>>,
+    ) -> Result<CommitData> {
+        let commit = repo.commit(key, rev)?;
+        self.transact(|tx| tx.apply_commit(&commit, blobs))?;
+        Ok(commit)
+    }
+
+    /// The index entry and block of one record.
+    pub fn get_record(
+        &self,
+        collection: &str,
+        rkey: &str,
+    ) -> Result<Option<(RecordEntry, Vec<u8>)>> {
+        let uri = format!("at://{}/{collection}/{rkey}", self.did);
+        self.db.read(|tx| {
+            let sql = format!("SELECT {RECORD_COLUMNS} FROM record WHERE uri = ?1");
+            let Some(row) = tx.query_row(&sql, [&uri], record_from_row).optional()? else {
+                return Ok(None);
+            };
+            let entry = record_from_columns(row)?;
+            let bytes = crate::block_store::get_block(tx, &entry.cid)?
+                .ok_or_else(|| Error::Corrupt(format!("record block missing for {uri}")))?;
+            Ok(Some((entry, bytes)))
+        })
+    }
+
+    /// One page of a collection's records by record key: after `cursor`
+    /// (before it when `reverse`), at most `limit`, descending unless
+    /// `reverse` (as `listRecords`).
+    pub fn list_records(
+        &self,
+        collection: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        reverse: bool,
+    ) -> Result<Vec<RecordEntry>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.read(|tx| {
+            let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
+            let cursor_clause = if cursor.is_some() {
+                format!("AND rkey {cmp} ?2")
+            } else {
+                "AND ?2 IS NULL".to_owned()
+            };
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM record WHERE collection = ?1 {cursor_clause}
+                 ORDER BY rkey {order} LIMIT ?3"
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![collection, cursor, limit], record_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter().map(record_from_columns).collect()
+        })
+    }
+
+    /// The collections that hold at least one record, sorted.
+    pub fn collections(&self) -> Result<Vec<String>> {
+        self.db.read(|tx| {
+            let mut stmt =
+                tx.prepare("SELECT DISTINCT collection FROM record ORDER BY collection")?;
+            let rows = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Number of indexed records.
+    pub fn record_count(&self) -> Result<u64> {
+        self.db
+            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM record", [], |row| row.get(0))?))
+    }
+
+    /// The records that reference blob `cid` (their AT-URIs).
+    pub fn records_for_blob(&self, cid: &Cid) -> Result<Vec<String>> {
+        self.db.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT record_uri FROM record_blob WHERE blob_cid = ?1 ORDER BY record_uri",
+            )?;
+            let rows = stmt
+                .query_map([cid.to_string()], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The account's preferences, in stored order.
+    pub fn preferences(&self) -> Result<Vec<serde_json::Value>> {
+        self.db.read(|tx| {
+            let mut stmt = tx.prepare("SELECT value_json FROM account_pref ORDER BY id")?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.iter()
+                .map(|text| {
+                    serde_json::from_str(text)
+                        .map_err(|err| Error::Corrupt(format!("stored preference: {err}")))
+                })
+                .collect()
+        })
+    }
+
+    /// Replaces all preferences; each must be an object with a string
+    /// `$type`.
+    pub fn put_preferences(&self, prefs: &[serde_json::Value]) -> Result<()> {
+        let mut rows = Vec::with_capacity(prefs.len());
+        for pref in prefs {
+            let name = pref
+                .get("$type")
+                .and_then(|t| t.as_str())
+                .ok_or_else(|| Error::InvalidInput("preference without a $type".to_owned()))?;
+            rows.push((name.to_owned(), pref.to_string()));
+        }
+        self.db.write(|tx| {
+            tx.execute("DELETE FROM account_pref", [])?;
+            for (name, json) in &rows {
+                tx.execute(
+                    "INSERT INTO account_pref (name, value_json) VALUES (?1, ?2)",
+                    params![name, json],
+                )?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The stores of all accounts under `<data>/actors`, each opened once and
+/// shared, so that writes to one repository go through one writer.
+#[derive(Debug)]
+pub struct ActorStores {
+    root: PathBuf,
+    open: Mutex<HashMap<String, Arc<ActorStore>>>,
+}
+
+fn poisoned() -> Error {
+    Error::Internal("actor store cache lock poisoned".to_owned())
+}
+
+impl ActorStores {
+    /// The stores under `root` (created if missing).
+    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root)?;
+        Ok(ActorStores {
+            root,
+            open: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The directory of `did`'s store.
+    pub fn dir_for(&self, did: &str) -> PathBuf {
+        actor_dir(&self.root, did)
+    }
+
+    /// Whether `did` has a store.
+    pub fn exists(&self, did: &str) -> bool {
+        self.dir_for(did).join("key").exists()
+    }
+
+    /// Creates the store of `did` with its signing key.
+    pub fn create(&self, did: &str, key: &SigningKey) -> Result<Arc<ActorStore>> {
+        let store = Arc::new(ActorStore::create(&self.dir_for(did), did, key)?);
+        self.open
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(did.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// The store of `did` ([`Error::AccountNotFound`] if it has none).
+    pub fn open(&self, did: &str) -> Result<Arc<ActorStore>> {
+        let mut cache = self.open.lock().map_err(|_| poisoned())?;
+        if let Some(store) = cache.get(did) {
+            return Ok(Arc::clone(store));
+        }
+        let store = Arc::new(ActorStore::open(&self.dir_for(did), did)?);
+        cache.insert(did.to_owned(), Arc::clone(&store));
+        Ok(store)
+    }
+
+    /// Removes `did`'s store and key from disk; returns whether there was
+    /// one.
+    pub fn remove(&self, did: &str) -> Result<bool> {
+        self.open.lock().map_err(|_| poisoned())?.remove(did);
+        let dir = self.dir_for(did);
+        if !dir.exists() {
+            return Ok(false);
+        }
+        fs::remove_dir_all(&dir)?;
+        if let Some(parent) = dir.parent() {
+            crate::keys::sync_dir(parent)?;
+        }
+        Ok(true)
+    }
+
+    /// The DIDs that have a store directory (whether or not an account row
+    /// exists: see [`Storage::remove_orphaned_actor_stores`](crate::Storage::remove_orphaned_actor_stores)).
+    pub fn list_dids(&self) -> Result<Vec<String>> {
+        let mut dids = Vec::new();
+        for prefix in fs::read_dir(&self.root)? {
+            let prefix = prefix?;
+            if !prefix.file_type()?.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(prefix.path())? {
+                let entry = entry?;
+                if let Some(name) = entry.file_name().to_str() {
+                    if name.starts_with("did:") {
+                        dids.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        dids.sort();
+        Ok(dids)
+    }
+}

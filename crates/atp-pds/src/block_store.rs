@@ -1,0 +1,176 @@
+//! Repository blocks in an account's SQLite file: [`SqliteBlockStore`],
+//! and [`StagedBlockStore`], which buffers a commit's new blocks in memory
+//! until they are written together with the new root.
+
+use std::sync::Arc;
+
+use atp_crypto::Cid;
+use atp_repo_mst::blockstore::{BlockStore, MemoryBlockStore};
+use atp_repo_mst::car::BlockMap;
+use rusqlite::{OptionalExtension, Transaction};
+
+use crate::db::Database;
+use crate::error::Error;
+
+/// Most bound parameters in one statement: SQLite builds before 3.32 cap
+/// them at 999.
+pub const MAX_SQL_PARAMS: usize = 999;
+
+/// Parameters per row of `repo_block`.
+const BLOCK_COLUMNS: usize = 4;
+
+fn store_error(err: Error) -> atp_repo_mst::Error {
+    atp_repo_mst::Error::BlockStore(err.to_string())
+}
+
+/// Inserts `blocks` (tagged with `rev`) inside `tx`, many rows per
+/// statement but never more than [`MAX_SQL_PARAMS`] parameters. Existing
+/// blocks are kept.
+pub(crate) fn insert_blocks(
+    tx: &Transaction<'_>,
+    blocks: &BlockMap,
+    rev: Option<&str>,
+) -> Result<(), Error> {
+    let entries: Vec<(String, &Vec<u8>)> = blocks
+        .iter()
+        .map(|(cid, bytes)| (cid.to_string(), bytes))
+        .collect();
+    let rows_per_statement = MAX_SQL_PARAMS / BLOCK_COLUMNS;
+    for chunk in entries.chunks(rows_per_statement) {
+        let placeholders = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES {placeholders}"
+        );
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * BLOCK_COLUMNS);
+        let sizes: Vec<i64> = chunk.iter().map(|(_, bytes)| bytes.len() as i64).collect();
+        for ((cid, bytes), size) in chunk.iter().zip(&sizes) {
+            params.push(cid);
+            params.push(&rev);
+            params.push(size);
+            params.push(*bytes);
+        }
+        tx.execute(&sql, params.as_slice())?;
+    }
+    Ok(())
+}
+
+pub(crate) fn get_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+    Ok(tx
+        .query_row(
+            "SELECT content FROM repo_block WHERE cid = ?1",
+            [cid.to_string()],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// A [`BlockStore`] on an account's SQLite file. Each call is its own
+/// transaction; [`BlockStore::put_many`] writes all blocks in one.
+#[derive(Clone, Debug)]
+pub struct SqliteBlockStore {
+    db: Arc<Database>,
+}
+
+impl SqliteBlockStore {
+    /// A block store on `db` (an account store's database).
+    pub fn new(db: Arc<Database>) -> Self {
+        SqliteBlockStore { db }
+    }
+
+    /// Number of blocks stored.
+    pub fn count(&self) -> Result<u64, Error> {
+        self.db
+            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM repo_block", [], |row| row.get(0))?))
+    }
+
+    /// Every stored block, by CID.
+    pub fn all_blocks(&self) -> Result<BlockMap, Error> {
+        self.db.read(|tx| {
+            let mut stmt = tx.prepare("SELECT cid, content FROM repo_block")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(cid, bytes)| Ok((atp_crypto::parse_cid(&cid)?, bytes)))
+                .collect()
+        })
+    }
+}
+
+impl BlockStore for SqliteBlockStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
+        self.db.read(|tx| get_block(tx, cid)).map_err(store_error)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, atp_repo_mst::Error> {
+        self.db
+            .read(|tx| {
+                Ok(tx.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM repo_block WHERE cid = ?1)",
+                    [cid.to_string()],
+                    |row| row.get(0),
+                )?)
+            })
+            .map_err(store_error)
+    }
+
+    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {
+        let blocks = BlockMap::from([(*cid, bytes.to_vec())]);
+        self.put_many(&blocks)
+    }
+
+    fn put_many(&self, blocks: &BlockMap) -> Result<(), atp_repo_mst::Error> {
+        self.db
+            .write(|tx| insert_blocks(tx, blocks, None))
+            .map_err(store_error)
+    }
+}
+
+/// Reads from an account's SQLite blocks, writes to memory: a
+/// [`Repo`](atp_repo_mst::repo::Repo) on this store prepares a commit
+/// without touching the file; the commit's blocks then go to disk with the
+/// new root in one transaction
+/// ([`ActorTransaction::apply_commit`](crate::actor_store::ActorTransaction::apply_commit)).
+#[derive(Debug)]
+pub struct StagedBlockStore {
+    base: SqliteBlockStore,
+    staged: MemoryBlockStore,
+}
+
+impl StagedBlockStore {
+    /// A staging layer over `base`.
+    pub fn new(base: SqliteBlockStore) -> Self {
+        StagedBlockStore {
+            base,
+            staged: MemoryBlockStore::new(),
+        }
+    }
+
+    /// The blocks written so far (not yet on disk).
+    pub fn staged(&self) -> &MemoryBlockStore {
+        &self.staged
+    }
+}
+
+impl BlockStore for StagedBlockStore {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
+        match self.staged.get(cid)? {
+            Some(bytes) => Ok(Some(bytes)),
+            None => self.base.get(cid),
+        }
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, atp_repo_mst::Error> {
+        Ok(self.staged.has(cid)? || self.base.has(cid)?)
+    }
+
+    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {
+        self.staged.put(cid, bytes)
+    }
+
+    fn put_many(&self, blocks: &BlockMap) -> Result<(), atp_repo_mst::Error> {
+        self.staged.put_many(blocks)
+    }
+}

@@ -1,0 +1,246 @@
+//! SQLite files: connection settings, versioned migrations and a small
+//! connection pool usable from async code.
+//!
+//! # Settings
+//!
+//! Every connection runs in WAL mode with `synchronous=FULL`, a busy
+//! timeout and foreign keys on. WAL lets readers work on the last committed
+//! snapshot while one writer appends. `FULL` (rather than `NORMAL`) makes
+//! SQLite fsync the WAL at every commit, so a write that was acknowledged
+//! to a client survives a power loss; with `NORMAL` the database would stay
+//! consistent but could lose its last transactions. A PDS acknowledges
+//! record writes that are already announced on the firehose, so losing them
+//! would fork the repository as other services see it.
+//!
+//! # Concurrency model
+//!
+//! A [`Database`] owns one writer connection behind a mutex and a few idle
+//! reader connections. [`Database::write`] runs a closure in an `IMMEDIATE`
+//! transaction on the writer: writes to one file are serialized, and since
+//! each account has its own file, writes to different repositories run in
+//! parallel. [`Database::read`] runs a closure in a read transaction on a
+//! pooled reader, so several statements see one consistent snapshot and
+//! never a half-applied write. All calls block: async code uses
+//! [`Database::read_async`] / [`Database::write_async`], which run them on
+//! tokio's blocking pool (`spawn_blocking`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// How long a connection waits for a lock held by another process or
+/// connection before failing with `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most idle reader connections kept per database.
+const MAX_IDLE_READERS: usize = 4;
+
+/// One step of a schema: applied once, in order, inside a transaction.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// Schema version after this step (1, 2, ...: consecutive).
+    pub version: u32,
+    /// What the step does, for logs.
+    pub description: &'static str,
+    /// The SQL statements of the step.
+    pub sql: &'static str,
+}
+
+/// Opens (creating if needed) the SQLite file at `path` with the crate's
+/// settings: WAL, `synchronous=FULL`, busy timeout, foreign keys.
+pub fn open_connection(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Corrupt(format!(
+            "{} refused WAL mode (journal_mode={mode})",
+            path.display()
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    Ok(conn)
+}
+
+/// The schema version recorded in `conn` (0 for a new file).
+pub fn schema_version(conn: &Connection) -> Result<u32> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+            version INTEGER PRIMARY KEY,
+            description TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )",
+    )?;
+    let version: Option<u32> =
+        conn.query_row("SELECT MAX(version) FROM schema_version", [], |row| {
+            row.get(0)
+        })?;
+    Ok(version.unwrap_or(0))
+}
+
+/// Applies the steps of `migrations` newer than the file's version, each
+/// in its own transaction, and returns the resulting version. Reopening a
+/// migrated file applies nothing. A file newer than `migrations` is
+/// refused.
+pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
+    for (index, step) in migrations.iter().enumerate() {
+        if step.version as usize != index + 1 {
+            return Err(Error::Migration(format!(
+                "migration versions must be consecutive from 1, found {} at position {}",
+                step.version,
+                index + 1
+            )));
+        }
+    }
+    let latest = migrations.len() as u32;
+    let mut current = schema_version(conn)?;
+    if current > latest {
+        return Err(Error::Migration(format!(
+            "database schema version {current} is newer than this program's {latest}"
+        )));
+    }
+    for step in &migrations[current as usize..] {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated between our check and the lock.
+        let now_version = schema_version(&tx)?;
+        if now_version >= step.version {
+            current = now_version;
+            continue;
+        }
+        tx.execute_batch(step.sql).map_err(|err| {
+            Error::Migration(format!(
+                "step {} ({}) failed: {err}",
+                step.version, step.description
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![step.version, step.description, crate::time::now_string()],
+        )?;
+        tx.commit()?;
+        tracing::debug!(
+            version = step.version,
+            step = step.description,
+            "applied migration"
+        );
+        current = step.version;
+    }
+    Ok(current)
+}
+
+/// One SQLite file: a writer connection and a pool of readers.
+#[derive(Debug)]
+pub struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn poisoned() -> Error {
+    Error::Internal("database lock poisoned".to_owned())
+}
+
+impl Database {
+    /// Opens (creating if needed) the file at `path` and applies
+    /// `migrations`.
+    pub fn open(path: &Path, migrations: &[Migration]) -> Result<Self> {
+        let mut writer = open_connection(path)?;
+        migrate(&mut writer, migrations)?;
+        Ok(Database {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` in an `IMMEDIATE` transaction on the writer connection and
+    /// commits if it returns `Ok`; an `Err` (or a panic) rolls everything
+    /// back. Writers to one database run one at a time.
+    pub fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.writer.lock().map_err(|_| poisoned())?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    /// Runs `f` in a read transaction on a pooled connection: every
+    /// statement in `f` sees the same committed snapshot.
+    pub fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.take_reader()?;
+        let result = (|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let value = f(&tx)?;
+            tx.finish()?;
+            Ok(value)
+        })();
+        self.return_reader(conn);
+        result
+    }
+
+    fn take_reader(&self) -> Result<Connection> {
+        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_connection(&self.path),
+        }
+    }
+
+    fn return_reader(&self, conn: Connection) {
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS && conn.is_autocommit() {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// [`Database::write`] on tokio's blocking pool.
+    pub async fn write_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        run_blocking(move || db.write(f)).await
+    }
+
+    /// [`Database::read`] on tokio's blocking pool.
+    pub async fn read_async<T, F>(self: &Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(self);
+        run_blocking(move || db.read(f)).await
+    }
+
+    /// Locks the writer connection for direct use (maintenance, tests).
+    pub fn lock_writer(&self) -> Result<MutexGuard<'_, Connection>> {
+        self.writer.lock().map_err(|_| poisoned())
+    }
+}
+
+/// Runs blocking storage work (SQLite, scrypt, file writes) on tokio's
+/// blocking pool and returns its result.
+pub async fn run_blocking<T, F>(f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|err| Error::Internal(format!("blocking task failed: {err}")))?
+}

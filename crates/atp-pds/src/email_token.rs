@@ -1,0 +1,103 @@
+//! One-time tokens sent by email: confirming an address, changing it,
+//! resetting a password, deleting an account, signing a PLC operation.
+//!
+//! Each account has at most one token per purpose; issuing a new one
+//! replaces the old. Tokens expire after the configured lifetime and are
+//! removed when used.
+
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension};
+
+use crate::account::AccountStore;
+use crate::error::{Error, Result};
+use crate::time;
+
+/// What an email token authorizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EmailTokenPurpose {
+    /// Confirm the account's email address.
+    ConfirmEmail,
+    /// Change the account's email address.
+    UpdateEmail,
+    /// Reset the password.
+    ResetPassword,
+    /// Delete the account.
+    DeleteAccount,
+    /// Sign a PLC operation for the account.
+    PlcOperation,
+}
+
+impl EmailTokenPurpose {
+    /// The stored name, as in the reference PDS.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmailTokenPurpose::ConfirmEmail => "confirm_email",
+            EmailTokenPurpose::UpdateEmail => "update_email",
+            EmailTokenPurpose::ResetPassword => "reset_password",
+            EmailTokenPurpose::DeleteAccount => "delete_account",
+            EmailTokenPurpose::PlcOperation => "plc_operation",
+        }
+    }
+}
+
+impl AccountStore {
+    /// Issues a token for `did` and `purpose` (replacing any earlier one)
+    /// and returns it, to be sent by email.
+    pub fn issue_email_token(&self, did: &str, purpose: EmailTokenPurpose) -> Result<String> {
+        let token = crate::password::random_code(2, 5).to_uppercase();
+        let now = time::format(&self.now());
+        self.db.write(|tx| {
+            if crate::account::account_where(tx, "did", did)?.is_none() {
+                return Err(Error::AccountNotFound(did.to_owned()));
+            }
+            tx.execute(
+                "INSERT INTO email_token (purpose, did, token, requested_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (purpose, did) DO UPDATE SET token = ?3, requested_at = ?4",
+                params![purpose.as_str(), did, token, now],
+            )?;
+            Ok(())
+        })?;
+        Ok(token)
+    }
+
+    /// Checks and consumes the token of `did` for `purpose`: it must match
+    /// (case-insensitively, compared in constant time) and be younger than
+    /// `lifetime`. A used or expired token is removed.
+    pub fn consume_email_token(
+        &self,
+        did: &str,
+        purpose: EmailTokenPurpose,
+        token: &str,
+        lifetime: Duration,
+    ) -> Result<()> {
+        let now = self.now();
+        let lifetime = chrono::Duration::from_std(lifetime)
+            .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))?;
+        let given = token.trim().to_uppercase();
+        let outcome = self.db.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
+                    params![purpose.as_str(), did],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((stored, requested)) = row else {
+                return Ok(Err(Error::InvalidToken));
+            };
+            if !crate::password::constant_time_eq(&stored, &given) {
+                return Ok(Err(Error::InvalidToken));
+            }
+            tx.execute(
+                "DELETE FROM email_token WHERE purpose = ?1 AND did = ?2",
+                params![purpose.as_str(), did],
+            )?;
+            if time::parse(&requested)? + lifetime <= now {
+                return Ok(Err(Error::ExpiredToken));
+            }
+            Ok(Ok(()))
+        })?;
+        outcome
+    }
+}
