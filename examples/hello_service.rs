@@ -72,11 +72,15 @@ pub struct HelloParams {
 pub struct HelloOutput {
     /// `hello <name>`.
     pub message: String,
-    /// The `count` parameter.
+    /// The `count` parameter (left out when absent: the lexicon allows no
+    /// `null`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
     /// The `loud` parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub loud: Option<bool>,
     /// The `tags` parameter.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
 }
 

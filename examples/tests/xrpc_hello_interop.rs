@@ -1,6 +1,6 @@
 //! The reference client (`@atproto/xrpc`) and event-stream reader
-//! (`@atproto/xrpc-server`'s `Subscription`) against the service the
-//! `xrpc_hello` example serves.
+//! (`@atproto/xrpc-server`'s `Subscription`), and `@atproto/api`'s agent,
+//! against the service the `xrpc_hello` example serves.
 #![allow(clippy::unwrap_used)]
 
 use atp_examples::hello_service;
@@ -37,6 +37,17 @@ fn reference_client_calls_the_example_service() {
     assert_eq!(refused["error"], "NameRefused");
     assert_eq!(refused["message"], "that name is refused");
 
+    // @atproto/api's AtpAgent, validating the output against the lexicon.
+    assert_eq!(
+        out["agentHello"]["ok"],
+        serde_json::json!({ "message": "hello carol" }),
+        "{out}"
+    );
+    let refused = &out["agentRefused"]["err"];
+    assert_eq!(refused["xrpcError"], true, "{out}");
+    assert_eq!(refused["status"], 400);
+    assert_eq!(refused["error"], "NameRefused");
+
     let missing = &out["missing"]["err"];
     assert_eq!(missing["xrpcError"], true, "{out}");
     assert_eq!(missing["status"], 501);
@@ -62,5 +73,5 @@ fn reference_client_calls_the_example_service() {
     assert_eq!(future["xrpcError"], true, "{out}");
     assert_eq!(future["error"], "FutureCursor", "{out}");
     assert_eq!(future["message"], "Cursor in the future.");
-    atp_test_vectors::report("xrpc-client.mjs (reference client calls)", 7);
+    atp_test_vectors::report("xrpc-client.mjs (reference client calls)", 9);
 }

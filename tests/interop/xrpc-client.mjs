@@ -1,8 +1,10 @@
 // Calls a Rust XRPC server with the reference client (@atproto/xrpc) and
-// reads one of its subscriptions with the reference event-stream reader
+// through @atproto/api's AtpAgent (which validates the output against the
+// lexicon), and reads one of its subscriptions with the reference event-stream reader
 // (@atproto/xrpc-server's Subscription). Input: {"url": "http://127.0.0.1:PORT"}.
 // Output: what the reference saw, for the Rust side to assert on.
 import { createHash } from 'node:crypto'
+import { AtpAgent } from '@atproto/api'
 import { XrpcClient, XRPCError } from '@atproto/xrpc'
 import { Subscription } from '@atproto/xrpc-server'
 import { readInput, writeOutput } from './lib/io.mjs'
@@ -101,6 +103,13 @@ out.hello = await attempt(async () => {
 out.refused = await attempt(() => client.call('com.example.hello', { name: 'refuse' }))
 out.missing = await attempt(() => client.call('com.example.missing'))
 out.echo = await attempt(async () => (await client.call('com.example.echo', {}, { text: 'héllo' })).data)
+
+// The same service through @atproto/api: the agent knows the example's
+// lexicons and validates what the server answers against them.
+const agent = new AtpAgent({ service: input.url })
+for (const doc of lexicons) agent.lex.add(doc)
+out.agentHello = await attempt(async () => (await agent.call('com.example.hello', { name: 'carol' })).data)
+out.agentRefused = await attempt(() => agent.call('com.example.hello', { name: 'refuse' }))
 
 const payload = new Uint8Array(100_000).map((_, i) => (i * 31) % 251)
 out.upload = await attempt(async () => {
