@@ -75,7 +75,9 @@ impl AccountStore {
         let lifetime = chrono::Duration::from_std(lifetime)
             .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))?;
         let given = token.trim().to_uppercase();
-        let outcome = self.db.write(|tx| {
+        // The outer result is the transaction's; the inner one is the
+        // verdict, returned after committing (an expired token is removed).
+        self.db.write(|tx| {
             let row: Option<(String, String)> = tx
                 .query_row(
                     "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
@@ -97,7 +99,6 @@ impl AccountStore {
                 return Ok(Err(Error::ExpiredToken));
             }
             Ok(Ok(()))
-        })?;
-        outcome
+        })?
     }
 }

@@ -125,7 +125,9 @@ impl AccountStore {
         let lifetime = to_chrono(lifetime)?;
         let grace = to_chrono(grace)?;
         let next_id = crate::password::random_hex(16);
-        let outcome = self.db.write(|tx| {
+        // The outer result is the transaction's; the inner one is the
+        // verdict, returned after committing (an expired token is removed).
+        self.db.write(|tx| {
             let Some(token) = get_token(tx, id)? else {
                 return Ok(Err(Error::InvalidToken));
             };
@@ -153,8 +155,7 @@ impl AccountStore {
                 params![id, successor.id, time::format(&old_expiry)],
             )?;
             Ok(Ok(successor))
-        })?;
-        outcome
+        })?
     }
 
     /// Revokes one refresh token; returns whether it existed.

@@ -1,6 +1,8 @@
 //! The account database: lifecycle, credentials, refresh-token rotation,
 //! email tokens and invite codes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

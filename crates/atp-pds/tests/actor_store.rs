@@ -1,5 +1,7 @@
 //! Per-account stores: atomic commits, restart, record index, keys.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use atp_crypto::Ipld;

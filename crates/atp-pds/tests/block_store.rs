@@ -1,5 +1,7 @@
 //! `SqliteBlockStore` behaves like `MemoryBlockStore`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! Account creation end to end against the embedded PLC directory server.
 
+#![allow(clippy::unwrap_used)]
+
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig};

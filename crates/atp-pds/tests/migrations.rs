@@ -1,6 +1,8 @@
 //! Versioned migrations: from an empty file, idempotent on reopen, one
 //! transaction per step.
 
+#![allow(clippy::unwrap_used)]
+
 use atp_pds::db::{migrate, open_connection, schema_version, Database, Migration};
 use atp_pds::Error;
 
