@@ -70,8 +70,14 @@ pub fn interop_lines(rel: &str) -> Vec<String> {
 
 /// Prints how many cases of a fixture file a test ran, so the output names
 /// the count per file.
+///
+/// The line is written to the process's standard output directly rather
+/// than through `println!`, which the test harness captures: it shows in the
+/// output of `cargo test` even when the test passes.
 pub fn report(file: &str, cases: usize) {
-    println!("interop vectors: {file}: {cases} cases passed");
+    use std::io::Write;
+    let line = format!("interop vectors: {file}: {cases} cases passed\n");
+    let _ = std::io::stdout().lock().write_all(line.as_bytes());
     assert!(
         cases > 0,
         "{file} had no cases: the fixture is empty or misread"
