@@ -42,6 +42,12 @@ pub enum Error {
     /// A WebSocket failure.
     #[error("WebSocket error: {0}")]
     WebSocket(String),
+    /// A JWT could not be created or was refused.
+    #[error("auth error: {0}")]
+    Auth(#[from] crate::auth::AuthError),
+    /// A lexicon document is invalid, or data does not match its lexicon.
+    #[error("lexicon error: {0}")]
+    Lexicon(#[from] crate::lexicon::LexiconError),
 }
 
 impl From<tokio_tungstenite::tungstenite::Error> for Error {

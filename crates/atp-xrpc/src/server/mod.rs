@@ -14,6 +14,8 @@
 
 mod auth;
 mod cors;
+mod error_conversions;
+mod lexicon_check;
 mod params;
 mod rate_limit;
 mod request;
@@ -38,6 +40,7 @@ pub use response::{ResponseBody, XrpcResponse};
 pub use serve::XrpcServer;
 pub use xrpc_error::{standard_name_and_text, XrpcError};
 
+use crate::lexicon::Lexicons;
 use crate::stream::{SubscriptionHandler, SubscriptionRequest};
 
 /// A boxed query or procedure handler.
@@ -100,6 +103,7 @@ pub struct Route {
     auth: Option<Arc<dyn Authenticator>>,
     rate_limits: Vec<Arc<RateLimiter>>,
     max_body_bytes: Option<usize>,
+    lexicons: Option<Arc<Lexicons>>,
 }
 
 impl std::fmt::Debug for Route {
@@ -114,6 +118,7 @@ impl std::fmt::Debug for Route {
             .field("authenticated", &self.auth.is_some())
             .field("rate_limits", &self.rate_limits)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("lexicon_checked", &self.lexicons.is_some())
             .finish()
     }
 }
@@ -125,7 +130,19 @@ impl Route {
             auth: None,
             rate_limits: Vec::new(),
             max_body_bytes: None,
+            lexicons: None,
         }
+    }
+
+    /// Checks this method's requests against its definition in `lexicons`
+    /// before the handler runs (overrides the router-wide catalog set with
+    /// [`Router::lexicons`]): query parameters, and the JSON input of a
+    /// procedure. A request that does not fit is answered 400
+    /// `InvalidRequest` with the reference's message; a subscription's
+    /// caller gets that error as an error frame.
+    pub fn lexicons(&mut self, lexicons: Arc<Lexicons>) -> &mut Self {
+        self.lexicons = Some(lexicons);
+        self
     }
 
     /// Requires the caller to pass `authenticator` first.
@@ -168,6 +185,7 @@ pub struct Router {
     routes: HashMap<String, Route>,
     paths: HashMap<String, Handler>,
     global_limits: Vec<Arc<RateLimiter>>,
+    lexicons: Option<Arc<Lexicons>>,
 }
 
 impl std::fmt::Debug for Router {
@@ -243,6 +261,29 @@ impl Router {
     /// Adds a rate limiter applied to every XRPC call.
     pub fn global_rate_limit(&mut self, limiter: Arc<RateLimiter>) -> &mut Self {
         self.global_limits.push(limiter);
+        self
+    }
+
+    /// Checks the requests of every method `lexicons` defines against its
+    /// definition before the handler runs (see [`Route::lexicons`]);
+    /// methods the catalog does not define are not checked.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use atp_xrpc::lexicon::Lexicons;
+    /// use atp_xrpc::server::{Router, XrpcResponse};
+    ///
+    /// let mut router = Router::new();
+    /// router.lexicons(Arc::new(Lexicons::bundled()));
+    /// router.query("com.atproto.repo.getRecord", |req| async move {
+    ///     // Only reached with a valid `repo`, `collection` and `rkey`.
+    ///     let params = req.lexicon_params().cloned().unwrap_or_default();
+    ///     XrpcResponse::json(&params)
+    /// })?;
+    /// # Ok::<(), atp_xrpc::Error>(())
+    /// ```
+    pub fn lexicons(&mut self, lexicons: Arc<Lexicons>) -> &mut Self {
+        self.lexicons = Some(lexicons);
         self
     }
 
@@ -357,6 +398,28 @@ impl Router {
             let key = limiter.key_of(&head, None);
             rate_statuses.push(limiter.consume(&key, 1)?);
         }
+        let lexicons = route.lexicons.as_ref().or(self.lexicons.as_ref());
+        let checked_params = match lexicons {
+            Some(lexicons) => lexicon_check::check_params(lexicons, &nsid, &params),
+            None => Ok(None),
+        };
+        let checked_params = match (&route.kind, checked_params) {
+            (_, Ok(checked)) => checked,
+            // A subscriber hears about it in an error frame, after the upgrade.
+            (RouteKind::Subscription(_), Err(err)) => {
+                let on_upgrade = upgrade_parts
+                    .ok_or_else(|| XrpcError::internal("subscription without upgrade handle"))?;
+                let refuse: SubscriptionHandler = Arc::new(move |_req| {
+                    let err = err.clone();
+                    Box::pin(async move { Err(err) })
+                });
+                let request = SubscriptionRequest::new(head, params, None);
+                return crate::stream::accept_subscription(
+                    refuse, request, on_upgrade, config, context,
+                );
+            }
+            (_, Err(err)) => return Err(err),
+        };
         let credentials = match &route.auth {
             Some(auth) => Some(auth.authenticate(&head).await?),
             None => None,
@@ -378,6 +441,11 @@ impl Router {
                     route.max_body_bytes.unwrap_or(config.max_body_bytes),
                     config.body_read_timeout,
                 );
+                let mut request = request;
+                request.set_lexicon_params(checked_params);
+                if let (RouteKind::Procedure(_), Some(lexicons)) = (&route.kind, lexicons) {
+                    lexicon_check::check_input(lexicons, &nsid, &mut request).await?;
+                }
                 handler(request).await?.into_response()
             }
             RouteKind::Subscription(handler) => {

@@ -35,6 +35,10 @@ pub struct XrpcRequest {
     params: QueryParams,
     credentials: Option<Credentials>,
     body: Option<Incoming>,
+    /// The body, when it was read before the handler ran (lexicon checks).
+    buffered: Option<Bytes>,
+    /// The parameters typed by the method's lexicon, when checked.
+    lexicon_params: Option<serde_json::Map<String, serde_json::Value>>,
     max_body_bytes: usize,
     body_timeout: Duration,
 }
@@ -62,9 +66,41 @@ impl XrpcRequest {
             params,
             credentials,
             body,
+            buffered: None,
+            lexicon_params: None,
             max_body_bytes,
             body_timeout,
         }
+    }
+
+    pub(crate) fn set_lexicon_params(
+        &mut self,
+        params: Option<serde_json::Map<String, serde_json::Value>>,
+    ) {
+        self.lexicon_params = params;
+    }
+
+    /// The query parameters typed by the method's lexicon (integers,
+    /// booleans, arrays), when the router checked them against a lexicon
+    /// (see [`Router::lexicons`](super::Router::lexicons)).
+    pub fn lexicon_params(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.lexicon_params.as_ref()
+    }
+
+    /// Whether the request announces a body, possibly empty (a
+    /// `Content-Length` or a `Transfer-Encoding` header).
+    pub(crate) fn announces_body(&self) -> bool {
+        let headers = &self.head.headers;
+        self.buffered.is_some()
+            || headers.contains_key(hyper::header::TRANSFER_ENCODING)
+            || headers.contains_key(hyper::header::CONTENT_LENGTH)
+    }
+
+    /// Reads the whole body now and keeps it for the handler.
+    pub(crate) async fn buffer_body(&mut self) -> Result<Bytes, XrpcError> {
+        let bytes = self.bytes().await?;
+        self.buffered = Some(bytes.clone());
+        Ok(bytes)
     }
 
     /// The request head.
@@ -129,6 +165,9 @@ impl XrpcRequest {
     /// The whole body, at most the route's size limit (413
     /// `PayloadTooLarge` beyond it; 408 when the client stops sending).
     pub async fn bytes(&mut self) -> Result<Bytes, XrpcError> {
+        if let Some(bytes) = self.buffered.take() {
+            return Ok(bytes);
+        }
         let limit = self.max_body_bytes;
         let body = self.take_body()?;
         let collect = async move {
@@ -178,11 +217,15 @@ impl XrpcRequest {
     pub fn body_stream(
         &mut self,
     ) -> Result<impl Stream<Item = Result<Bytes, XrpcError>> + Send + 'static, XrpcError> {
+        if let Some(bytes) = self.buffered.take() {
+            let once: BodyStream = Box::pin(futures_util::stream::iter([Ok(bytes)]));
+            return Ok(once);
+        }
         let limit = self.max_body_bytes;
         let timeout = self.body_timeout;
         let body = self.take_body()?;
         let state = (body, 0usize, false);
-        Ok(futures_util::stream::unfold(
+        let chunks: BodyStream = Box::pin(futures_util::stream::unfold(
             state,
             move |(mut body, seen, done)| async move {
                 if done {
@@ -211,9 +254,13 @@ impl XrpcRequest {
                     }
                 }
             },
-        ))
+        ));
+        Ok(chunks)
     }
 }
+
+/// A boxed stream of body chunks.
+type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, XrpcError>> + Send>>;
 
 fn too_large(limit: usize) -> XrpcError {
     XrpcError::payload_too_large(format!("request entity too large (limit {limit} bytes)"))

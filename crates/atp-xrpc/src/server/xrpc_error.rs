@@ -82,7 +82,9 @@ impl XrpcError {
         Self::new(StatusCode::UNAUTHORIZED, message)
     }
 
-    /// 401 `ExpiredToken`.
+    /// 401 `ExpiredToken`, as an AppView answers an expired token (a PDS
+    /// answers its own expired session tokens with 400, see
+    /// [`from_session_auth`](Self::from_session_auth)).
     pub fn expired_token(message: impl Into<String>) -> Self {
         Self::auth_required(message).with_name("ExpiredToken")
     }
