@@ -51,8 +51,10 @@ use crate::{Cid, Error, Ipld};
 /// Deepest nesting of maps and lists accepted when decoding or encoding.
 ///
 /// Bounds stack use on hostile input. Protocol data (records, MST nodes,
-/// commits) stays far below it.
-pub const MAX_DEPTH: usize = 128;
+/// commits) stays far below it. It is also below the depth limit of the
+/// serde decoder behind [`from_slice`], so every entry point accepts the
+/// same inputs.
+pub const MAX_DEPTH: usize = 64;
 
 /// CBOR tag of a CID link.
 const CID_TAG: u64 = 42;

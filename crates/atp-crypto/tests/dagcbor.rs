@@ -251,6 +251,24 @@ fn nesting_is_bounded_without_stack_overflow() {
     let mut ok = vec![0x81u8; MAX_DEPTH - 1];
     ok.push(0xf6);
     assert!(dagcbor::decode_ipld(&ok).is_ok());
+
+    // Every entry point agrees at the limit, for lists and for maps
+    // (a regression found by fuzzing: the serde decoder used to give up
+    // earlier than the strict checker).
+    let mut deepest_list = vec![0x81u8; MAX_DEPTH];
+    deepest_list.push(0xf6);
+    let mut deepest_map: Vec<u8> = std::iter::repeat([0xa1, 0x60])
+        .take(MAX_DEPTH)
+        .flatten()
+        .collect();
+    deepest_map.push(0xf6);
+    for bytes in [&deepest_list, &deepest_map] {
+        let value = dagcbor::decode_ipld(bytes).unwrap();
+        assert!(dagcbor::validate(bytes).is_ok());
+        assert_eq!(dagcbor::from_slice::<Ipld>(bytes).unwrap(), value);
+        assert_eq!(&dagcbor::encode_ipld(&value).unwrap(), bytes);
+        assert_eq!(&dagcbor::to_vec(&value).unwrap(), bytes);
+    }
     let mut deep = vec![0x81u8; MAX_DEPTH + 1];
     deep.push(0xf6);
     assert!(matches!(dagcbor::decode_ipld(&deep), Err(Error::Decode(_))));
