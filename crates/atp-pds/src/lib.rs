@@ -46,6 +46,7 @@ pub mod block_store;
 pub mod db;
 pub mod email_token;
 pub mod error;
+pub mod http;
 pub mod invite;
 pub mod keys;
 pub mod password;

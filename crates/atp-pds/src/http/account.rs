@@ -1,0 +1,113 @@
+//! `com.atproto.server.createAccount`.
+
+use std::sync::Arc;
+
+use atp_xrpc::auth::AuthScope;
+use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::errors::to_xrpc;
+use super::session::issue_session;
+use super::state::PdsState;
+use crate::error::Error;
+use crate::storage::CreateAccountRequest;
+
+/// The method's NSID.
+pub const NSID: &str = "com.atproto.server.createAccount";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateAccountInput {
+    handle: String,
+    email: Option<String>,
+    password: Option<String>,
+    invite_code: Option<String>,
+}
+
+/// Checks a (lower-cased) handle against the service's handle domains as
+/// the reference does: it must be one label under one of them, 3 to 18
+/// characters long. With no domains configured, any handle passes.
+pub fn check_service_handle(handle: &str, domains: &[String]) -> Result<(), XrpcError> {
+    if domains.is_empty() {
+        return Ok(());
+    }
+    let front = domains.iter().find_map(|domain| {
+        let domain = domain.to_ascii_lowercase();
+        handle
+            .strip_suffix(domain.as_str())
+            .filter(|front| !front.is_empty())
+    });
+    let Some(front) = front else {
+        return Err(XrpcError::invalid_request("Not a supported handle domain")
+            .with_name("UnsupportedDomain"));
+    };
+    let invalid = |message: &str| XrpcError::invalid_request(message).with_name("InvalidHandle");
+    if front.contains('.') {
+        return Err(invalid("Invalid characters in handle"));
+    }
+    if front.len() < 3 {
+        return Err(invalid("Handle too short"));
+    }
+    if front.len() > 18 {
+        return Err(invalid("Handle too long"));
+    }
+    Ok(())
+}
+
+async fn create_account(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+    let input: CreateAccountInput = req.json().await?;
+    let handle = input.handle.trim().to_ascii_lowercase();
+    if atp_syntax::Handle::new(&handle).is_err() {
+        return Err(
+            XrpcError::invalid_request("Input/handle must be a valid handle")
+                .with_name("InvalidHandle"),
+        );
+    }
+    check_service_handle(&handle, &state.storage.config().handle_domains)?;
+    let email = input
+        .email
+        .ok_or_else(|| XrpcError::invalid_request("Email is required"))?;
+    let password = input
+        .password
+        .ok_or_else(|| XrpcError::invalid_request("Password is required"))?;
+    let request = CreateAccountRequest {
+        handle: handle.clone(),
+        email: email.clone(),
+        password,
+        invite_code: input.invite_code,
+    };
+    let created = state
+        .storage
+        .create_account(&state.keys, &state.directory, request)
+        .await
+        .map_err(|err| match err {
+            Error::EmailTaken => XrpcError::invalid_request(format!(
+                "Email already taken: {}",
+                email.trim().to_lowercase()
+            )),
+            other => to_xrpc(other),
+        })?;
+    let account = created.account;
+    let tokens = issue_session(state, &account.did, AuthScope::Access, None).await?;
+    let mut body = json!({
+        "handle": account.handle,
+        "did": account.did,
+        "accessJwt": tokens.access_jwt,
+        "refreshJwt": tokens.refresh_jwt,
+    });
+    if let Some(op) = created.genesis.normalized() {
+        let doc = atp_did_plc::DocumentData::from_operation(&account.did, &op).to_document();
+        body["didDoc"] = serde_json::to_value(doc).map_err(XrpcError::internal)?;
+    }
+    XrpcResponse::json(&body)
+}
+
+pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
+    let s = Arc::clone(state);
+    router.procedure(NSID, move |req| {
+        let s = Arc::clone(&s);
+        async move { create_account(&s, req).await }
+    })?;
+    Ok(())
+}

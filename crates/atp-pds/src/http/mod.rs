@@ -1,0 +1,37 @@
+//! The PDS's XRPC surface: the `com.atproto.server` methods for accounts
+//! and sessions, served by an [`atp_xrpc::server::Router`].
+//!
+//! Answers (shapes, error names and messages) follow the reference PDS.
+//!
+//! * [`state`]: what the handlers share ([`PdsState`]).
+//! * [`describe`] serves `com.atproto.server.describeServer`.
+//! * [`account`] serves `com.atproto.server.createAccount`.
+//! * [`session`]: `createSession`, `getSession`, `refreshSession`,
+//!   `deleteSession`.
+//! * [`errors`]: storage errors as XRPC answers.
+
+pub mod account;
+pub mod describe;
+pub mod errors;
+pub mod session;
+pub mod state;
+
+use std::sync::Arc;
+
+use atp_xrpc::lexicon::Lexicons;
+use atp_xrpc::server::Router;
+
+pub use state::{PdsState, ServiceInfo};
+
+/// A router serving the PDS's methods on `state`, with parameters and JSON
+/// inputs checked against the bundled lexicons first (as the reference
+/// server does).
+pub fn router(state: PdsState) -> Result<Router, atp_xrpc::Error> {
+    let state = Arc::new(state);
+    let mut router = Router::new();
+    router.lexicons(Arc::new(Lexicons::bundled()));
+    describe::register(&mut router, &state)?;
+    account::register(&mut router, &state)?;
+    session::register(&mut router, &state)?;
+    Ok(router)
+}
