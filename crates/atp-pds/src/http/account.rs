@@ -1,5 +1,6 @@
 //! `com.atproto.server.createAccount`.
 
+use super::with_state;
 use std::sync::Arc;
 
 use atp_xrpc::auth::AuthScope;
@@ -55,7 +56,10 @@ pub fn check_service_handle(handle: &str, domains: &[String]) -> Result<(), Xrpc
     Ok(())
 }
 
-async fn create_account(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+async fn create_account(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
     let input: CreateAccountInput = req.json().await?;
     let handle = input.handle.trim().to_ascii_lowercase();
     if atp_syntax::Handle::new(&handle).is_err() {
@@ -89,7 +93,7 @@ async fn create_account(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcRe
             other => to_xrpc(other),
         })?;
     let account = created.account;
-    let tokens = issue_session(state, &account.did, AuthScope::Access, None).await?;
+    let tokens = issue_session(&state, &account.did, AuthScope::Access, None).await?;
     let mut body = json!({
         "handle": account.handle,
         "did": account.did,
@@ -104,10 +108,6 @@ async fn create_account(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcRe
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
-    let s = Arc::clone(state);
-    router.procedure(NSID, move |req| {
-        let s = Arc::clone(&s);
-        async move { create_account(&s, req).await }
-    })?;
+    router.procedure(NSID, with_state(state, create_account))?;
     Ok(())
 }

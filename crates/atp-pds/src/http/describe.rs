@@ -1,5 +1,6 @@
 //! `com.atproto.server.describeServer`.
 
+use super::with_state;
 use std::sync::Arc;
 
 use atp_xrpc::server::{Router, XrpcResponse};
@@ -36,10 +37,11 @@ pub fn describe_server(state: &PdsState) -> Value {
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
-    let state = Arc::clone(state);
-    router.query(NSID, move |_req| {
-        let state = Arc::clone(&state);
-        async move { XrpcResponse::json(&describe_server(&state)) }
-    })?;
+    router.query(
+        NSID,
+        with_state(state, |state, _req| async move {
+            XrpcResponse::json(&describe_server(&state))
+        }),
+    )?;
     Ok(())
 }

@@ -35,3 +35,16 @@ pub fn router(state: PdsState) -> Result<Router, atp_xrpc::Error> {
     session::register(&mut router, &state)?;
     Ok(router)
 }
+
+/// Turns a handler that takes the shared state into the closure a route
+/// wants: each request gets its own handle on the state.
+pub(super) fn with_state<H, Fut>(
+    state: &Arc<PdsState>,
+    handler: H,
+) -> impl Fn(atp_xrpc::server::XrpcRequest) -> Fut + Send + Sync + 'static
+where
+    H: Fn(Arc<PdsState>, atp_xrpc::server::XrpcRequest) -> Fut + Send + Sync + 'static,
+{
+    let state = Arc::clone(state);
+    move |req| handler(Arc::clone(&state), req)
+}

@@ -5,6 +5,7 @@
 //! id of a refresh token stored in the account database; refreshing
 //! rotates that stored token (see [`crate::refresh_token`]).
 
+use super::with_state;
 use std::sync::Arc;
 
 use atp_syntax::Did;
@@ -139,7 +140,10 @@ struct CreateSessionInput {
     password: String,
 }
 
-async fn create_session(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+async fn create_session(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
     let input: CreateSessionInput = req.json().await?;
     let accounts = Arc::clone(state.storage.accounts());
     let identifier = input.identifier.trim().to_lowercase();
@@ -148,23 +152,26 @@ async fn create_session(state: &PdsState, mut req: XrpcRequest) -> Result<XrpcRe
         .map_err(to_xrpc)?;
     let scope = scope_for(login.app_password.as_ref());
     let name = login.app_password.map(|pass| pass.name);
-    let tokens = issue_session(state, &login.account.did, scope, name).await?;
-    let mut body = session_body(state, &login.account).await;
+    let tokens = issue_session(&state, &login.account.did, scope, name).await?;
+    let mut body = session_body(&state, &login.account).await;
     insert_tokens(&mut body, &tokens);
     XrpcResponse::json(&body)
 }
 
-async fn get_session(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+async fn get_session(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
     let token = bearer_token(req.head()).ok_or_else(missing_auth)?;
     let claims = state
         .tokens
         .verify_access(token, &SESSION_SCOPES)
         .map_err(|err| XrpcError::from_session_auth(&err))?;
-    let account = account_of(state, claims.sub.as_str().to_owned()).await?;
-    XrpcResponse::json(&session_body(state, &account).await)
+    let account = account_of(&state, claims.sub.as_str().to_owned()).await?;
+    XrpcResponse::json(&session_body(&state, &account).await)
 }
 
-async fn refresh_session(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+async fn refresh_session(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
     let token = bearer_token(req.head()).ok_or_else(missing_auth)?;
     let claims = state
         .tokens
@@ -190,18 +197,18 @@ async fn refresh_session(state: &PdsState, req: XrpcRequest) -> Result<XrpcRespo
             XrpcError::invalid_request("Token could not be verified").with_name("InvalidToken")
         );
     }
-    let account = account_of(state, successor.did.clone()).await?;
+    let account = account_of(&state, successor.did.clone()).await?;
     let scope = match &successor.app_password_name {
         None => AuthScope::Access,
         Some(_) => AuthScope::AppPass,
     };
-    let tokens = sign_session(state, &successor.did, scope, &successor)?;
-    let mut body = session_body(state, &account).await;
+    let tokens = sign_session(&state, &successor.did, scope, &successor)?;
+    let mut body = session_body(&state, &account).await;
     insert_tokens(&mut body, &tokens);
     XrpcResponse::json(&body)
 }
 
-async fn delete_session(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+async fn delete_session(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
     let token = bearer_token(req.head()).ok_or_else(missing_auth)?;
     let claims = state
         .tokens
@@ -216,25 +223,21 @@ async fn delete_session(state: &PdsState, req: XrpcRequest) -> Result<XrpcRespon
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
-    let s = Arc::clone(state);
-    router.procedure("com.atproto.server.createSession", move |req| {
-        let s = Arc::clone(&s);
-        async move { create_session(&s, req).await }
-    })?;
-    let s = Arc::clone(state);
-    router.query("com.atproto.server.getSession", move |req| {
-        let s = Arc::clone(&s);
-        async move { get_session(&s, req).await }
-    })?;
-    let s = Arc::clone(state);
-    router.procedure("com.atproto.server.refreshSession", move |req| {
-        let s = Arc::clone(&s);
-        async move { refresh_session(&s, req).await }
-    })?;
-    let s = Arc::clone(state);
-    router.procedure("com.atproto.server.deleteSession", move |req| {
-        let s = Arc::clone(&s);
-        async move { delete_session(&s, req).await }
-    })?;
+    router.procedure(
+        "com.atproto.server.createSession",
+        with_state(state, create_session),
+    )?;
+    router.query(
+        "com.atproto.server.getSession",
+        with_state(state, get_session),
+    )?;
+    router.procedure(
+        "com.atproto.server.refreshSession",
+        with_state(state, refresh_session),
+    )?;
+    router.procedure(
+        "com.atproto.server.deleteSession",
+        with_state(state, delete_session),
+    )?;
     Ok(())
 }
