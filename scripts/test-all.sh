@@ -18,6 +18,9 @@ if [ ! -d tests/interop/node_modules ] || [ tests/interop/package-lock.json -nt 
   (cd tests/interop && npm ci --no-audit --no-fund)
 fi
 
+step "python test peers (tests/python: aiosmtpd, moto)"
+./scripts/python-env.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

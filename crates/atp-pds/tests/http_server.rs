@@ -27,19 +27,20 @@ impl Pds {
         let mut config = ServiceConfig::new(data.path(), "http://localhost:2583");
         config.handle_domains = vec![".test".to_owned()];
         config.invite_required = invite_required;
-        let state = PdsState {
-            storage: Storage::open(config).unwrap(),
-            keys: ServiceKeys {
+        let state = PdsState::new(
+            Storage::open(config).unwrap(),
+            ServiceKeys {
                 plc_rotation_key: SigningKey::generate(Algorithm::K256),
             },
-            directory: PlcClient::new(&plc.url()).unwrap(),
-            tokens: SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
-            info: ServiceInfo {
+            PlcClient::new(&plc.url()).unwrap(),
+            SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
+            ServiceInfo {
                 did: "did:web:localhost".to_owned(),
                 contact_email: Some("admin@localhost".to_owned()),
                 ..ServiceInfo::default()
             },
-        };
+        )
+        .unwrap();
         let server = XrpcServer::bind(
             "127.0.0.1:0",
             router(state).unwrap(),

@@ -136,3 +136,23 @@ pub fn run_node(script: &str, input: &serde_json::Value) -> serde_json::Value {
         )
     })
 }
+
+/// The Python interpreter of the test peers' virtual environment
+/// (`tests/python/.venv`, with `aiosmtpd` and `moto`). Panics with the
+/// command that creates it when it is missing: tests that need a real
+/// SMTP or S3 server must fail loudly, never skip.
+pub fn python() -> PathBuf {
+    let python = workspace_root()
+        .join("tests")
+        .join("python")
+        .join(".venv")
+        .join("bin")
+        .join("python");
+    if !python.is_file() {
+        panic!(
+            "the Python test peers are not installed: run ./scripts/python-env.sh in {}",
+            workspace_root().display()
+        );
+    }
+    python
+}

@@ -56,20 +56,21 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
         );
     }
 
-    let state = PdsState {
+    let mut state = PdsState::new(
         storage,
-        keys: ServiceKeys {
+        ServiceKeys {
             plc_rotation_key: rotation_key,
         },
-        directory: PlcClient::new(&plc_url)?,
-        tokens: SessionTokenAuthority::new(jwt_secret, settings.service_did.clone())?,
-        info: ServiceInfo {
+        PlcClient::new(&plc_url)?,
+        SessionTokenAuthority::new(jwt_secret, settings.service_did.clone())?,
+        ServiceInfo {
             did: settings.service_did.clone(),
             privacy_policy: settings.privacy_policy.clone(),
             terms_of_service: settings.terms_of_service.clone(),
             contact_email: settings.contact_email.clone(),
         },
-    };
+    )?;
+    state.dev_mode = settings.is_development();
     let server = XrpcServer::bind(settings.listen, router(state)?, ServerConfig::default()).await?;
     tracing::info!(
         listen = %server.local_addr(),

@@ -1,5 +1,5 @@
-//! The PDS's XRPC surface: the `com.atproto.server` methods for accounts
-//! and sessions, served by an [`atp_xrpc::server::Router`].
+//! The PDS's XRPC surface, served by an [`atp_xrpc::server::Router`]: one
+//! module per group of methods, each with a `register` function.
 //!
 //! Answers (shapes, error names and messages) follow the reference PDS.
 //!
@@ -11,17 +11,31 @@
 //! * [`errors`]: storage errors as XRPC answers.
 
 pub mod account;
+pub mod account_status;
+pub mod admin;
+pub mod app_passwords;
+pub mod auth;
+pub mod blob;
 pub mod describe;
+pub mod email;
 pub mod errors;
+pub mod identity;
+pub mod invites;
+pub mod preferences;
+pub mod proxy;
+pub mod repo;
 pub mod session;
 pub mod state;
+pub mod subscribe;
+pub mod sync;
+pub mod well_known;
 
 use std::sync::Arc;
 
 use atp_xrpc::lexicon::Lexicons;
 use atp_xrpc::server::Router;
 
-pub use state::{PdsState, ServiceInfo};
+pub use state::{PdsState, ServiceEndpoint, ServiceInfo};
 
 /// A router serving the PDS's methods on `state`, with parameters and JSON
 /// inputs checked against the bundled lexicons first (as the reference
@@ -33,6 +47,20 @@ pub fn router(state: PdsState) -> Result<Router, atp_xrpc::Error> {
     describe::register(&mut router, &state)?;
     account::register(&mut router, &state)?;
     session::register(&mut router, &state)?;
+    app_passwords::register(&mut router, &state)?;
+    invites::register(&mut router, &state)?;
+    account_status::register(&mut router, &state)?;
+    admin::register(&mut router, &state)?;
+    email::register(&mut router, &state)?;
+    identity::register(&mut router, &state)?;
+    well_known::register(&mut router, &state)?;
+    repo::register(&mut router, &state)?;
+    blob::register(&mut router, &state)?;
+    sync::register(&mut router, &state)?;
+    subscribe::register(&mut router, &state)?;
+    preferences::register(&mut router, &state)?;
+    // Last: forwards whatever the PDS does not serve itself.
+    proxy::register(&mut router, &state)?;
     Ok(router)
 }
 

@@ -1,10 +1,19 @@
 //! What the XRPC handlers share.
 
+use std::sync::Arc;
+
 use atp_did_plc::client::PlcClient;
 use atp_xrpc::auth::SessionTokenAuthority;
 
+use crate::blob_store::{BlobStore, DiskBlobStore};
+use crate::handle_resolver::HandleResolver;
+use crate::mailer::{LogMailer, Mailer};
+use crate::sequencer::Sequencer;
 use crate::service::ServiceKeys;
 use crate::storage::Storage;
+
+/// The reference PDS's default blob upload limit (5 MiB).
+pub const DEFAULT_BLOB_UPLOAD_LIMIT: u64 = 5 * 1024 * 1024;
 
 /// Public facts about the service shown by `describeServer`.
 #[derive(Clone, Debug, Default)]
@@ -19,8 +28,19 @@ pub struct ServiceInfo {
     pub contact_email: Option<String>,
 }
 
+/// Another service the PDS talks to on behalf of its users (the AppView).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceEndpoint {
+    /// Base URL, for example `https://api.bsky.app`.
+    pub url: String,
+    /// The service's DID, the `aud` of the service-auth JWTs sent to it.
+    pub did: String,
+}
+
 /// Everything the handlers need: storage, keys, the DID directory and the
-/// session token authority.
+/// session token authority, plus the optional parts (mail, blobs, the
+/// event log, the AppView) with development defaults from
+/// [`PdsState::new`].
 #[derive(Clone, Debug)]
 pub struct PdsState {
     /// Accounts and repositories.
@@ -33,4 +53,54 @@ pub struct PdsState {
     pub tokens: SessionTokenAuthority,
     /// What `describeServer` shows.
     pub info: ServiceInfo,
+    /// The admin password (HTTP basic auth as `admin`); `None` disables the
+    /// admin methods.
+    pub admin_password: Option<String>,
+    /// Sends the service's emails.
+    pub mailer: Arc<dyn Mailer>,
+    /// Resolves handles on domains the service does not own.
+    pub handles: HandleResolver,
+    /// Blob bytes.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The event log behind `subscribeRepos`.
+    pub sequencer: Sequencer,
+    /// Where `app.bsky.*` and `chat.bsky.*` reads are forwarded.
+    pub appview: Option<ServiceEndpoint>,
+    /// Relays told to crawl this PDS (`requestCrawl`).
+    pub crawlers: Vec<String>,
+    /// Largest accepted blob upload, in bytes.
+    pub blob_upload_limit: u64,
+    /// Development mode: loopback addresses allowed, tokens logged.
+    pub dev_mode: bool,
+}
+
+impl PdsState {
+    /// A state with the required parts and development defaults for the
+    /// rest: no admin password, mail only logged, blobs on disk under
+    /// `<data>/blobs`, no AppView, no crawlers.
+    pub fn new(
+        storage: Storage,
+        keys: ServiceKeys,
+        directory: PlcClient,
+        tokens: SessionTokenAuthority,
+        info: ServiceInfo,
+    ) -> crate::Result<Self> {
+        let blobs = DiskBlobStore::new(storage.config().data_dir().join("blobs"));
+        Ok(PdsState {
+            storage,
+            keys,
+            directory,
+            tokens,
+            info,
+            admin_password: None,
+            mailer: Arc::new(LogMailer),
+            handles: HandleResolver::new(false),
+            blobs: Arc::new(blobs),
+            sequencer: Sequencer::default(),
+            appview: None,
+            crawlers: Vec::new(),
+            blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
+            dev_mode: false,
+        })
+    }
 }

@@ -1,0 +1,12 @@
+//! Plain paths: `/.well-known/atproto-did`, `/.well-known/did.json`, `/xrpc/_health` and `/`.
+
+use std::sync::Arc;
+
+use atp_xrpc::server::Router;
+
+use super::state::PdsState;
+
+pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
+    let _ = (router, state);
+    Ok(())
+}
