@@ -1,0 +1,139 @@
+//! A PDS on loopback for integration tests: temporary data directory,
+//! in-memory PLC directory, `.test` handles, admin password `admin-pass`.
+//! `Pds::start_with` lets a test adjust the state before the server starts.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use atp_crypto::{Algorithm, SigningKey};
+use atp_did_plc::client::PlcClient;
+use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
+use atp_pds::http::{router, PdsState, ServiceInfo};
+use atp_pds::service::{ServiceConfig, ServiceKeys};
+use atp_pds::Storage;
+use atp_xrpc::auth::SessionTokenAuthority;
+use atp_xrpc::client::XrpcClient;
+use atp_xrpc::server::{ServerConfig, XrpcServer};
+use serde_json::{json, Value};
+
+/// The admin password of test servers.
+pub const ADMIN_PASSWORD: &str = "admin-pass";
+/// The password of accounts made by [`Pds::create`].
+pub const PASSWORD: &str = "hunter22";
+
+/// A running test PDS.
+pub struct Pds {
+    pub data: tempfile::TempDir,
+    pub plc: PlcServer,
+    pub server: XrpcServer,
+    pub url: String,
+}
+
+/// An account made by [`Pds::create`], with its session.
+pub struct TestAccount {
+    pub did: String,
+    pub handle: String,
+    pub access_jwt: String,
+    pub refresh_jwt: String,
+}
+
+impl Pds {
+    /// A PDS with the defaults.
+    pub async fn start() -> Pds {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A PDS whose state `adjust` may change (mailer, limits, ...).
+    pub async fn start_with(adjust: impl FnOnce(&mut PdsState)) -> Pds {
+        let data = tempfile::tempdir().unwrap();
+        let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
+        let mut config = ServiceConfig::new(data.path(), "http://localhost:2583");
+        config.handle_domains = vec![".test".to_owned()];
+        let mut state = PdsState::new(
+            Storage::open(config).unwrap(),
+            ServiceKeys {
+                plc_rotation_key: SigningKey::generate(Algorithm::K256),
+            },
+            PlcClient::new(&plc.url()).unwrap(),
+            SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
+            ServiceInfo {
+                did: "did:web:localhost".to_owned(),
+                ..ServiceInfo::default()
+            },
+        )
+        .unwrap();
+        state.admin_password = Some(ADMIN_PASSWORD.to_owned());
+        state.dev_mode = true;
+        adjust(&mut state);
+        let server = XrpcServer::bind(
+            "127.0.0.1:0",
+            router(state).unwrap(),
+            ServerConfig::default(),
+        )
+        .await
+        .unwrap();
+        let url = format!("http://{}", server.local_addr());
+        Pds {
+            data,
+            plc,
+            server,
+            url,
+        }
+    }
+
+    /// An unauthenticated client.
+    pub fn client(&self) -> XrpcClient {
+        XrpcClient::new(&self.url).unwrap()
+    }
+
+    /// A client sending `Authorization: Bearer <token>`.
+    pub fn bearer(&self, token: &str) -> XrpcClient {
+        self.client().with_bearer(token).unwrap()
+    }
+
+    /// The directory's client.
+    pub fn directory(&self) -> PlcClient {
+        PlcClient::new(&self.plc.url()).unwrap()
+    }
+
+    /// Creates `<name>.test` with email `<name>@example.com` and
+    /// [`PASSWORD`].
+    pub async fn create(&self, name: &str) -> TestAccount {
+        let handle = format!("{name}.test");
+        let created: Value = self
+            .client()
+            .procedure(
+                "com.atproto.server.createAccount",
+                &(),
+                &json!({
+                    "handle": handle,
+                    "email": format!("{name}@example.com"),
+                    "password": PASSWORD,
+                }),
+            )
+            .await
+            .unwrap();
+        TestAccount {
+            did: created["did"].as_str().unwrap().to_owned(),
+            handle,
+            access_jwt: created["accessJwt"].as_str().unwrap().to_owned(),
+            refresh_jwt: created["refreshJwt"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Stops the server and the directory.
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+        self.plc.shutdown().await.unwrap();
+    }
+}
+
+/// The status, error name and message of a refused call.
+pub fn refusal<T: std::fmt::Debug>(result: Result<T, atp_xrpc::Error>) -> (u16, String, String) {
+    match result {
+        Err(atp_xrpc::Error::Xrpc {
+            status,
+            error,
+            message,
+        }) => (status.as_u16(), error, message),
+        other => panic!("expected an XRPC error, got {other:?}"),
+    }
+}
