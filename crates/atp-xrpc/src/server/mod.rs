@@ -11,10 +11,14 @@
 //! `MethodNotImplemented`, a known method called with the wrong HTTP verb is
 //! 400 `InvalidRequest` ("Incorrect HTTP method (POST) expected GET"), and
 //! every error body is the envelope `{"error": ..., "message": ...}`.
+//!
+//! A [`Router::fallback`] handler, when set, receives the calls of methods
+//! the router does not serve (a PDS forwards them to its AppView).
 
 mod auth;
 mod cors;
 mod error_conversions;
+mod fallback;
 mod lexicon_check;
 mod params;
 mod rate_limit;
@@ -186,6 +190,7 @@ pub struct Router {
     paths: HashMap<String, Handler>,
     global_limits: Vec<Arc<RateLimiter>>,
     lexicons: Option<Arc<Lexicons>>,
+    fallback: Option<Handler>,
 }
 
 impl std::fmt::Debug for Router {
@@ -193,6 +198,7 @@ impl std::fmt::Debug for Router {
         f.debug_struct("Router")
             .field("routes", &self.routes)
             .field("paths", &self.paths.keys().collect::<Vec<_>>())
+            .field("fallback", &self.fallback.is_some())
             .finish()
     }
 }
@@ -287,6 +293,44 @@ impl Router {
         self
     }
 
+    /// Sends the calls of methods no route serves to `handler` instead of
+    /// answering 501 `MethodNotImplemented`. A PDS uses it to forward
+    /// `app.bsky.*` calls to its AppView.
+    ///
+    /// The handler gets the request as it came: the head (with
+    /// [`RequestHead::nsid`] set to the called method), the raw query
+    /// parameters and the unread body, under the server-wide body size
+    /// limit. No authenticator and no lexicon check of parameters or input
+    /// run. Before it, as in the reference server, the global rate limits
+    /// are charged, a method the router's lexicon catalog defines must come
+    /// with its HTTP verb (400 `InvalidRequest`), and only `GET`, `HEAD` and
+    /// `POST` are accepted.
+    ///
+    /// ```
+    /// use atp_xrpc::server::{Router, XrpcResponse};
+    ///
+    /// let mut router = Router::new();
+    /// router.fallback(|req| async move {
+    ///     // `nsid` is the called method; the body and headers are intact.
+    ///     let nsid = req.head().nsid.clone();
+    ///     XrpcResponse::json(&serde_json::json!({ "forwarded": nsid }))
+    /// });
+    /// assert!(router.has_fallback());
+    /// ```
+    pub fn fallback<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(XrpcRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<XrpcResponse, XrpcError>> + Send + 'static,
+    {
+        self.fallback = Some(box_handler(handler));
+        self
+    }
+
+    /// Whether a fallback handler is set.
+    pub fn has_fallback(&self) -> bool {
+        self.fallback.is_some()
+    }
+
     /// Whether a method is registered.
     pub fn has_method(&self, nsid: &str) -> bool {
         self.routes.contains_key(nsid)
@@ -369,7 +413,20 @@ impl Router {
             if !atp_syntax::Nsid::is_valid(&nsid) {
                 return Err(XrpcError::invalid_request("invalid xrpc path"));
             }
-            return Err(XrpcError::method_not_implemented());
+            let Some(fallback) = &self.fallback else {
+                return Err(XrpcError::method_not_implemented());
+            };
+            let (parts, body) = req.into_parts();
+            let head = head_of(parts, nsid, remote_addr);
+            let request = fallback::prepare(
+                head,
+                params,
+                body,
+                self.lexicons.as_deref(),
+                &self.global_limits,
+                config,
+            )?;
+            return fallback(request).await.map(XrpcResponse::into_response);
         };
 
         let method = req.method();
