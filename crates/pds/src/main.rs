@@ -1,61 +1,56 @@
-//! The `pds` binary: assembles the workspace crates into a Personal Data Server.
+//! The `pds` binary: assembles the workspace crates into a Personal Data
+//! Server (`pds serve`) and gives its operator commands that talk XRPC to
+//! a running server (`pds account`, `pds invite`, `pds repo`, `pds post`,
+//! `pds accounts import`).
 
+mod cli;
+mod client;
+mod commands;
 mod config;
+mod env_file;
 mod error;
 mod secrets;
 mod serve;
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "\
-pds: an AT Protocol Personal Data Server
-
-USAGE:
-    pds serve      run the server
-    pds help       print this message
-
-With no configuration, `pds serve` is a development server on
-127.0.0.1:2583 keeping its data in ./pds-data (generated JWT secret and PLC
-rotation key, mode 0600) with an embedded PLC directory on a loopback port.
-
-ENVIRONMENT:
-    PDS_PORT                    port to listen on (2583)
-    PDS_BIND_ADDRESS            address to listen on (127.0.0.1)
-    PDS_HOSTNAME                public host name (localhost)
-    PDS_DATA_DIRECTORY          data directory (./pds-data)
-    PDS_JWT_SECRET              session token secret (generated)
-    PDS_DID_PLC_URL             PLC directory URL (embedded)
-    PDS_SERVICE_HANDLE_DOMAINS  comma-separated handle domains (.test on localhost)
-    PDS_SERVICE_DID             service DID (did:web:<hostname>)
-    PDS_INVITE_REQUIRED         true to require invite codes (false)
-    PDS_CONTACT_EMAIL_ADDRESS, PDS_PRIVACY_POLICY_URL, PDS_TERMS_OF_SERVICE_URL
-    RUST_LOG                    log filter (info)";
+use crate::cli::{AccountCommand, AccountsCommand, Cli, Command, InviteCommand, RepoCommand};
+use crate::client::Connection;
+use crate::commands::{account, bulk_import, repo};
+use crate::config::{Environment, Settings};
+use crate::error::Error;
 
 fn main() -> ExitCode {
-    let command = std::env::args().nth(1);
-    match command.as_deref() {
-        None | Some("help") | Some("--help") | Some("-h") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let env = match Environment::load(cli.env_file.as_deref()) {
+        Ok(env) => env,
+        Err(err) => {
+            eprintln!("pds: {err}");
+            return ExitCode::from(2);
         }
-        Some("serve") => run_serve(),
-        Some(other) => {
-            eprintln!("pds: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+    };
+    match &cli.command {
+        Command::Serve => run_serve(&env),
+        _ => run_operator_command(&cli, &env),
     }
 }
 
-fn run_serve() -> ExitCode {
+fn run_serve(env: &Environment) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let settings = match config::Settings::from_vars(|name| std::env::var(name).ok()) {
-        Ok(settings) => settings,
+    let settings = match Settings::from_env(env) {
+        Ok((settings, warnings)) => {
+            for warning in warnings {
+                tracing::warn!("{warning}");
+            }
+            settings
+        }
         Err(err) => {
             eprintln!("pds: {err}");
             return ExitCode::from(2);
@@ -76,4 +71,131 @@ fn run_serve() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_operator_command(cli: &Cli, env: &Environment) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("pds: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let conn = Connection::new(cli.pds_url.as_deref(), env);
+    match runtime.block_on(operator_command(&cli.command, &conn)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("pds: {err} (server {})", conn.url());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn operator_command(command: &Command, conn: &Connection) -> Result<ExitCode, Error> {
+    match command {
+        Command::Serve => {}
+        Command::Account(AccountCommand::Create {
+            handle,
+            email,
+            password,
+        }) => {
+            let created = account::create(conn, handle, email, password.as_deref()).await?;
+            println!("Account created");
+            println!("  handle:   {}", created.handle);
+            println!("  DID:      {}", created.did);
+            if password.is_none() {
+                println!("  password: {}", created.password);
+                println!("Save this password: it will not be shown again.");
+            }
+        }
+        Command::Account(AccountCommand::List) => {
+            let lines = account::list(conn).await?;
+            println!("{:<40} {:<32} {:<40} STATUS", "HANDLE", "EMAIL", "DID");
+            for line in &lines {
+                println!(
+                    "{:<40} {:<32} {:<40} {}",
+                    line.handle,
+                    line.email.as_deref().unwrap_or("-"),
+                    line.did,
+                    line.status
+                );
+            }
+            eprintln!("{} accounts", lines.len());
+        }
+        Command::Account(AccountCommand::Info { actor }) => {
+            let info = account::info(conn, actor).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info).unwrap_or_else(|_| info.to_string())
+            );
+        }
+        Command::Account(AccountCommand::Delete { actor }) => {
+            let did = account::delete(conn, actor).await?;
+            println!("Deleted {did}");
+        }
+        Command::Account(AccountCommand::Takedown { actor, revert }) => {
+            let did = account::takedown(conn, actor, *revert).await?;
+            if *revert {
+                println!("Takedown of {did} lifted");
+            } else {
+                println!("{did} taken down");
+            }
+        }
+        Command::Account(AccountCommand::ResetPassword { actor, password }) => {
+            let (did, new_password) =
+                account::reset_password(conn, actor, password.as_deref()).await?;
+            println!("Password of {did} changed");
+            if password.is_none() {
+                println!("  new password: {new_password}");
+            }
+        }
+        Command::Invite(InviteCommand::Create { uses, for_account }) => {
+            let code = account::create_invite(conn, *uses, for_account.as_deref()).await?;
+            println!("{code}");
+        }
+        Command::Repo(RepoCommand::Export { actor, output }) => {
+            let (did, len) = repo::export(conn, actor, output).await?;
+            println!("Wrote {len} bytes of {did} to {}", output.display());
+        }
+        Command::Repo(RepoCommand::Import { file, login }) => {
+            let session = conn.login(&login.handle, &login.password).await?;
+            let len = repo::import(&session, file).await?;
+            println!(
+                "Imported {len} bytes into {} ({})",
+                session.did, session.handle
+            );
+        }
+        Command::Post(args) => {
+            let session = conn.login(&args.login.handle, &args.login.password).await?;
+            let written =
+                repo::post(&session, &args.text, args.image.as_deref(), &args.alt).await?;
+            println!("{}", written.uri);
+            println!("{}", written.cid);
+        }
+        Command::Accounts(AccountsCommand::Import {
+            file,
+            output,
+            email_domain,
+            no_progress,
+        }) => {
+            let options = bulk_import::ImportOptions {
+                input: file.clone(),
+                output: output
+                    .clone()
+                    .unwrap_or_else(|| bulk_import::default_output_path(file)),
+                email_domain: email_domain.clone(),
+                progress: !no_progress,
+            };
+            let summary = bulk_import::run(conn, &options).await?;
+            println!("{summary}");
+            println!("Output: {}", options.output.display());
+            if summary.failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -15,11 +15,31 @@ pub const JWT_SECRET_FILE: &str = "jwt-secret";
 /// File name of the PLC rotation key.
 pub const PLC_ROTATION_KEY_FILE: &str = "plc-rotation-key";
 
+/// File name of the generated admin password.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
 /// The JWT secret kept in `dir`, created (32 random bytes, hex) if absent.
 pub fn load_or_create_jwt_secret(dir: &Path) -> Result<String, Error> {
-    let path = dir.join(JWT_SECRET_FILE);
+    load_or_create_secret(&dir.join(JWT_SECRET_FILE), "JWT secret")
+}
+
+/// The admin password kept in `dir`, created (32 random bytes, hex) if
+/// absent. The operator commands read it from there too.
+pub fn load_or_create_admin_password(dir: &Path) -> Result<String, Error> {
+    load_or_create_secret(&dir.join(ADMIN_PASSWORD_FILE), "admin password")
+}
+
+/// The admin password kept in `dir`, if a development server generated one.
+pub fn read_admin_password(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(ADMIN_PASSWORD_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn load_or_create_secret(path: &Path, what: &str) -> Result<String, Error> {
     if path.exists() {
-        let secret = std::fs::read_to_string(&path)?.trim().to_owned();
+        let secret = std::fs::read_to_string(path)?.trim().to_owned();
         if secret.is_empty() {
             return Err(Error::Config(format!("{} is empty", path.display())));
         }
@@ -35,11 +55,11 @@ pub fn load_or_create_jwt_secret(dir: &Path) -> Result<String, Error> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&path)?;
+    let mut file = options.open(path)?;
     file.write_all(secret.as_bytes())?;
     file.write_all(b"\n")?;
     file.sync_all()?;
-    tracing::info!(path = %path.display(), "generated a JWT secret");
+    tracing::info!(path = %path.display(), "generated a {what}");
     Ok(secret)
 }
 
@@ -65,6 +85,9 @@ mod tests {
         let secret = load_or_create_jwt_secret(dir.path()).unwrap();
         assert_eq!(secret.len(), 64);
         assert_eq!(load_or_create_jwt_secret(dir.path()).unwrap(), secret);
+        let admin = load_or_create_admin_password(dir.path()).unwrap();
+        assert_ne!(admin, secret);
+        assert_eq!(read_admin_password(dir.path()), Some(admin));
         let key = load_or_create_rotation_key(dir.path()).unwrap();
         assert_eq!(
             load_or_create_rotation_key(dir.path()).unwrap().did_key(),
@@ -73,7 +96,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            for file in [JWT_SECRET_FILE, PLC_ROTATION_KEY_FILE] {
+            for file in [JWT_SECRET_FILE, ADMIN_PASSWORD_FILE, PLC_ROTATION_KEY_FILE] {
                 let mode = std::fs::metadata(dir.path().join(file))
                     .unwrap()
                     .permissions()

@@ -1,24 +1,35 @@
 //! `pds serve`: opens the storage, connects (or embeds) the PLC directory
 //! and serves XRPC until Ctrl-C or SIGTERM.
 
+use std::sync::Arc;
+
+use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
+use atp_pds::blob_store::{BlobStore, DiskBlobStore};
+use atp_pds::handle_resolver::HandleResolver;
 use atp_pds::http::{router, PdsState, ServiceInfo};
+use atp_pds::mailer::{LogMailer, Mailer};
 use atp_pds::service::{ServiceConfig, ServiceKeys};
 use atp_pds::Storage;
 use atp_xrpc::auth::SessionTokenAuthority;
 use atp_xrpc::server::{ServerConfig, XrpcServer};
 
-use crate::config::Settings;
+use crate::config::{BlobstoreSettings, PlcSettings, Settings};
 use crate::error::Error;
-use crate::secrets::{load_or_create_jwt_secret, load_or_create_rotation_key};
+use crate::secrets::{
+    load_or_create_admin_password, load_or_create_jwt_secret, load_or_create_rotation_key,
+};
 
 /// Runs the server with `settings` until a shutdown signal.
 pub async fn serve(settings: Settings) -> Result<(), Error> {
-    std::fs::create_dir_all(&settings.data_dir)?;
-    if settings.is_development() {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|source| Error::File {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    if settings.dev_mode {
         tracing::warn!(
-            "DEVELOPMENT MODE: not for production (set PDS_HOSTNAME, PDS_DID_PLC_URL and PDS_JWT_SECRET to run a real service)"
+            "DEVELOPMENT MODE: not for production (generated secrets, loopback addresses allowed; set PDS_HOSTNAME and the secrets, see docs/configuration.md)"
         );
     }
 
@@ -26,27 +37,38 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
         Some(secret) => secret.clone(),
         None => load_or_create_jwt_secret(&settings.data_dir)?,
     };
-    let rotation_key = load_or_create_rotation_key(&settings.data_dir)?;
+    let admin_password = match &settings.admin_password {
+        Some(password) => password.clone(),
+        None => {
+            let password = load_or_create_admin_password(&settings.data_dir)?;
+            tracing::warn!(
+                path = %settings.data_dir.join(crate::secrets::ADMIN_PASSWORD_FILE).display(),
+                "no PDS_ADMIN_PASSWORD: using the generated admin password kept in the data directory"
+            );
+            password
+        }
+    };
+    let rotation_key = match &settings.plc_rotation_key_hex {
+        Some(hex) => SigningKey::from_hex(Algorithm::K256, hex)?,
+        None => load_or_create_rotation_key(&settings.data_dir)?,
+    };
+    tracing::info!(did_key = %rotation_key.did_key(), "PLC rotation key");
 
     // The embedded directory keeps its logs next to the PDS's data.
-    let embedded_plc = match &settings.plc_url {
-        Some(_) => None,
-        None => {
+    let (plc_url, embedded_plc) = match &settings.plc {
+        PlcSettings::Url(url) => (url.clone(), None),
+        PlcSettings::Embedded => {
             let plc = PlcServer::start(PlcConfig::with_file(settings.data_dir.join("plc.sqlite")))
                 .await?;
             tracing::warn!(url = %plc.url(), "using an embedded PLC directory (development only)");
-            Some(plc)
+            (plc.url(), Some(plc))
         }
-    };
-    let plc_url = match (&settings.plc_url, &embedded_plc) {
-        (Some(url), _) => url.clone(),
-        (None, Some(plc)) => plc.url(),
-        (None, None) => return Err(Error::Config("no PLC directory".to_owned())),
     };
 
     let mut config = ServiceConfig::new(&settings.data_dir, settings.public_url());
     config.handle_domains = settings.handle_domains.clone();
     config.invite_required = settings.invite_required;
+    config.recovery_did_key = settings.recovery_did_key.clone();
     let storage = Storage::open(config)?;
     let orphans = storage.remove_orphaned_actor_stores()?;
     if !orphans.is_empty() {
@@ -70,14 +92,25 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
             contact_email: settings.contact_email.clone(),
         },
     )?;
-    state.dev_mode = settings.is_development();
+    state.admin_password = Some(admin_password);
+    state.dev_mode = settings.dev_mode;
+    state.handles = HandleResolver::new(settings.dev_mode);
+    state.crawlers = settings.crawlers.clone();
+    state.appview = settings.appview.clone();
+    state.blob_upload_limit = settings.blob_upload_limit;
+    state.blobs = blob_store(&settings)?;
+    state.mailer = mailer(&settings)?;
+
     let server = XrpcServer::bind(settings.listen, router(state)?, ServerConfig::default()).await?;
     tracing::info!(
         listen = %server.local_addr(),
         public_url = %settings.public_url(),
+        service_did = %settings.service_did,
         data_dir = %settings.data_dir.display(),
         plc = %plc_url,
         handle_domains = ?settings.handle_domains,
+        invite_required = settings.invite_required,
+        dev_mode = settings.dev_mode,
         "PDS listening"
     );
 
@@ -87,6 +120,34 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
         plc.shutdown().await?;
     }
     Ok(())
+}
+
+/// The blob store the settings name.
+fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, Error> {
+    match &settings.blobstore {
+        BlobstoreSettings::Disk { location, .. } => {
+            tracing::info!(location = %location.display(), "blobs on disk");
+            Ok(Arc::new(DiskBlobStore::new(location.clone())))
+        }
+        BlobstoreSettings::S3(s3) => Err(Error::Config(format!(
+            "PDS_BLOBSTORE_S3_BUCKET={}: this build has no S3 blob store yet; use PDS_BLOBSTORE_DISK_LOCATION",
+            s3.bucket
+        ))),
+    }
+}
+
+/// The mailer the settings name: SMTP when configured, else the log.
+fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Error> {
+    match &settings.email {
+        Some(email) => Err(Error::Config(format!(
+            "PDS_EMAIL_SMTP_URL is set (from {}): this build cannot send mail over SMTP yet",
+            email.from_address
+        ))),
+        None => {
+            tracing::info!("no PDS_EMAIL_SMTP_URL: emails are written to the log, not sent");
+            Ok(Arc::new(LogMailer))
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.
