@@ -99,6 +99,63 @@ impl SqliteBlockStore {
     }
 }
 
+impl SqliteBlockStore {
+    /// Writes the repository as stored to `out` as a CAR, in one read
+    /// snapshot: the root is the head commit, the blocks are every stored
+    /// block or, with `since`, only those tagged with a rev after it (the
+    /// reference's `getRepo` diff). Blocks are read from SQLite one at a
+    /// time, so memory does not grow with the repository. `None` (and
+    /// nothing written) if the store has no head.
+    pub fn write_repo_car<W: std::io::Write>(
+        &self,
+        since: Option<&str>,
+        out: W,
+    ) -> Result<Option<W>, Error> {
+        self.db.read(|tx| {
+            let root: Option<String> = tx
+                .query_row("SELECT cid FROM repo_root LIMIT 1", [], |row| row.get(0))
+                .optional()?;
+            let Some(root) = root else { return Ok(None) };
+            let root = atp_crypto::parse_cid(&root)?;
+            let mut writer = atp_repo_mst::car::CarWriter::new(out, &[root])?;
+            let mut stmt = tx.prepare(
+                "SELECT cid, content FROM repo_block
+                 WHERE ?1 IS NULL OR (repo_rev IS NOT NULL AND repo_rev > ?1)
+                 ORDER BY cid",
+            )?;
+            let mut rows = stmt.query([since])?;
+            while let Some(row) = rows.next()? {
+                let cid: String = row.get(0)?;
+                let cid = atp_crypto::parse_cid(&cid)?;
+                let bytes = row
+                    .get_ref(1)?
+                    .as_blob()
+                    .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
+                writer.write_block(&cid, bytes)?;
+            }
+            Ok(Some(writer.finish()?))
+        })
+    }
+
+    /// The stored blocks among `cids` and the CIDs not stored, in one read
+    /// snapshot.
+    pub fn get_many(&self, cids: &[Cid]) -> Result<(BlockMap, Vec<Cid>), Error> {
+        self.db.read(|tx| {
+            let mut found = BlockMap::new();
+            let mut missing = Vec::new();
+            for cid in cids {
+                match get_block(tx, cid)? {
+                    Some(bytes) => {
+                        found.insert(*cid, bytes);
+                    }
+                    None => missing.push(*cid),
+                }
+            }
+            Ok((found, missing))
+        })
+    }
+}
+
 impl BlockStore for SqliteBlockStore {
     fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
         self.db.read(|tx| get_block(tx, cid)).map_err(store_error)

@@ -44,6 +44,7 @@ pub mod actor_store;
 pub mod app_password;
 pub mod blob_refs;
 pub mod blob_store;
+pub mod crawlers;
 pub mod block_store;
 pub mod db;
 pub mod email_token;

@@ -86,6 +86,8 @@ impl PdsState {
         info: ServiceInfo,
     ) -> crate::Result<Self> {
         let blobs = DiskBlobStore::new(storage.config().data_dir().join("blobs"));
+        let sequencer = Sequencer::open(&storage.config().data_dir().join("sequencer.sqlite"))?
+            .with_actor_stores(Arc::clone(storage.actors()));
         Ok(PdsState {
             storage,
             keys,
@@ -96,7 +98,7 @@ impl PdsState {
             mailer: Arc::new(LogMailer),
             handles: HandleResolver::new(false),
             blobs: Arc::new(blobs),
-            sequencer: Sequencer::default(),
+            sequencer,
             appview: None,
             crawlers: Vec::new(),
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
