@@ -1,0 +1,200 @@
+// Runs the end-to-end suite once: starts the PLC directory, an SMTP server
+// and the PDS under test (E2E_TARGET=ours, the default: target/debug/pds
+// serve; or E2E_TARGET=reference: @atproto/pds), then runs every
+// tests/*.test.mjs file (or the files given as arguments) with node:test
+// against them, one file at a time.
+//
+// The test files learn where everything is from E2E_* variables (see
+// lib/harness.mjs). They restart the PDS through a small control server on
+// a loopback port (POST /restart), because the PDS is this process's child.
+//
+// Prints the node:test report, then one line `e2e: N passed, N failed`,
+// and exits nonzero when anything failed. E2E_KEEP=1 keeps the temporary
+// folder (data, mail, PDS log) for inspection; it is kept on failure anyway.
+
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+import {
+  PdsProcess,
+  e2eDir,
+  freePort,
+  pdsEnvironment,
+  sleep,
+  startPlc,
+  startSmtp,
+  tail,
+} from './lib/servers.mjs'
+
+const target = process.env.E2E_TARGET || 'ours'
+// A hard limit on the whole run, so that nothing can hang a CI job.
+const runLimitMs = Number(process.env.E2E_RUN_LIMIT_SECONDS || 900) * 1000
+
+const workDir = mkdtempSync(path.join(tmpdir(), `atp-e2e-${target}-`))
+const mailDir = path.join(workDir, 'mail')
+const dataDir = path.join(workDir, 'data')
+const pdsLog = path.join(workDir, 'pds.log')
+const tapFile = path.join(workDir, 'report.tap')
+
+const cleanups = []
+let failedSetup = null
+
+function summary(passed, failed) {
+  console.log(`e2e: ${passed} passed, ${failed} failed`)
+}
+
+async function cleanup() {
+  for (const fn of cleanups.reverse()) {
+    try {
+      await fn()
+    } catch (err) {
+      console.error(`e2e: cleanup: ${err?.message || err}`)
+    }
+  }
+}
+
+const watchdog = setTimeout(async () => {
+  console.error(`e2e: the run exceeded ${runLimitMs / 1000} s; stopping`)
+  summary(0, 1)
+  await cleanup()
+  process.exit(1)
+}, runLimitMs)
+watchdog.unref()
+
+function testFiles() {
+  const given = process.argv.slice(2)
+  if (given.length > 0) return given.map((f) => path.resolve(f))
+  const dir = path.join(e2eDir, 'tests')
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.test.mjs'))
+    .sort()
+    .map((f) => path.join(dir, f))
+}
+
+/** The control server the test files use to restart the PDS. */
+async function startControl(pds) {
+  let busy = false
+  const server = createServer(async (req, res) => {
+    const answer = (status, body) => {
+      res.writeHead(status, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    }
+    if (req.method === 'POST' && req.url === '/restart') {
+      if (busy) return answer(409, { message: 'a restart is under way' })
+      busy = true
+      try {
+        const exit = await pds.restart()
+        answer(200, { exit })
+      } catch (err) {
+        answer(500, { message: String(err?.message || err) })
+      } finally {
+        busy = false
+      }
+      return
+    }
+    if (req.method === 'GET' && req.url === '/log') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      return res.end(tail(pdsLog, 200))
+    }
+    answer(404, { message: 'unknown control request' })
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  cleanups.push(() => new Promise((resolve) => server.close(resolve)))
+  return `http://127.0.0.1:${server.address().port}`
+}
+
+function runTests(files, env) {
+  return new Promise((resolve) => {
+    const args = [
+      '--test',
+      '--test-concurrency=1',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tapFile}`,
+      ...files,
+    ]
+    const child = spawn(process.execPath, args, {
+      cwd: e2eDir,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    child.once('exit', (code, signal) => resolve({ code, signal }))
+  })
+}
+
+function countsFromTap() {
+  let text = ''
+  try {
+    text = readFileSync(tapFile, 'utf8')
+  } catch {
+    return null
+  }
+  const count = (name) => {
+    const m = new RegExp(`^# ${name} (\\d+)$`, 'm').exec(text)
+    return m ? Number(m[1]) : 0
+  }
+  if (!/^# tests \d+$/m.test(text)) return null
+  return {
+    passed: count('pass'),
+    failed: count('fail') + count('cancelled'),
+    skipped: count('skipped') + count('todo'),
+  }
+}
+
+let exitCode = 1
+try {
+  console.log(`e2e: target ${target}, work folder ${workDir}`)
+  const plc = await startPlc()
+  cleanups.push(plc.stop)
+  const smtp = await startSmtp(mailDir)
+  cleanups.push(smtp.stop)
+  const port = await freePort()
+  const env = pdsEnvironment({ port, dataDir, plcUrl: plc.url, smtpUrl: smtp.url })
+  const pds = new PdsProcess({ target, env, logFile: pdsLog })
+  cleanups.push(() => pds.stop())
+  await pds.start()
+  console.log(`e2e: PDS (${target}) at ${pds.url}, PLC at ${plc.url}, SMTP on ${smtp.port}`)
+  const control = await startControl(pds)
+
+  const files = testFiles()
+  const result = await runTests(files, {
+    E2E_TARGET: target,
+    E2E_PDS_URL: pds.url,
+    E2E_PLC_URL: plc.url,
+    E2E_MAIL_DIR: mailDir,
+    E2E_CONTROL_URL: control,
+    E2E_JWT_SECRET: env.PDS_JWT_SECRET,
+    E2E_ADMIN_PASSWORD: env.PDS_ADMIN_PASSWORD,
+    E2E_PLC_ROTATION_KEY_HEX: env.PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX,
+    E2E_SERVICE_DID: 'did:web:localhost',
+  })
+  const counts = countsFromTap()
+  if (!counts) {
+    console.error(`e2e: the test runner produced no report (exit ${result.code}, signal ${result.signal})`)
+    summary(0, 1)
+  } else {
+    let { passed, failed } = counts
+    if (result.code !== 0 && failed === 0) failed = 1
+    summary(passed, failed)
+    if (failed === 0) exitCode = 0
+  }
+} catch (err) {
+  failedSetup = err
+  console.error(`e2e: setup failed: ${err?.message || err}`)
+  summary(0, 1)
+}
+
+clearTimeout(watchdog)
+await cleanup()
+if (exitCode !== 0 || process.env.E2E_KEEP === '1') {
+  console.log(`e2e: kept ${workDir} (PDS log: ${pdsLog}, mail: ${mailDir})`)
+} else {
+  // the PDS may still be flushing files for a moment after its exit
+  await sleep(100)
+  rmSync(workDir, { recursive: true, force: true })
+}
+process.exit(failedSetup ? 1 : exitCode)
