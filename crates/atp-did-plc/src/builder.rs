@@ -328,6 +328,25 @@ impl UpdateBuilder {
         self
     }
 
+    /// Replaces the whole `alsoKnownAs` list (entries kept as given, in
+    /// order).
+    pub fn also_known_as(mut self, uris: Vec<String>) -> Self {
+        self.body.also_known_as = uris;
+        self
+    }
+
+    /// Replaces every verification method (id without `#` to `did:key`).
+    pub fn verification_methods(mut self, methods: BTreeMap<String, String>) -> Self {
+        self.body.verification_methods = methods;
+        self
+    }
+
+    /// Replaces every service (id without `#`).
+    pub fn services(mut self, services: BTreeMap<String, Service>) -> Self {
+        self.body.services = services;
+        self
+    }
+
     /// The operation body as it stands.
     pub fn body(&self) -> &PlcOperation {
         &self.body
@@ -351,4 +370,52 @@ pub fn tombstone(last: &Operation, signer: &SigningKey) -> Result<Operation, Err
         prev: last.cid()?.to_string(),
     });
     finish(unsigned, signer)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::validate::validate_operation_log;
+    use atp_crypto::Algorithm;
+
+    #[test]
+    fn update_replaces_whole_fields() {
+        let rotation = SigningKey::generate(Algorithm::K256);
+        let genesis = GenesisBuilder::new()
+            .rotation_key(rotation.did_key())
+            .signing_key(SigningKey::generate(Algorithm::K256).did_key())
+            .handle("alice.example.com")
+            .pds_endpoint("https://pds.example.com")
+            .sign(&rotation)
+            .unwrap();
+        let new_signing = SigningKey::generate(Algorithm::P256).did_key();
+        let methods = BTreeMap::from([("atproto".to_owned(), new_signing.clone())]);
+        let services = BTreeMap::from([(
+            "atproto_pds".to_owned(),
+            Service {
+                service_type: ATPROTO_PDS_TYPE.to_owned(),
+                endpoint: "https://elsewhere.example.org".to_owned(),
+            },
+        )]);
+        let aka = vec![
+            "at://alice.example.org".to_owned(),
+            "https://alice.example.org".to_owned(),
+        ];
+        let update = UpdateBuilder::from_last(&genesis.operation)
+            .unwrap()
+            .also_known_as(aka.clone())
+            .verification_methods(methods.clone())
+            .services(services.clone())
+            .sign(&rotation)
+            .unwrap();
+        let data = validate_operation_log(&genesis.did, &[genesis.operation, update])
+            .unwrap()
+            .unwrap();
+        assert_eq!(data.also_known_as, aka);
+        assert_eq!(data.verification_methods, methods);
+        assert_eq!(data.services, services);
+        assert_eq!(data.atproto_signing_key(), Some(new_signing.as_str()));
+        assert_eq!(data.pds_endpoint(), Some("https://elsewhere.example.org"));
+    }
 }

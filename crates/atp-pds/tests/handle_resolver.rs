@@ -1,0 +1,163 @@
+//! Handle resolution against loopback stand-ins: a DNS server for the TXT
+//! method and the handle hosts' addresses, an HTTP server for the
+//! well-known method; and the refusal to fetch from non-public addresses.
+#![allow(clippy::unwrap_used)]
+
+mod resolution_peers;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use atp_pds::handle_resolver::HandleResolver;
+use hyper::StatusCode;
+use resolution_peers::{FakeDns, FakeWeb};
+
+const ALICE: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+const BOB: &str = "did:plc:44ybard66vv44zksje25o7dz";
+
+/// A resolver whose DNS is `dns` and whose well-known fetches go to `web`
+/// over plain HTTP.
+fn resolver(allow_private: bool, dns: &FakeDns, web: &FakeWeb) -> HandleResolver {
+    HandleResolver::new(allow_private)
+        .with_nameserver(dns.addr())
+        .with_plain_http_port(web.port())
+        .with_timeout(Duration::from_secs(3))
+}
+
+#[tokio::test]
+async fn dns_txt_record_names_the_did() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.txt("_atproto.alice.example.com", &format!("did={ALICE}"));
+    dns.txt("_atproto.alice.example.com", "v=spf1 -all");
+    // Strings of one record are joined.
+    dns.txt_chunks("_atproto.bob.example.com", &["did=did:plc:44ybard66", "vv44zksje25o7dz"]);
+
+    // The DNS method needs no address check: it works with private
+    // addresses refused.
+    let resolver = resolver(false, &dns, &web);
+    assert_eq!(resolver.resolve_dns("alice.example.com").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(resolver.resolve("Alice.Example.com").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(resolver.resolve("bob.example.com").await.unwrap().as_deref(), Some(BOB));
+    assert_eq!(resolver.resolve_dns("nobody.example.com").await.unwrap(), None);
+    assert_eq!(web.requests(), 0, "no handle host has an address: nothing fetched");
+}
+
+#[tokio::test]
+async fn dns_needs_exactly_one_valid_did_record() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.txt("_atproto.two.example.com", &format!("did={ALICE}"));
+    dns.txt("_atproto.two.example.com", &format!("did={BOB}"));
+    dns.txt("_atproto.bad.example.com", "did=not-a-did");
+    dns.txt("_atproto.bare.example.com", ALICE);
+    let resolver = resolver(false, &dns, &web);
+    for handle in ["two.example.com", "bad.example.com", "bare.example.com"] {
+        assert_eq!(resolver.resolve_dns(handle).await.unwrap(), None, "{handle}");
+        assert_eq!(resolver.resolve(handle).await.unwrap(), None, "{handle}");
+    }
+}
+
+#[tokio::test]
+async fn well_known_answer_names_the_did() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.a("alice.example.org", Ipv4Addr::LOCALHOST);
+    web.serve("alice.example.org", StatusCode::OK, &format!("{ALICE}\n"));
+    let resolver = resolver(true, &dns, &web);
+    assert_eq!(
+        resolver.resolve_http("alice.example.org").await.unwrap().as_deref(),
+        Some(ALICE)
+    );
+    assert_eq!(resolver.resolve("alice.example.org").await.unwrap().as_deref(), Some(ALICE));
+    assert!(web.requests() >= 2);
+}
+
+#[tokio::test]
+async fn well_known_needs_success_and_a_did() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    for host in ["gone.example.org", "html.example.org", "redirect.example.org"] {
+        dns.a(host, Ipv4Addr::LOCALHOST);
+    }
+    web.serve("gone.example.org", StatusCode::NOT_FOUND, ALICE);
+    web.serve("html.example.org", StatusCode::OK, "<html>hello</html>");
+    web.serve("redirect.example.org", StatusCode::FOUND, ALICE);
+    let resolver = resolver(true, &dns, &web);
+    for host in ["gone.example.org", "html.example.org", "redirect.example.org"] {
+        assert_eq!(resolver.resolve_http(host).await.unwrap(), None, "{host}");
+        assert_eq!(resolver.resolve(host).await.unwrap(), None, "{host}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_well_known_answer_is_refused() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.a("big.example.org", Ipv4Addr::LOCALHOST);
+    let body = format!("{ALICE}\n{}", "x".repeat(64 * 1024));
+    web.serve("big.example.org", StatusCode::OK, &body);
+    let resolver = resolver(true, &dns, &web);
+    assert!(resolver.resolve_http("big.example.org").await.is_err());
+    assert_eq!(resolver.resolve("big.example.org").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn private_addresses_are_not_fetched() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.a("sneaky.example.org", Ipv4Addr::LOCALHOST);
+    dns.a("mixed.example.org", Ipv4Addr::new(8, 8, 8, 8));
+    dns.a("mixed.example.org", Ipv4Addr::new(10, 0, 0, 1));
+    dns.a("metadata.example.org", Ipv4Addr::new(169, 254, 169, 254));
+    web.serve("sneaky.example.org", StatusCode::OK, ALICE);
+
+    let strict = resolver(false, &dns, &web);
+    for host in ["sneaky.example.org", "mixed.example.org", "metadata.example.org"] {
+        let err = strict.resolve_http(host).await.unwrap_err().to_string();
+        assert!(err.contains("not a public address"), "{host}: {err}");
+        assert_eq!(strict.resolve(host).await.unwrap(), None, "{host}");
+    }
+    assert_eq!(web.requests(), 0, "a refused address is never contacted");
+
+    // The same handle resolves once private addresses are allowed.
+    let relaxed = resolver(true, &dns, &web);
+    assert_eq!(relaxed.resolve("sneaky.example.org").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(web.requests(), 1);
+}
+
+#[tokio::test]
+async fn dns_answer_wins_over_well_known() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    dns.txt("_atproto.both.example.org", &format!("did={ALICE}"));
+    dns.a("both.example.org", Ipv4Addr::LOCALHOST);
+    web.serve("both.example.org", StatusCode::OK, BOB);
+    let resolver = resolver(true, &dns, &web);
+    assert_eq!(resolver.resolve_http("both.example.org").await.unwrap().as_deref(), Some(BOB));
+    assert_eq!(resolver.resolve("both.example.org").await.unwrap().as_deref(), Some(ALICE));
+}
+
+#[tokio::test]
+async fn a_silent_host_ends_in_a_timeout() {
+    let dns = FakeDns::start().await;
+    // Accepts connections, never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let keep = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    dns.a("silent.example.org", Ipv4Addr::LOCALHOST);
+    let resolver = HandleResolver::new(true)
+        .with_nameserver(dns.addr())
+        .with_plain_http_port(port)
+        .with_timeout(Duration::from_millis(300));
+    let err = resolver.resolve_http("silent.example.org").await.unwrap_err();
+    assert!(err.to_string().contains("no answer"), "{err}");
+    assert_eq!(resolver.resolve("silent.example.org").await.unwrap(), None);
+    keep.abort();
+}
+
+#[tokio::test]
+async fn invalid_handles_are_refused() {
+    let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
+    let resolver = resolver(true, &dns, &web);
+    assert!(resolver.resolve("not a handle").await.is_err());
+    assert!(resolver.resolve("nodot").await.is_err());
+}
