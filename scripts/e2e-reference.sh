@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A setup step that fails still ends with the count line.
+trap 'echo "e2e: 0 passed, 1 failed (setup failed: see above)"' ERR
+
 if [ ! -x tests/e2e/node_modules/.bin/node ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
@@ -28,4 +31,5 @@ if [ ! -f "$stamp" ] || [ $ref/package-lock.json -nt "$stamp" ]; then
 fi
 ./scripts/python-env.sh
 
+trap - ERR
 E2E_TARGET=reference exec tests/e2e/node_modules/.bin/node tests/e2e/run.mjs "$@"

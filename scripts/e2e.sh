@@ -13,6 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A setup step that fails still ends with the count line.
+trap 'echo "e2e: 0 passed, 1 failed (setup failed: see above)"' ERR
+
 cargo build -p pds
 
 if [ ! -x tests/e2e/node_modules/.bin/node ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules ]; then
@@ -20,4 +23,5 @@ if [ ! -x tests/e2e/node_modules/.bin/node ] || [ tests/e2e/package-lock.json -n
 fi
 ./scripts/python-env.sh
 
+trap - ERR
 E2E_TARGET=ours exec tests/e2e/node_modules/.bin/node tests/e2e/run.mjs "$@"

@@ -34,6 +34,13 @@ cargo test --workspace 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 
+step "end-to-end suite: the official client against our pds (scripts/e2e.sh)"
+# Its last line, "e2e: N passed, N failed", counts in the summary below.
+set +e
+./scripts/e2e.sh 2>&1 | tee -a "$log"
+e2e_status=${PIPESTATUS[0]}
+set -e
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 
@@ -48,5 +55,13 @@ passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4}
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 ignored=$(grep -Eo '[0-9]+ ignored;' "$log" | awk '{s+=$1} END {print s+0}')
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+e2e_line=$(grep -Eo '^e2e: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+e2e_passed=$(echo "$e2e_line" | awk '{print $2+0}')
+e2e_failed=$(echo "$e2e_line" | awk '{print $4+0}')
+if [ "$e2e_status" -ne 0 ] && [ "$e2e_failed" -eq 0 ]; then e2e_failed=1; fi
+echo "e2e: $e2e_passed passed, $e2e_failed failed"
+passed=$((passed + e2e_passed))
+failed=$((failed + e2e_failed))
+if [ "$status" -eq 0 ] && [ "$e2e_status" -ne 0 ]; then status=$e2e_status; fi
 echo "tests: $passed passed, $failed failed, $ignored skipped"
 exit "$status"

@@ -11,6 +11,8 @@
 // Prints the node:test report, then one line `e2e: N passed, N failed`,
 // and exits nonzero when anything failed. E2E_KEEP=1 keeps the temporary
 // folder (data, mail, PDS log) for inspection; it is kept on failure anyway.
+// E2E_SMTP=off (diagnosis only) leaves the mail settings out of the PDS's
+// environment.
 
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -154,6 +156,13 @@ try {
   cleanups.push(smtp.stop)
   const port = await freePort()
   const env = pdsEnvironment({ port, dataDir, plcUrl: plc.url, smtpUrl: smtp.url })
+  if (process.env.E2E_SMTP === 'off') {
+    // diagnosis only: a PDS that cannot mail yet still runs the other steps
+    // (the mail steps then fail)
+    delete env.PDS_EMAIL_SMTP_URL
+    delete env.PDS_EMAIL_FROM_ADDRESS
+    console.log('e2e: E2E_SMTP=off: the PDS gets no mail settings')
+  }
   const pds = new PdsProcess({ target, env, logFile: pdsLog })
   cleanups.push(() => pds.stop())
   await pds.start()

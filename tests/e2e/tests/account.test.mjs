@@ -10,6 +10,7 @@ import {
   env,
   getSessionWith,
   idResolver,
+  jwtClaims,
   newAgent,
   newIdentity,
   plcData,
@@ -111,8 +112,12 @@ test('refreshSession rotates the tokens; the new access token works', step, asyn
   const res = await agent.sessionManager.refreshSession()
   assert.equal(res.data.did, did)
   assert.equal(res.data.handle, handle)
-  assert.notEqual(res.data.accessJwt, before.accessJwt)
+  // a new refresh token (an access token made within the same second may
+  // equal the old one: same claims)
   assert.notEqual(res.data.refreshJwt, before.refreshJwt)
+  assert.equal(jwtClaims(res.data.accessJwt).sub, did)
+  assert.equal(jwtClaims(res.data.accessJwt).scope, 'com.atproto.access')
+  assert.equal(jwtClaims(res.data.refreshJwt).scope, 'com.atproto.refresh')
   assert.equal(agent.session.refreshJwt, res.data.refreshJwt)
   const me = await getSessionWith(res.data.accessJwt)
   assert.equal(me.data.did, did)
