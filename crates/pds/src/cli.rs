@@ -199,7 +199,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.pds_url.as_deref(), Some("http://localhost:3000"));
-        assert!(matches!(cli.command, Command::Account(AccountCommand::Info { .. })));
+        assert!(matches!(
+            cli.command,
+            Command::Account(AccountCommand::Info { .. })
+        ));
         let cli = Cli::try_parse_from(["pds", "--env-file", "pds.env", "serve"]).unwrap();
         assert_eq!(cli.env_file, Some(PathBuf::from("pds.env")));
         assert!(Cli::try_parse_from(["pds", "account", "create", "--handle", "a.test"]).is_err());

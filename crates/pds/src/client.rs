@@ -50,13 +50,16 @@ impl Connection {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => default_url(env),
         };
-        let admin_password = env.get("PDS_ADMIN_PASSWORD").map(str::to_owned).or_else(|| {
-            let dir = env
-                .get("PDS_DATA_DIRECTORY")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("pds-data"));
-            read_admin_password(&dir)
-        });
+        let admin_password = env
+            .get("PDS_ADMIN_PASSWORD")
+            .map(str::to_owned)
+            .or_else(|| {
+                let dir = env
+                    .get("PDS_DATA_DIRECTORY")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| PathBuf::from("pds-data"));
+                read_admin_password(&dir)
+            });
         Connection {
             url,
             admin_password,
@@ -113,7 +116,10 @@ impl Connection {
         let handle = actor.trim_start_matches('@');
         let answer: Value = self
             .anonymous()?
-            .query("com.atproto.identity.resolveHandle", &json!({ "handle": handle }))
+            .query(
+                "com.atproto.identity.resolveHandle",
+                &json!({ "handle": handle }),
+            )
             .await?;
         answer
             .get("did")
@@ -230,7 +236,8 @@ mod tests {
         let generated = crate::secrets::load_or_create_admin_password(dir.path()).unwrap();
         let conn = Connection::new(None, &env);
         assert_eq!(conn.admin_password.as_deref(), Some(generated.as_str()));
-        let env = Environment::from_pairs([("PDS_DATA_DIRECTORY", data), ("PDS_ADMIN_PASSWORD", "pw")]);
+        let env =
+            Environment::from_pairs([("PDS_DATA_DIRECTORY", data), ("PDS_ADMIN_PASSWORD", "pw")]);
         let conn = Connection::new(Some("http://127.0.0.1:1/"), &env);
         assert_eq!(conn.admin_password.as_deref(), Some("pw"));
         assert_eq!(conn.url(), "http://127.0.0.1:1");

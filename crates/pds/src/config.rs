@@ -508,9 +508,7 @@ impl Settings {
             }
             None => "localhost".to_owned(),
         };
-        let dev_mode = r
-            .boolean("PDS_DEV_MODE")
-            .unwrap_or(hostname == "localhost");
+        let dev_mode = r.boolean("PDS_DEV_MODE").unwrap_or(hostname == "localhost");
         let bind_ip = match r.text("PDS_BIND_ADDRESS") {
             Some(text) => match text.parse::<IpAddr>() {
                 Ok(ip) => ip,
@@ -579,17 +577,17 @@ impl Settings {
             }
         }
 
-        let recovery_did_key = r.text("PDS_RECOVERY_DID_KEY").and_then(|key| {
-            match atp_crypto::did_key::parse(&key) {
-                Ok(_) => Some(key),
-                Err(e) => {
-                    r.fail(format!(
+        let recovery_did_key =
+            r.text("PDS_RECOVERY_DID_KEY")
+                .and_then(|key| match atp_crypto::did_key::parse(&key) {
+                    Ok(_) => Some(key),
+                    Err(e) => {
+                        r.fail(format!(
                         "PDS_RECOVERY_DID_KEY must be a did:key (did:key:z...), not {key:?} ({e})"
                     ));
-                    None
-                }
-            }
-        });
+                        None
+                    }
+                });
 
         let mut handle_domains = Vec::new();
         for domain in r.list("PDS_SERVICE_HANDLE_DOMAINS") {
@@ -617,11 +615,15 @@ impl Settings {
         let email = match (smtp_url, from_address) {
             (None, None) => None,
             (Some(_), None) => {
-                r.fail("PDS_EMAIL_FROM_ADDRESS is required when PDS_EMAIL_SMTP_URL is set".to_owned());
+                r.fail(
+                    "PDS_EMAIL_FROM_ADDRESS is required when PDS_EMAIL_SMTP_URL is set".to_owned(),
+                );
                 None
             }
             (None, Some(_)) => {
-                r.fail("PDS_EMAIL_SMTP_URL is required when PDS_EMAIL_FROM_ADDRESS is set".to_owned());
+                r.fail(
+                    "PDS_EMAIL_SMTP_URL is required when PDS_EMAIL_FROM_ADDRESS is set".to_owned(),
+                );
                 None
             }
             (Some(smtp_url), Some(from_address)) => {
@@ -705,7 +707,9 @@ impl Settings {
                     "{name} is a setting of the reference PDS that this server does not use; ignored"
                 ));
             } else {
-                warnings.push(format!("{name} is not a known PDS setting; ignored (a typo?)"));
+                warnings.push(format!(
+                    "{name} is not a known PDS setting; ignored (a typo?)"
+                ));
             }
         }
 
@@ -821,9 +825,7 @@ fn read_blobstore(r: &mut Reader<'_>, data_dir: &Path) -> BlobstoreSettings {
                 "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
             ] {
                 if r.env.get(name).is_some() {
-                    r.fail(format!(
-                        "{name} is set but PDS_BLOBSTORE_S3_BUCKET is not"
-                    ));
+                    r.fail(format!("{name} is set but PDS_BLOBSTORE_S3_BUCKET is not"));
                 }
             }
             match tmp {
@@ -895,16 +897,25 @@ mod tests {
 
     #[test]
     fn a_reference_production_configuration_is_honoured() {
-        let recovery: &'static str =
-            Box::leak(SigningKey::generate(Algorithm::P256).did_key().into_boxed_str());
+        let recovery: &'static str = Box::leak(
+            SigningKey::generate(Algorithm::P256)
+                .did_key()
+                .into_boxed_str(),
+        );
         let recovery_key = recovery;
         let mut vars = production();
         vars.extend([
             ("PDS_PORT", "3000"),
             ("PDS_DID_PLC_URL", "https://plc.example.org/"),
-            ("PDS_SERVICE_HANDLE_DOMAINS", "example.com, .pds.example.com"),
+            (
+                "PDS_SERVICE_HANDLE_DOMAINS",
+                "example.com, .pds.example.com",
+            ),
             ("PDS_INVITE_REQUIRED", "false"),
-            ("PDS_CRAWLERS", "https://bsky.network,https://relay.example.net"),
+            (
+                "PDS_CRAWLERS",
+                "https://bsky.network,https://relay.example.net",
+            ),
             ("PDS_BSKY_APP_VIEW_URL", "https://api.bsky.app"),
             ("PDS_BSKY_APP_VIEW_DID", "did:web:api.bsky.app"),
             ("PDS_BLOB_UPLOAD_LIMIT", "52428800"),
@@ -957,7 +968,9 @@ mod tests {
         assert_eq!(s.repo_backfill_limit_ms, 60_000);
         // Secrets stay out of debug output.
         let debug = format!("{s:?}");
-        assert!(!debug.contains("s3cret") && !debug.contains("admin-pw") && !debug.contains(KEY_HEX));
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("admin-pw") && !debug.contains(KEY_HEX)
+        );
         assert!(!debug.contains("user:pw"));
     }
 
@@ -1035,8 +1048,12 @@ mod tests {
             ("PDS_BLOBSTORE_S3_BUCKET", "blobs"),
             ("PDS_BLOBSTORE_S3_ACCESS_KEY_ID", "AKIA"),
         ]);
-        assert!(errors.iter().any(|e| e.starts_with("PDS_EMAIL_FROM_ADDRESS is required")));
-        assert!(errors.iter().any(|e| e.starts_with("PDS_BSKY_APP_VIEW_DID is required")));
+        assert!(errors
+            .iter()
+            .any(|e| e.starts_with("PDS_EMAIL_FROM_ADDRESS is required")));
+        assert!(errors
+            .iter()
+            .any(|e| e.starts_with("PDS_BSKY_APP_VIEW_DID is required")));
         assert!(errors
             .iter()
             .any(|e| e.starts_with("PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY is required")));

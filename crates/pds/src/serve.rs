@@ -2,6 +2,7 @@
 //! and serves XRPC until Ctrl-C or SIGTERM.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
@@ -98,6 +99,9 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
     state.crawlers = settings.crawlers.clone();
     state.appview = settings.appview.clone();
     state.blob_upload_limit = settings.blob_upload_limit;
+    state
+        .sequencer
+        .set_backfill_window(Duration::from_millis(settings.repo_backfill_limit_ms))?;
     state.blobs = blob_store(&settings)?;
     state.mailer = mailer(&settings)?;
 

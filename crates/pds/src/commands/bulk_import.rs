@@ -180,7 +180,9 @@ struct OutputLog {
 
 impl OutputLog {
     fn open(path: &Path) -> Result<OutputLog, Error> {
-        let is_new = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        let is_new = std::fs::metadata(path)
+            .map(|m| m.len() == 0)
+            .unwrap_or(true);
         let mut options = OpenOptions::new();
         options.create(true).append(true);
         #[cfg(unix)]
@@ -243,9 +245,9 @@ pub async fn run(conn: &Connection, options: &ImportOptions) -> Result<ImportSum
 
     let bar = if options.progress {
         let bar = ProgressBar::new(rows.len() as u64);
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]")
-        {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
+        ) {
             bar.set_style(style);
         }
         bar
@@ -514,7 +516,10 @@ mod tests {
 
     #[test]
     fn bare_names_get_the_server_domain() {
-        assert_eq!(full_handle("Alice", ".pds.example.com"), "alice.pds.example.com");
+        assert_eq!(
+            full_handle("Alice", ".pds.example.com"),
+            "alice.pds.example.com"
+        );
         assert_eq!(full_handle("@bob.example.org", ".test"), "bob.example.org");
         assert_eq!(
             default_output_path(Path::new("/x/people.csv")),

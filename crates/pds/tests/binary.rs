@@ -1,0 +1,455 @@
+//! The `pds` binary end to end: `pds serve` configured with the reference
+//! PDS's variables (environment and env file), refused configurations, the
+//! development defaults, and the operator commands against the running
+//! server.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use atp_crypto::{Algorithm, SigningKey};
+use atp_did_plc::client::PlcClient;
+use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
+use atp_xrpc::client::XrpcClient;
+use serde_json::{json, Value};
+
+const PDS: &str = env!("CARGO_BIN_EXE_pds");
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A `pds serve` child process, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `pds serve` in `cwd` with exactly `vars` (plus PATH) and the
+    /// given extra arguments, then waits until `describeServer` answers.
+    async fn start(cwd: &Path, port: u16, vars: &[(&str, String)], args: &[&str]) -> Server {
+        let log = cwd.join(format!("pds-{port}.log"));
+        let out = File::create(&log).unwrap();
+        let err = out.try_clone().unwrap();
+        let child = Command::new(PDS)
+            .args(args)
+            .arg("serve")
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            url: format!("http://localhost:{port}"),
+            log,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let client = XrpcClient::new(&self.url)
+            .unwrap()
+            .with_timeout(Duration::from_secs(2));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("pds serve exited with {status}:\n{}", self.log_text());
+            }
+            let answer: Result<Value, _> =
+                client.query("com.atproto.server.describeServer", &()).await;
+            if answer.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pds serve did not answer:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn client(&self) -> XrpcClient {
+        XrpcClient::new(&self.url).unwrap()
+    }
+}
+
+/// Runs an operator command (blocking: call from `spawn_blocking` or a
+/// plain test) with exactly `vars` (plus PATH).
+fn pds(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
+    Command::new(PDS)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+async fn pds_async(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
+    let cwd = cwd.to_path_buf();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        pds(&cwd, &vars, &args)
+    })
+    .await
+    .unwrap()
+}
+
+fn succeeded(output: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {stdout}\nstderr: {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The value after `label` on a line of `text` (`  DID:      did:plc:...`).
+fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+}
+
+#[tokio::test]
+async fn reference_style_variables_configure_the_server_and_the_commands_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
+    let port = free_port();
+    let rotation_key = SigningKey::generate(Algorithm::K256);
+    let recovery_key = SigningKey::generate(Algorithm::P256);
+    let data = dir.path().join("data");
+
+    // Half of the settings in an env file (the reference's pds.env
+    // format), half in the environment, one in both (the environment wins).
+    let env_file = dir.path().join("pds.env");
+    std::fs::write(
+        &env_file,
+        format!(
+            "# reference-style settings\n\
+             PDS_HOSTNAME=localhost\n\
+             PDS_PORT=1\n\
+             PDS_DATA_DIRECTORY={data}\n\
+             PDS_BLOBSTORE_DISK_LOCATION={data}/blocks\n\
+             PDS_JWT_SECRET=0123456789abcdef0123456789abcdef\n\
+             PDS_ADMIN_PASSWORD=admin-pass\n\
+             PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX={key}\n",
+            data = data.display(),
+            key = rotation_key.to_hex()
+        ),
+    )
+    .unwrap();
+    let vars = vec![
+        ("PDS_PORT", port.to_string()),
+        ("PDS_DID_PLC_URL", plc.url()),
+        ("PDS_SERVICE_DID", "did:web:localhost".to_owned()),
+        ("PDS_SERVICE_HANDLE_DOMAINS", ".test".to_owned()),
+        ("PDS_INVITE_REQUIRED", "false".to_owned()),
+        ("PDS_DEV_MODE", "true".to_owned()),
+        ("PDS_RECOVERY_DID_KEY", recovery_key.did_key()),
+        ("PDS_BSKY_APP_VIEW_URL", "https://api.bsky.app".to_owned()),
+        ("PDS_BSKY_APP_VIEW_DID", "did:web:api.bsky.app".to_owned()),
+        ("PDS_BLOB_UPLOAD_LIMIT", "1000000".to_owned()),
+        (
+            "PDS_CONTACT_EMAIL_ADDRESS",
+            "contact@example.com".to_owned(),
+        ),
+        (
+            "PDS_PRIVACY_POLICY_URL",
+            "https://example.com/privacy".to_owned(),
+        ),
+        (
+            "PDS_TERMS_OF_SERVICE_URL",
+            "https://example.com/tos".to_owned(),
+        ),
+        ("PDS_SERVICE_NAME", "ignored by this server".to_owned()),
+    ];
+    let env_file_arg = env_file.to_str().unwrap();
+    let server = Server::start(dir.path(), port, &vars, &["--env-file", env_file_arg]).await;
+
+    let log = server.log_text();
+    assert!(log.contains("DEVELOPMENT MODE"), "{log}");
+    assert!(
+        log.contains("PDS_SERVICE_NAME is a setting of the reference PDS"),
+        "{log}"
+    );
+    assert!(!log.contains("admin-pass") && !log.contains(&rotation_key.to_hex()));
+
+    let described: Value = server
+        .client()
+        .query("com.atproto.server.describeServer", &())
+        .await
+        .unwrap();
+    assert_eq!(described["did"], "did:web:localhost");
+    assert_eq!(described["availableUserDomains"], json!([".test"]));
+    assert_eq!(described["inviteCodeRequired"], false);
+    assert_eq!(
+        described["links"]["privacyPolicy"],
+        "https://example.com/privacy"
+    );
+    assert_eq!(
+        described["links"]["termsOfService"],
+        "https://example.com/tos"
+    );
+    assert_eq!(described["contact"]["email"], "contact@example.com");
+
+    // The operator commands find the server and the admin password through
+    // the same env file (PDS_PORT from the environment wins over the file's).
+    let cli_vars = vec![("PDS_PORT", port.to_string())];
+    let created = succeeded(
+        &pds_async(
+            dir.path(),
+            &cli_vars,
+            &[
+                "--env-file",
+                env_file_arg,
+                "account",
+                "create",
+                "--handle",
+                "alice.test",
+                "--email",
+                "alice@example.com",
+            ],
+        )
+        .await,
+    );
+    let did = field(&created, "DID:");
+    let password = field(&created, "password:");
+    assert!(did.starts_with("did:plc:"), "{created}");
+    assert_eq!(password.len(), 24);
+
+    // The DID was registered with the configured directory, with the
+    // recovery key first, the rotation key from hex, and the public URL.
+    let document = PlcClient::new(&plc.url())
+        .unwrap()
+        .data(&did)
+        .await
+        .unwrap();
+    assert_eq!(
+        document["rotationKeys"],
+        json!([recovery_key.did_key(), rotation_key.did_key()])
+    );
+    assert_eq!(
+        document["services"]["atproto_pds"]["endpoint"],
+        server.url.as_str()
+    );
+    assert_eq!(document["alsoKnownAs"], json!(["at://alice.test"]));
+
+    // The generated password signs in.
+    let session: Value = server
+        .client()
+        .procedure(
+            "com.atproto.server.createSession",
+            &(),
+            &json!({ "identifier": "alice.test", "password": password }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(session["did"], did.as_str());
+
+    // A post, read back.
+    let posted = succeeded(
+        &pds_async(
+            dir.path(),
+            &[],
+            &[
+                "--pds-url",
+                &server.url,
+                "post",
+                "--handle",
+                "alice.test",
+                "--password",
+                &password,
+                "--text",
+                "hello from the command line",
+            ],
+        )
+        .await,
+    );
+    let uri = posted.lines().next().unwrap().to_owned();
+    let prefix = format!("at://{did}/app.bsky.feed.post/");
+    assert!(uri.starts_with(&prefix), "{posted}");
+    let record: Value = server
+        .client()
+        .query(
+            "com.atproto.repo.getRecord",
+            &json!({ "repo": did, "collection": "app.bsky.feed.post", "rkey": &uri[prefix.len()..] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(record["value"]["text"], "hello from the command line");
+
+    // The repository as a CAR file, the same bytes getRepo serves.
+    let car = dir.path().join("alice.car");
+    let exported = succeeded(
+        &pds_async(
+            dir.path(),
+            &[],
+            &[
+                "--pds-url",
+                &server.url,
+                "repo",
+                "export",
+                "alice.test",
+                "-o",
+                car.to_str().unwrap(),
+            ],
+        )
+        .await,
+    );
+    assert!(exported.contains(&did), "{exported}");
+    let written = std::fs::read(&car).unwrap();
+    let served = server
+        .client()
+        .query_bytes("com.atproto.sync.getRepo", &json!({ "did": did }))
+        .await
+        .unwrap();
+    assert!(!written.is_empty());
+    assert_eq!(written, served.bytes.to_vec());
+
+    // A wrong password is refused with the server's message and a failure
+    // status.
+    let refused = pds_async(
+        dir.path(),
+        &[],
+        &[
+            "--pds-url",
+            &server.url,
+            "post",
+            "--handle",
+            "alice.test",
+            "--password",
+            "wrong",
+            "--text",
+            "x",
+        ],
+    )
+    .await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("Invalid identifier or password"),
+        "{stderr}"
+    );
+
+    drop(server);
+    plc.shutdown().await.unwrap();
+}
+
+#[test]
+fn a_bad_configuration_names_every_variable_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = vec![
+        ("PDS_HOSTNAME", "pds.example.com".to_owned()),
+        ("PDS_PORT", "eighty".to_owned()),
+        ("PDS_INVITE_REQUIRED", "maybe".to_owned()),
+        ("PDS_EMAIL_SMTP_URL", "smtp://mail.example.com".to_owned()),
+        ("PDS_BLOBSTORE_S3_BUCKET", "blobs".to_owned()),
+        ("PDS_BLOBSTORE_S3_ACCESS_KEY_ID", "AKIA".to_owned()),
+    ];
+    let output = pds(dir.path(), &vars, &["serve"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in [
+        "PDS_PORT",
+        "PDS_INVITE_REQUIRED",
+        "PDS_EMAIL_FROM_ADDRESS",
+        "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
+        "PDS_JWT_SECRET",
+        "PDS_ADMIN_PASSWORD",
+        "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+    ] {
+        assert!(stderr.contains(&format!("  - {name}")), "{name}: {stderr}");
+    }
+    // Nothing was created.
+    assert!(!dir.path().join("pds-data").exists());
+
+    let output = pds(dir.path(), &[], &["serve", "--env-file", "absent.env"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("absent.env"));
+}
+
+#[tokio::test]
+async fn without_configuration_a_development_server_keeps_its_secrets_in_pds_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let vars = vec![("PDS_PORT", port.to_string())];
+    let server = Server::start(dir.path(), port, &vars, &[]).await;
+    let log = server.log_text();
+    assert!(log.contains("DEVELOPMENT MODE"), "{log}");
+    assert!(log.contains("embedded PLC directory"), "{log}");
+    let data = dir.path().join("pds-data");
+    for file in ["jwt-secret", "admin-password", "plc-rotation-key"] {
+        let meta = std::fs::metadata(data.join(file)).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{file}");
+        }
+        assert!(meta.len() > 0);
+    }
+    let described: Value = server
+        .client()
+        .query("com.atproto.server.describeServer", &())
+        .await
+        .unwrap();
+    assert_eq!(described["did"], "did:web:localhost");
+    assert_eq!(described["availableUserDomains"], json!([".test"]));
+    assert_eq!(described["inviteCodeRequired"], false);
+
+    // The commands find the development server from PDS_PORT alone.
+    let created = succeeded(
+        &pds_async(
+            dir.path(),
+            &vars,
+            &[
+                "account",
+                "create",
+                "--handle",
+                "bob.test",
+                "--email",
+                "bob@example.com",
+                "--password",
+                "bob-password",
+            ],
+        )
+        .await,
+    );
+    assert!(field(&created, "DID:").starts_with("did:plc:"), "{created}");
+    assert!(!created.contains("bob-password"));
+}
