@@ -28,10 +28,11 @@ use crate::error::{Error, Result};
 use crate::time;
 
 /// The schema of an account's store.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "repo root, blocks, record index, blobs, preferences",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "repo root, blocks, record index, blobs, preferences",
+        sql: "
         CREATE TABLE repo_root (
             did TEXT PRIMARY KEY,
             cid TEXT NOT NULL,
@@ -74,7 +75,16 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             value_json TEXT NOT NULL
         );
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "blob temporary keys (uploads not yet referenced by a record)",
+        sql: "
+        ALTER TABLE blob ADD COLUMN temp_key TEXT;
+        CREATE INDEX blob_temp_key ON blob(temp_key);
+    ",
+    },
+];
 
 /// The directory of `did`'s store under `actors_root`.
 pub fn actor_dir(actors_root: &Path, did: &str) -> PathBuf {

@@ -42,6 +42,7 @@
 pub mod account;
 pub mod actor_store;
 pub mod app_password;
+pub mod blob_index;
 pub mod blob_refs;
 pub mod blob_store;
 pub mod crawlers;

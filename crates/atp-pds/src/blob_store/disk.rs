@@ -1,0 +1,281 @@
+//! Blobs as files under one directory.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use atp_crypto::Cid;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::fs;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{check_did, check_temp_key, new_temp_key, BlobStore, BoxFuture, ByteStream, SweptTemp};
+use crate::error::Result;
+
+/// Name of the directory of temporary uploads under the root (a DID always
+/// starts with `did:`, so it cannot collide with an account's directory).
+const TEMP_DIR: &str = "tmp";
+
+/// Size of the chunks a blob is read in.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Blobs as files: `<root>/<did>/<cid>` (permanent) and
+/// `<root>/tmp/<did>/<key>` (temporary). Every file is written next to its
+/// final name, flushed to disk, then renamed into place (and the directory
+/// flushed), so a crash never leaves a partial blob under a real name.
+#[derive(Clone, Debug)]
+pub struct DiskBlobStore {
+    root: PathBuf,
+}
+
+impl DiskBlobStore {
+    /// A store under `root` (directories are created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DiskBlobStore { root: root.into() }
+    }
+
+    /// The directory holding the blobs.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn stored_dir(&self, did: &str) -> Result<PathBuf> {
+        check_did(did)?;
+        Ok(self.root.join(did))
+    }
+
+    fn stored_path(&self, did: &str, cid: &Cid) -> Result<PathBuf> {
+        Ok(self.stored_dir(did)?.join(cid.to_string()))
+    }
+
+    fn temp_dir(&self, did: &str) -> Result<PathBuf> {
+        check_did(did)?;
+        Ok(self.root.join(TEMP_DIR).join(did))
+    }
+
+    fn temp_path(&self, did: &str, key: &str) -> Result<PathBuf> {
+        check_temp_key(key)?;
+        Ok(self.temp_dir(did)?.join(key))
+    }
+}
+
+/// A side file's name for `name` in the same directory.
+fn partial_name(name: &str) -> String {
+    format!(".{name}.{}.partial", new_temp_key())
+}
+
+/// Flushes a directory's entries (a rename or removal in it) to disk.
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir).await?.sync_all().await
+}
+
+/// Writes the chunks of `bytes` to `target` through a side file: written,
+/// flushed, renamed, directory flushed. On any error the side file is
+/// removed and nothing appears under `target`.
+async fn write_atomically(target: &Path, mut bytes: ByteStream) -> Result<()> {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Err(io::Error::other("blob path without a directory").into());
+    };
+    fs::create_dir_all(dir).await?;
+    let side = dir.join(partial_name(&name.to_string_lossy()));
+    let written = async {
+        let mut file = fs::File::create(&side).await?;
+        while let Some(chunk) = bytes.next().await {
+            file.write_all(&chunk?).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        fs::rename(&side, target).await?;
+        sync_dir(dir).await
+    }
+    .await;
+    if let Err(err) = written {
+        let _ = fs::remove_file(&side).await;
+        return Err(err.into());
+    }
+    Ok(())
+}
+
+async fn exists(path: &Path) -> Result<bool> {
+    match fs::metadata(path).await {
+        Ok(meta) => Ok(meta.is_file()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn remove_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn remove_dir_if_exists(path: &Path) -> Result<()> {
+    match fs::remove_dir_all(path).await {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// A file read as a stream of chunks.
+fn file_stream(file: fs::File) -> ByteStream {
+    Box::pin(futures_util::stream::unfold(
+        Some(file),
+        |file| async move {
+            let mut file = file?;
+            let mut buf = vec![0u8; READ_CHUNK];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(file)))
+                }
+                Err(err) => Some((Err(err), None)),
+            }
+        },
+    ))
+}
+
+/// Removes the entries of `<root>/tmp/<did>/` older than `cutoff`
+/// (blocking).
+fn sweep_temp_blocking(temp_root: &Path, cutoff: SystemTime) -> io::Result<Vec<SweptTemp>> {
+    let mut swept = Vec::new();
+    let dids = match std::fs::read_dir(temp_root) {
+        Ok(dids) => dids,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(swept),
+        Err(err) => return Err(err),
+    };
+    for did_dir in dids {
+        let did_dir = did_dir?;
+        if !did_dir.file_type()?.is_dir() {
+            continue;
+        }
+        let did = did_dir.file_name().to_string_lossy().into_owned();
+        let mut removed_any = false;
+        for entry in std::fs::read_dir(did_dir.path())? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if !meta.is_file() || meta.modified()? >= cutoff {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(err),
+            }
+            removed_any = true;
+            let key = entry.file_name().to_string_lossy().into_owned();
+            if !key.starts_with('.') {
+                swept.push(SweptTemp {
+                    did: did.clone(),
+                    key,
+                });
+            }
+        }
+        if removed_any {
+            std::fs::File::open(did_dir.path())?.sync_all()?;
+        }
+    }
+    Ok(swept)
+}
+
+impl BlobStore for DiskBlobStore {
+    fn put_temp<'a>(&'a self, did: &'a str, bytes: ByteStream) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let key = new_temp_key();
+            write_atomically(&self.temp_path(did, &key)?, bytes).await?;
+            Ok(key)
+        })
+    }
+
+    fn make_permanent<'a>(
+        &'a self,
+        did: &'a str,
+        key: &'a str,
+        cid: &'a Cid,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let temp = self.temp_path(did, key)?;
+            let stored_dir = self.stored_dir(did)?;
+            let stored = stored_dir.join(cid.to_string());
+            if exists(&stored).await? {
+                remove_if_exists(&temp).await?;
+                return Ok(());
+            }
+            fs::create_dir_all(&stored_dir).await?;
+            // Both live under the root: one atomic rename, then both
+            // directories flushed.
+            fs::rename(&temp, &stored).await?;
+            sync_dir(&stored_dir).await?;
+            if let Some(temp_dir) = temp.parent() {
+                sync_dir(temp_dir).await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn put_permanent<'a>(
+        &'a self,
+        did: &'a str,
+        cid: &'a Cid,
+        bytes: Bytes,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let stream: ByteStream = Box::pin(futures_util::stream::iter([Ok(bytes)]));
+            write_atomically(&self.stored_path(did, cid)?, stream).await
+        })
+    }
+
+    fn get_stream<'a>(
+        &'a self,
+        did: &'a str,
+        cid: &'a Cid,
+    ) -> BoxFuture<'a, Result<Option<ByteStream>>> {
+        Box::pin(async move {
+            match fs::File::open(self.stored_path(did, cid)?).await {
+                Ok(file) => Ok(Some(file_stream(file))),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(err) => Err(err.into()),
+            }
+        })
+    }
+
+    fn has_temp<'a>(&'a self, did: &'a str, key: &'a str) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { exists(&self.temp_path(did, key)?).await })
+    }
+
+    fn has_stored<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move { exists(&self.stored_path(did, cid)?).await })
+    }
+
+    fn delete<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { remove_if_exists(&self.stored_path(did, cid)?).await })
+    }
+
+    fn delete_temp<'a>(&'a self, did: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { remove_if_exists(&self.temp_path(did, key)?).await })
+    }
+
+    fn delete_all<'a>(&'a self, did: &'a str) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            remove_dir_if_exists(&self.stored_dir(did)?).await?;
+            remove_dir_if_exists(&self.temp_dir(did)?).await
+        })
+    }
+
+    fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<SweptTemp>>> {
+        let temp_root = self.root.join(TEMP_DIR);
+        Box::pin(async move {
+            let swept =
+                tokio::task::spawn_blocking(move || sweep_temp_blocking(&temp_root, cutoff))
+                    .await
+                    .map_err(|err| crate::Error::Internal(format!("temp sweep task: {err}")))??;
+            Ok(swept)
+        })
+    }
+}

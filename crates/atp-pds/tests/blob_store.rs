@@ -1,0 +1,313 @@
+//! One blob store suite, run on the disk store and on the S3 store against
+//! a real S3-compatible server (moto) on loopback.
+#![allow(clippy::unwrap_used)]
+
+use std::io;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use atp_pds::blob_store::{BlobStore, ByteStream, DiskBlobStore, S3BlobStore, S3Config};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+const ALICE: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+const BOB: &str = "did:plc:bv6ggog3tya2z3vxsub7hnal";
+
+fn chunks(parts: &[&[u8]]) -> ByteStream {
+    let parts: Vec<io::Result<Bytes>> = parts
+        .iter()
+        .map(|p| Ok(Bytes::copy_from_slice(p)))
+        .collect();
+    Box::pin(futures_util::stream::iter(parts))
+}
+
+async fn read_all(store: &dyn BlobStore, did: &str, cid: &atp_crypto::Cid) -> Option<Vec<u8>> {
+    let mut stream = store.get_stream(did, cid).await.unwrap()?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    Some(out)
+}
+
+/// The behaviour every store must have.
+async fn blob_store_suite(store: &dyn BlobStore) {
+    // A temporary upload in several chunks, then made permanent.
+    let bytes = b"hello, blob store".to_vec();
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    let key = store
+        .put_temp(ALICE, chunks(&[b"hello, ", b"blob ", b"store"]))
+        .await
+        .unwrap();
+    assert!(store.has_temp(ALICE, &key).await.unwrap());
+    assert!(!store.has_temp(BOB, &key).await.unwrap());
+    assert!(!store.has_stored(ALICE, &cid).await.unwrap());
+    assert!(store.get_bytes(ALICE, &cid).await.unwrap().is_none());
+
+    store.make_permanent(ALICE, &key, &cid).await.unwrap();
+    assert!(!store.has_temp(ALICE, &key).await.unwrap());
+    assert!(store.has_stored(ALICE, &cid).await.unwrap());
+    assert_eq!(store.get_bytes(ALICE, &cid).await.unwrap().unwrap(), bytes);
+    assert_eq!(read_all(store, ALICE, &cid).await.unwrap(), bytes);
+    // Blobs are per account.
+    assert!(store.get_bytes(BOB, &cid).await.unwrap().is_none());
+    assert!(!store.has_stored(BOB, &cid).await.unwrap());
+
+    // The same bytes uploaded again: the second temporary copy is dropped.
+    let again = store
+        .put_temp_bytes(ALICE, bytes.clone().into())
+        .await
+        .unwrap();
+    assert_ne!(again, key);
+    store.make_permanent(ALICE, &again, &cid).await.unwrap();
+    assert!(!store.has_temp(ALICE, &again).await.unwrap());
+    assert_eq!(store.get_bytes(ALICE, &cid).await.unwrap().unwrap(), bytes);
+
+    // A temporary key that does not exist cannot be made permanent.
+    let other_cid = atp_crypto::cid_for_raw(b"never uploaded");
+    assert!(store
+        .make_permanent(ALICE, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &other_cid)
+        .await
+        .is_err());
+    assert!(!store.has_stored(ALICE, &other_cid).await.unwrap());
+
+    // A stream that fails aborts the upload and leaves nothing behind.
+    let failing: ByteStream = Box::pin(futures_util::stream::iter([
+        Ok(Bytes::from_static(b"partial")),
+        Err(io::Error::other("client went away")),
+    ]));
+    assert!(store.put_temp(ALICE, failing).await.is_err());
+
+    // A larger blob, streamed in many chunks, comes back intact.
+    let large: Vec<u8> = (0..(3 * 1024 * 1024 + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let large_cid = atp_crypto::cid_for_raw(&large);
+    let pieces: Vec<io::Result<Bytes>> = large
+        .chunks(100_000)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let large_key = store
+        .put_temp(BOB, Box::pin(futures_util::stream::iter(pieces)))
+        .await
+        .unwrap();
+    store
+        .make_permanent(BOB, &large_key, &large_cid)
+        .await
+        .unwrap();
+    let back = read_all(store, BOB, &large_cid).await.unwrap();
+    assert_eq!(back.len(), large.len());
+    assert_eq!(atp_crypto::cid_for_raw(&back), large_cid);
+
+    // Permanent blobs written directly (imports).
+    let imported = Bytes::from_static(b"imported blob");
+    let imported_cid = atp_crypto::cid_for_raw(&imported);
+    store
+        .put_permanent(ALICE, &imported_cid, imported.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_bytes(ALICE, &imported_cid)
+            .await
+            .unwrap()
+            .unwrap(),
+        imported
+    );
+
+    // Deletion, idempotent; delete_many.
+    store.delete(ALICE, &cid).await.unwrap();
+    store.delete(ALICE, &cid).await.unwrap();
+    assert!(store.get_bytes(ALICE, &cid).await.unwrap().is_none());
+    store
+        .delete_many(ALICE, &[imported_cid, cid])
+        .await
+        .unwrap();
+    assert!(!store.has_stored(ALICE, &imported_cid).await.unwrap());
+
+    // Temporary uploads are swept once older than the cutoff, and only
+    // then; what was swept is reported.
+    let stale = store
+        .put_temp_bytes(ALICE, Bytes::from_static(b"stale"))
+        .await
+        .unwrap();
+    let past = SystemTime::now() - Duration::from_secs(3600);
+    assert!(store.sweep_temp(past).await.unwrap().is_empty());
+    assert!(store.has_temp(ALICE, &stale).await.unwrap());
+    let future = SystemTime::now() + Duration::from_secs(60);
+    let swept = store.sweep_temp(future).await.unwrap();
+    assert_eq!(swept.len(), 1, "{swept:?}");
+    assert_eq!(
+        (swept[0].did.as_str(), swept[0].key.as_str()),
+        (ALICE, stale.as_str())
+    );
+    assert!(!store.has_temp(ALICE, &stale).await.unwrap());
+    store.delete_temp(ALICE, &stale).await.unwrap();
+
+    // Deleting an account's blobs leaves the others'.
+    let temp = store
+        .put_temp_bytes(ALICE, Bytes::from_static(b"t"))
+        .await
+        .unwrap();
+    let kept = Bytes::from_static(b"kept");
+    let kept_cid = atp_crypto::cid_for_raw(&kept);
+    store
+        .put_permanent(ALICE, &kept_cid, kept.clone())
+        .await
+        .unwrap();
+    store.delete_all(ALICE).await.unwrap();
+    assert!(!store.has_temp(ALICE, &temp).await.unwrap());
+    assert!(!store.has_stored(ALICE, &kept_cid).await.unwrap());
+    assert!(store.has_stored(BOB, &large_cid).await.unwrap());
+
+    // Names that could escape the store are refused.
+    assert!(store.has_temp(ALICE, "../../etc").await.is_err());
+    assert!(store
+        .put_temp_bytes("did:web:a/../b", Bytes::new())
+        .await
+        .is_err());
+    assert!(store.get_bytes("not-a-did", &large_cid).await.is_err());
+}
+
+#[tokio::test]
+async fn disk_blob_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DiskBlobStore::new(dir.path().join("blobs"));
+    blob_store_suite(&store).await;
+    // The layout: `<root>/<did>/<cid>` and `<root>/tmp/<did>/<key>`, no
+    // side files left.
+    let bytes = b"layout".to_vec();
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    let key = store.put_temp_bytes(BOB, bytes.into()).await.unwrap();
+    let temp_dir = store.root().join("tmp").join(BOB);
+    assert!(temp_dir.join(&key).is_file());
+    store.make_permanent(BOB, &key, &cid).await.unwrap();
+    assert!(store.root().join(BOB).join(cid.to_string()).is_file());
+    let leftovers: Vec<_> = std::fs::read_dir(&temp_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A moto S3 server on a free loopback port, stopped on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(atp_test_vectors::python())
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        Moto { child, url }
+    }
+
+    async fn wait_ready(&self) {
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto did not start on {addr}");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of object `key` read straight from moto with a request signed
+/// here (not through the store), `None` on 404.
+async fn raw_get(url: &str, key: &str) -> Option<Vec<u8>> {
+    use rusty_s3::S3Action;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bucket = rusty_s3::Bucket::new(
+        url::Url::parse(url).unwrap(),
+        rusty_s3::UrlStyle::Path,
+        "pds-blobs",
+        "us-east-1",
+    )
+    .unwrap();
+    let credentials = rusty_s3::Credentials::new("test-key", "test-secret");
+    let signed = rusty_s3::actions::GetObject::new(&bucket, Some(&credentials), key)
+        .sign(Duration::from_secs(60));
+    let target = format!("{}?{}", signed.path(), signed.query().unwrap_or(""));
+    let addr = url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {target} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().to_owned();
+    match status.as_str() {
+        "200" => Some(answer[split + 4..].to_vec()),
+        "404" => None,
+        other => panic!("unexpected status {other}: {head}"),
+    }
+}
+
+fn s3_config(url: &str, bucket: &str) -> S3Config {
+    let mut config = S3Config::new(bucket);
+    config.endpoint = Some(url.to_owned());
+    config.force_path_style = true;
+    config.access_key_id = Some("test-key".to_owned());
+    config.secret_access_key = Some("test-secret".to_owned());
+    config
+}
+
+#[tokio::test]
+async fn s3_blob_store() {
+    let moto = Moto::start();
+    moto.wait_ready().await;
+    let store = S3BlobStore::new(&s3_config(&moto.url, "pds-blobs")).unwrap();
+    store.create_bucket().await.unwrap();
+    blob_store_suite(&store).await;
+
+    // The reference's layout: `blocks/<did>/<cid>` and `tmp/<did>/<key>`,
+    // checked by reading the objects straight from the server.
+    let bytes = b"layout".to_vec();
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    let key = store
+        .put_temp_bytes(BOB, bytes.clone().into())
+        .await
+        .unwrap();
+    let temp_object = format!("tmp/{BOB}/{key}");
+    assert_eq!(raw_get(&moto.url, &temp_object).await, Some(bytes.clone()));
+    store.make_permanent(BOB, &key, &cid).await.unwrap();
+    assert_eq!(raw_get(&moto.url, &temp_object).await, None);
+    let stored_object = format!("blocks/{BOB}/{cid}");
+    assert_eq!(raw_get(&moto.url, &stored_object).await, Some(bytes));
+
+    // A missing bucket is an error, not "not found".
+    let missing = S3BlobStore::new(&s3_config(&moto.url, "no-such-bucket")).unwrap();
+    assert!(missing
+        .put_temp_bytes(BOB, Bytes::from_static(b"x"))
+        .await
+        .is_err());
+}
