@@ -58,6 +58,14 @@ async function cleanup() {
   }
 }
 
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, async () => {
+    console.error(`e2e: ${signal}: stopping`)
+    await cleanup()
+    process.exit(130)
+  })
+}
+
 const watchdog = setTimeout(async () => {
   console.error(`e2e: the run exceeded ${runLimitMs / 1000} s; stopping`)
   summary(0, 1)
@@ -165,6 +173,8 @@ try {
   }
   const pds = new PdsProcess({ target, env, logFile: pdsLog })
   cleanups.push(() => pds.stop())
+  // never leave the PDS running behind an interrupted runner
+  process.on('exit', () => pds.kill())
   await pds.start()
   console.log(`e2e: PDS (${target}) at ${pds.url}, PLC at ${plc.url}, SMTP on ${smtp.port}`)
   const control = await startControl(pds)

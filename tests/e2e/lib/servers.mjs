@@ -230,6 +230,12 @@ export class PdsProcess {
     return result
   }
 
+  /** Kills the process at once (for an exiting runner; no waiting). */
+  kill() {
+    const child = this.child
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+
   async restart() {
     const result = await this.stop()
     await this.start()
