@@ -81,7 +81,7 @@ export function readMessage(file) {
   }
 }
 
-/** The messages in `dir`, oldest first (file names sort by arrival). */
+/** The messages in `dir`, oldest first. */
 export function listMessages(dir) {
   let names = []
   try {
@@ -89,9 +89,11 @@ export function listMessages(dir) {
   } catch {
     return []
   }
+  // <n>.eml, numbered in order of delivery: sort by number, not as text
+  const number = (name) => Number(/^\d+/.exec(name)?.[0] ?? Number.MAX_SAFE_INTEGER)
   return names
     .filter((n) => !n.startsWith('.'))
-    .sort()
+    .sort((a, b) => number(a) - number(b) || a.localeCompare(b))
     .map((n) => readMessage(path.join(dir, n)))
 }
 

@@ -71,10 +71,9 @@ function firstLine(child, ms, what) {
 }
 
 /**
- * Starts a real SMTP server (aiosmtpd in the Python venv) that writes every
- * delivered message as a file into `mailDir`. Uses the shared
- * tests/python/smtp_sink.py when it is there, else the one beside this file
- * (same interface: mail directory as argument, port on the first line).
+ * Starts a real SMTP server (tests/python/smtp_sink.py: aiosmtpd in the
+ * Python venv) that writes every delivered message as a file into
+ * `mailDir` and prints its port on the first line.
  */
 export async function startSmtp(mailDir) {
   mkdirSync(mailDir, { recursive: true })
@@ -83,8 +82,7 @@ export async function startSmtp(mailDir) {
   if (!existsSync(python)) {
     throw new Error(`no Python venv at ${python}: run ./scripts/python-env.sh first`)
   }
-  const shared = path.join(repoRoot, 'tests', 'python', 'smtp_sink.py')
-  const script = existsSync(shared) ? shared : path.join(here, 'smtp_sink.py')
+  const script = path.join(repoRoot, 'tests', 'python', 'smtp_sink.py')
   const child = spawn(python, [script, mailDir], { stdio: ['pipe', 'pipe', 'inherit'] })
   const line = await firstLine(child, 20_000, 'the SMTP server')
   const port = Number(/\d+/.exec(line)?.[0])
@@ -132,7 +130,7 @@ export function pdsCommand(target) {
   if (target === 'ours') {
     const bin = process.env.E2E_PDS_BIN || path.join(repoRoot, 'target', 'debug', 'pds')
     if (!existsSync(bin)) throw new Error(`no pds binary at ${bin}: run cargo build -p pds`)
-    return { command: bin, args: ['serve'], extraEnv: { RUST_LOG: process.env.RUST_LOG || 'info' } }
+    return { command: bin, args: ['serve'], extraEnv: { RUST_LOG: process.env.RUST_LOG || 'info', NO_COLOR: '1' } }
   }
   if (target === 'reference') {
     const refDir = path.join(e2eDir, 'reference')
