@@ -241,7 +241,9 @@ impl HandleResolver {
         }
         let Some(stream) = stream else {
             let reason = last_error.map_or_else(|| "no address".to_owned(), |e| e.to_string());
-            return Err(Error::Internal(format!("cannot connect to {handle}: {reason}")));
+            return Err(Error::Internal(format!(
+                "cannot connect to {handle}: {reason}"
+            )));
         };
         let body = match self.plain_http_port {
             Some(port) => get_well_known(stream, &format!("{handle}:{port}")).await?,
@@ -321,7 +323,8 @@ impl HandleResolver {
         if let Some(connector) = self.tls.get() {
             return Ok(connector);
         }
-        let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -431,7 +434,8 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         return is_public_v4(v4);
     }
     // IPv4-compatible (::a.b.c.d, deprecated) and the NAT64 prefix 64:ff9b::/96.
-    let embedded = |s: &[u16]| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    let embedded =
+        |s: &[u16]| Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
         return is_public_v4(embedded(&segments));
     }
@@ -458,7 +462,10 @@ mod tests {
         let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
         let one = vec![format!("did={did}"), "v=spf1 -all".to_owned()];
         assert_eq!(did_from_txt_values(&one).as_deref(), Some(did));
-        let two = vec![format!("did={did}"), "did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".to_owned()];
+        let two = vec![
+            format!("did={did}"),
+            "did=did:plc:aaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+        ];
         assert_eq!(did_from_txt_values(&two), None);
         assert_eq!(did_from_txt_values(&["did=not a did".to_owned()]), None);
         assert_eq!(did_from_txt_values(&[did.to_owned()]), None);
@@ -468,7 +475,10 @@ mod tests {
     #[test]
     fn well_known_body_is_a_did_on_the_first_line() {
         let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-        assert_eq!(did_from_well_known_body(did.as_bytes()).as_deref(), Some(did));
+        assert_eq!(
+            did_from_well_known_body(did.as_bytes()).as_deref(),
+            Some(did)
+        );
         assert_eq!(
             did_from_well_known_body(format!("  {did}\r\nmore").as_bytes()).as_deref(),
             Some(did)

@@ -30,16 +30,47 @@ async fn dns_txt_record_names_the_did() {
     dns.txt("_atproto.alice.example.com", &format!("did={ALICE}"));
     dns.txt("_atproto.alice.example.com", "v=spf1 -all");
     // Strings of one record are joined.
-    dns.txt_chunks("_atproto.bob.example.com", &["did=did:plc:44ybard66", "vv44zksje25o7dz"]);
+    dns.txt_chunks(
+        "_atproto.bob.example.com",
+        &["did=did:plc:44ybard66", "vv44zksje25o7dz"],
+    );
 
     // The DNS method needs no address check: it works with private
     // addresses refused.
     let resolver = resolver(false, &dns, &web);
-    assert_eq!(resolver.resolve_dns("alice.example.com").await.unwrap().as_deref(), Some(ALICE));
-    assert_eq!(resolver.resolve("Alice.Example.com").await.unwrap().as_deref(), Some(ALICE));
-    assert_eq!(resolver.resolve("bob.example.com").await.unwrap().as_deref(), Some(BOB));
-    assert_eq!(resolver.resolve_dns("nobody.example.com").await.unwrap(), None);
-    assert_eq!(web.requests(), 0, "no handle host has an address: nothing fetched");
+    assert_eq!(
+        resolver
+            .resolve_dns("alice.example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
+    assert_eq!(
+        resolver
+            .resolve("Alice.Example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
+    assert_eq!(
+        resolver
+            .resolve("bob.example.com")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(BOB)
+    );
+    assert_eq!(
+        resolver.resolve_dns("nobody.example.com").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        web.requests(),
+        0,
+        "no handle host has an address: nothing fetched"
+    );
 }
 
 #[tokio::test]
@@ -51,7 +82,11 @@ async fn dns_needs_exactly_one_valid_did_record() {
     dns.txt("_atproto.bare.example.com", ALICE);
     let resolver = resolver(false, &dns, &web);
     for handle in ["two.example.com", "bad.example.com", "bare.example.com"] {
-        assert_eq!(resolver.resolve_dns(handle).await.unwrap(), None, "{handle}");
+        assert_eq!(
+            resolver.resolve_dns(handle).await.unwrap(),
+            None,
+            "{handle}"
+        );
         assert_eq!(resolver.resolve(handle).await.unwrap(), None, "{handle}");
     }
 }
@@ -63,24 +98,43 @@ async fn well_known_answer_names_the_did() {
     web.serve("alice.example.org", StatusCode::OK, &format!("{ALICE}\n"));
     let resolver = resolver(true, &dns, &web);
     assert_eq!(
-        resolver.resolve_http("alice.example.org").await.unwrap().as_deref(),
+        resolver
+            .resolve_http("alice.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(ALICE)
     );
-    assert_eq!(resolver.resolve("alice.example.org").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(
+        resolver
+            .resolve("alice.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
     assert!(web.requests() >= 2);
 }
 
 #[tokio::test]
 async fn well_known_needs_success_and_a_did() {
     let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
-    for host in ["gone.example.org", "html.example.org", "redirect.example.org"] {
+    for host in [
+        "gone.example.org",
+        "html.example.org",
+        "redirect.example.org",
+    ] {
         dns.a(host, Ipv4Addr::LOCALHOST);
     }
     web.serve("gone.example.org", StatusCode::NOT_FOUND, ALICE);
     web.serve("html.example.org", StatusCode::OK, "<html>hello</html>");
     web.serve("redirect.example.org", StatusCode::FOUND, ALICE);
     let resolver = resolver(true, &dns, &web);
-    for host in ["gone.example.org", "html.example.org", "redirect.example.org"] {
+    for host in [
+        "gone.example.org",
+        "html.example.org",
+        "redirect.example.org",
+    ] {
         assert_eq!(resolver.resolve_http(host).await.unwrap(), None, "{host}");
         assert_eq!(resolver.resolve(host).await.unwrap(), None, "{host}");
     }
@@ -107,7 +161,11 @@ async fn private_addresses_are_not_fetched() {
     web.serve("sneaky.example.org", StatusCode::OK, ALICE);
 
     let strict = resolver(false, &dns, &web);
-    for host in ["sneaky.example.org", "mixed.example.org", "metadata.example.org"] {
+    for host in [
+        "sneaky.example.org",
+        "mixed.example.org",
+        "metadata.example.org",
+    ] {
         let err = strict.resolve_http(host).await.unwrap_err().to_string();
         assert!(err.contains("not a public address"), "{host}: {err}");
         assert_eq!(strict.resolve(host).await.unwrap(), None, "{host}");
@@ -116,7 +174,14 @@ async fn private_addresses_are_not_fetched() {
 
     // The same handle resolves once private addresses are allowed.
     let relaxed = resolver(true, &dns, &web);
-    assert_eq!(relaxed.resolve("sneaky.example.org").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(
+        relaxed
+            .resolve("sneaky.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
     assert_eq!(web.requests(), 1);
 }
 
@@ -127,8 +192,22 @@ async fn dns_answer_wins_over_well_known() {
     dns.a("both.example.org", Ipv4Addr::LOCALHOST);
     web.serve("both.example.org", StatusCode::OK, BOB);
     let resolver = resolver(true, &dns, &web);
-    assert_eq!(resolver.resolve_http("both.example.org").await.unwrap().as_deref(), Some(BOB));
-    assert_eq!(resolver.resolve("both.example.org").await.unwrap().as_deref(), Some(ALICE));
+    assert_eq!(
+        resolver
+            .resolve_http("both.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(BOB)
+    );
+    assert_eq!(
+        resolver
+            .resolve("both.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
 }
 
 #[tokio::test]
@@ -148,7 +227,10 @@ async fn a_silent_host_ends_in_a_timeout() {
         .with_nameserver(dns.addr())
         .with_plain_http_port(port)
         .with_timeout(Duration::from_millis(300));
-    let err = resolver.resolve_http("silent.example.org").await.unwrap_err();
+    let err = resolver
+        .resolve_http("silent.example.org")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no answer"), "{err}");
     assert_eq!(resolver.resolve("silent.example.org").await.unwrap(), None);
     keep.abort();

@@ -64,7 +64,11 @@ impl FakeDns {
 
     /// Adds a TXT record (one string) to `name`.
     pub fn txt(&self, name: &str, value: &str) {
-        self.add(name, RecordType::TXT, RData::TXT(TXT::new(vec![value.to_owned()])));
+        self.add(
+            name,
+            RecordType::TXT,
+            RData::TXT(TXT::new(vec![value.to_owned()])),
+        );
     }
 
     /// Adds a TXT record split into several strings.
@@ -111,7 +115,11 @@ fn answer(query: &Message, table: &Table) -> Message {
     match records {
         Some(records) => {
             for data in records {
-                reply.add_answer(Record::from_rdata(question.name().clone(), 60, data.clone()));
+                reply.add_answer(Record::from_rdata(
+                    question.name().clone(),
+                    60,
+                    data.clone(),
+                ));
             }
         }
         None if known_name => {}
