@@ -192,12 +192,19 @@ try {
     E2E_SERVICE_DID: 'did:web:localhost',
   })
   const counts = countsFromTap()
+  const crashed = pds.exited()
+  if (crashed) {
+    console.error(
+      `e2e: the PDS exited during the run (code ${crashed.code}, signal ${crashed.signal}); log:\n${tail(pdsLog)}`,
+    )
+  }
   if (!counts) {
     console.error(`e2e: the test runner produced no report (exit ${result.code}, signal ${result.signal})`)
     summary(0, 1)
   } else {
     let { passed, failed } = counts
-    if (result.code !== 0 && failed === 0) failed = 1
+    if ((result.code !== 0 || crashed) && failed === 0) failed = 1
+    if (failed > 0 && !crashed) console.error(`e2e: last lines of the PDS log:\n${tail(pdsLog, 30)}`)
     summary(passed, failed)
     if (failed === 0) exitCode = 0
   }

@@ -228,6 +228,13 @@ export class PdsProcess {
     return result
   }
 
+  /** How the current process ended ({code, signal}), or null while it runs. */
+  exited() {
+    const child = this.child
+    if (!child || (child.exitCode === null && child.signalCode === null)) return null
+    return { code: child.exitCode, signal: child.signalCode }
+  }
+
   /** Kills the process at once (for an exiting runner; no waiting). */
   kill() {
     const child = this.child
