@@ -265,6 +265,31 @@ impl ActorTransaction<'_> {
         Ok(())
     }
 
+    /// Replaces the whole repository with an imported one: every block,
+    /// index entry and blob reference goes, then `blocks` are stored,
+    /// `records` (path, CID) indexed with their blob references from
+    /// `blobs` (by path), and the root set to `commit_cid` at `rev`.
+    pub fn replace_repo(
+        &self,
+        commit_cid: &Cid,
+        rev: &str,
+        blocks: &atp_repo_mst::car::BlockMap,
+        records: &[(String, Cid)],
+        blobs: &BTreeMap<String, Vec<Cid>>,
+    ) -> Result<()> {
+        self.tx.execute("DELETE FROM record_blob", [])?;
+        self.tx.execute("DELETE FROM record", [])?;
+        self.tx.execute("DELETE FROM repo_block", [])?;
+        self.put_blocks(blocks, rev)?;
+        for (path, cid) in records {
+            self.index_record(path, cid, rev)?;
+            if let Some(refs) = blobs.get(path) {
+                self.set_record_blobs(path, refs)?;
+            }
+        }
+        self.set_root(commit_cid, rev)
+    }
+
     /// Stores a commit: its blocks, the new root and the record index
     /// changes of its ops, with the blob references in `blobs` (by record
     /// path). The stored root must be the commit's parent
@@ -441,6 +466,44 @@ impl ActorStore {
                 .query_map(params![collection, cursor, limit], record_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter().map(record_from_columns).collect()
+        })
+    }
+
+    /// Like [`ActorStore::list_records`] with each record's block, leaving
+    /// out taken-down records (as `listRecords` shows them).
+    pub fn list_record_values(
+        &self,
+        collection: &str,
+        limit: usize,
+        cursor: Option<&str>,
+        reverse: bool,
+    ) -> Result<Vec<(RecordEntry, Vec<u8>)>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.db.read(|tx| {
+            let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
+            let cursor_clause = if cursor.is_some() {
+                format!("AND rkey {cmp} ?2")
+            } else {
+                "AND ?2 IS NULL".to_owned()
+            };
+            let sql = format!(
+                "SELECT {RECORD_COLUMNS} FROM record
+                 WHERE collection = ?1 AND takedown_ref IS NULL {cursor_clause}
+                 ORDER BY rkey {order} LIMIT ?3"
+            );
+            let mut stmt = tx.prepare(&sql)?;
+            let rows = stmt
+                .query_map(params![collection, cursor, limit], record_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut out = Vec::with_capacity(rows.len());
+            for row in rows {
+                let entry = record_from_columns(row)?;
+                let bytes = crate::block_store::get_block(tx, &entry.cid)?.ok_or_else(|| {
+                    Error::Corrupt(format!("record block missing for {}", entry.uri))
+                })?;
+                out.push((entry, bytes));
+            }
+            Ok(out)
         })
     }
 
