@@ -289,6 +289,12 @@ impl Sequencer {
         self.inner.latest.subscribe()
     }
 
+    /// How many [`Sequencer::subscribe`] receivers are alive (open
+    /// subscriptions).
+    pub fn subscriber_count(&self) -> usize {
+        self.inner.latest.receiver_count()
+    }
+
     /// Records the `#commit` event of a commit just stored for `did`;
     /// returns its sequence number. The event's `blocks` hold the
     /// commit's new blocks and the existing MST nodes a consumer needs to
@@ -364,7 +370,9 @@ impl Sequencer {
             )?;
             Ok(tx.last_insert_rowid())
         })?;
-        self.inner.latest.send_modify(|latest| *latest = (*latest).max(seq));
+        self.inner
+            .latest
+            .send_modify(|latest| *latest = (*latest).max(seq));
         if let Some(crawlers) = self.inner.crawlers.get() {
             crawlers.notify_of_update();
         }
@@ -423,9 +431,8 @@ impl Sequencer {
     /// Where a subscriber asking for `cursor` starts (see [`CursorStart`]).
     pub fn resolve_cursor(&self, cursor: i64) -> Result<CursorStart> {
         let window = self.backfill_window()?;
-        let backfill_time = time::format(
-            &(Utc::now() - chrono::Duration::from_std(window).unwrap_or_default()),
-        );
+        let backfill_time =
+            time::format(&(Utc::now() - chrono::Duration::from_std(window).unwrap_or_default()));
         self.inner.db.read(|tx| {
             let latest = last_assigned_seq(tx)?;
             if cursor > latest {
@@ -585,10 +592,7 @@ fn commit_event(did: &str, commit: &CommitData, actors: Option<&Arc<ActorStores>
         ("rev", Ipld::String(commit.rev.clone())),
         (
             "since",
-            commit
-                .since
-                .clone()
-                .map_or(Ipld::Null, Ipld::String),
+            commit.since.clone().map_or(Ipld::Null, Ipld::String),
         ),
         ("blocks", Ipld::Bytes(car)),
         ("ops", Ipld::List(ops)),
@@ -621,7 +625,9 @@ mod tests {
         let a = log.sequence_identity(did, None).unwrap();
         let b = log.sequence_account(did, true, None).unwrap();
         assert_eq!((a, b), (1, 2));
-        let pruned = log.prune_before(&(Utc::now() + chrono::Duration::seconds(1))).unwrap();
+        let pruned = log
+            .prune_before(&(Utc::now() + chrono::Duration::seconds(1)))
+            .unwrap();
         assert_eq!(pruned, 2);
         assert_eq!(log.pruned_through().unwrap(), 2);
         drop(log);
@@ -657,10 +663,7 @@ mod tests {
         assert_eq!(log.resolve_cursor(1).unwrap(), CursorStart::Outdated(2));
         assert_eq!(log.resolve_cursor(2).unwrap(), CursorStart::After(2));
         let events = log.events_after(2, 10).unwrap();
-        assert_eq!(
-            events.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            vec![3, 4]
-        );
+        assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
     }
 
     #[test]
@@ -673,7 +676,10 @@ mod tests {
         let deleted = log.sequence_account(gone, false, Some("deleted")).unwrap();
         let events = log.events_after(0, 10).unwrap();
         assert_eq!(
-            events.iter().map(|e| (e.seq, e.did.as_str())).collect::<Vec<_>>(),
+            events
+                .iter()
+                .map(|e| (e.seq, e.did.as_str()))
+                .collect::<Vec<_>>(),
             vec![(2, kept), (deleted, gone)]
         );
     }
@@ -682,7 +688,8 @@ mod tests {
     fn frames_carry_seq_and_time() {
         let (_dir, log) = log();
         let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-        log.sequence_account(did, false, Some("deactivated")).unwrap();
+        log.sequence_account(did, false, Some("deactivated"))
+            .unwrap();
         let event = log.events_after(0, 1).unwrap().remove(0);
         let body: Ipld = event.frame.body().unwrap();
         let Ipld::Map(body) = body else { panic!() };

@@ -165,9 +165,7 @@ fn stream_repo_car(store: Arc<ActorStore>, since: Option<String>) -> XrpcRespons
             tx: tx.clone(),
             buf: Vec::with_capacity(CAR_CHUNK_BYTES),
         };
-        let outcome = store
-            .block_store()
-            .write_repo_car(since.as_deref(), sender);
+        let outcome = store.block_store().write_repo_car(since.as_deref(), sender);
         let failure = match outcome {
             Ok(Some(mut sender)) => sender.flush().err(),
             Ok(None) => Some(std::io::Error::other("repository has no head")),
@@ -286,9 +284,12 @@ async fn get_blocks(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespon
             missing.join(",")
         )));
     }
-    let mut writer = atp_repo_mst::car::CarWriter::new(Vec::new(), &[]).map_err(XrpcError::internal)?;
+    let mut writer =
+        atp_repo_mst::car::CarWriter::new(Vec::new(), &[]).map_err(XrpcError::internal)?;
     for (cid, bytes) in &found {
-        writer.write_block(cid, bytes).map_err(XrpcError::internal)?;
+        writer
+            .write_block(cid, bytes)
+            .map_err(XrpcError::internal)?;
     }
     let car = writer.finish().map_err(XrpcError::internal)?;
     Ok(XrpcResponse::bytes(CAR_CONTENT_TYPE, car))
@@ -323,7 +324,11 @@ async fn list_repos(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespon
         .limit
         .unwrap_or(LIST_REPOS_DEFAULT)
         .clamp(1, LIST_REPOS_MAX);
-    let after = params.cursor.as_deref().map(parse_list_cursor).transpose()?;
+    let after = params
+        .cursor
+        .as_deref()
+        .map(parse_list_cursor)
+        .transpose()?;
     let db = Arc::clone(state.storage.accounts().database());
     let rows = run_blocking(move || {
         db.read(|tx| {
@@ -404,10 +409,7 @@ async fn get_repo_status(
     }
     if active {
         if let Ok(store) = open_store(&state, &params.did).await {
-            if let Some(root) = run_blocking(move || store.root())
-                .await
-                .map_err(to_xrpc)?
-            {
+            if let Some(root) = run_blocking(move || store.root()).await.map_err(to_xrpc)? {
                 body["rev"] = json!(root.rev);
             }
         }
