@@ -110,6 +110,11 @@ fn metered_body(
         };
         let chunk = match chunk {
             Ok(chunk) => chunk,
+            // The route's own cap sits just above the limit: its refusal
+            // gets the reference's wording too.
+            Err(err) if err.status().as_u16() == 413 => {
+                return refuse(&mut meter, payload_too_large())
+            }
             Err(err) => return refuse(&mut meter, err),
         };
         meter.size += chunk.len() as u64;

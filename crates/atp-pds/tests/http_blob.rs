@@ -1,0 +1,751 @@
+//! Blobs over XRPC: uploadBlob (type sniffing, size limit), the write
+//! hooks (unknown blobs refused, referenced blobs made permanent,
+//! dereferenced blobs collected), getBlob, listBlobs, listMissingBlobs and
+//! the sweep of unreferenced uploads.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use atp_crypto::{Cid, Ipld};
+use atp_pds::blob_index;
+use atp_pds::blob_refs::BlobRef;
+use atp_pds::http::blob::{after_commit, check_write_blobs, sweep_temp_blobs_before};
+use atp_pds::http::PdsState;
+use bytes::Bytes;
+use common::{refusal, Pds, TestAccount, ADMIN_PASSWORD};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The first bytes of a PNG file (signature and IHDR chunk).
+fn png_bytes(extra: usize) -> Vec<u8> {
+    let mut bytes = vec![
+        0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, b'I', b'H', b'D', b'R', 0, 0,
+        0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0,
+    ];
+    bytes.extend((0..extra).map(|i| (i % 256) as u8));
+    bytes
+}
+
+/// A PDS whose state is also returned, to call the hooks directly.
+async fn start(limit: Option<u64>) -> (Pds, PdsState) {
+    let mut captured = None;
+    let pds = Pds::start_with(|state| {
+        if let Some(limit) = limit {
+            state.blob_upload_limit = limit;
+        }
+        captured = Some(state.clone());
+    })
+    .await;
+    (pds, captured.unwrap())
+}
+
+async fn upload(pds: &Pds, account: &TestAccount, content_type: &str, bytes: &[u8]) -> Value {
+    let body = pds
+        .bearer(&account.access_jwt)
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            content_type,
+            Bytes::copy_from_slice(bytes),
+        )
+        .await
+        .unwrap();
+    serde_json::from_slice(&body.bytes).unwrap()
+}
+
+/// One raw HTTP/1.1 exchange (`Connection: close`): status, headers (names
+/// lower case) and body.
+async fn raw_http(pds: &Pds, request: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let addr = pds.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    (
+        status.parse().unwrap(),
+        headers,
+        answer[split + 4..].to_vec(),
+    )
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn error_of(body: &[u8]) -> (String, String) {
+    let value: Value = serde_json::from_slice(body).unwrap();
+    (
+        value["error"].as_str().unwrap().to_owned(),
+        value["message"].as_str().unwrap_or("").to_owned(),
+    )
+}
+
+fn blob_ipld(cid: Cid, mime_type: &str, size: i128) -> Ipld {
+    Ipld::Map(BTreeMap::from([
+        ("$type".to_owned(), Ipld::String("blob".to_owned())),
+        ("ref".to_owned(), Ipld::Link(cid)),
+        ("mimeType".to_owned(), Ipld::String(mime_type.to_owned())),
+        ("size".to_owned(), Ipld::Integer(size)),
+    ]))
+}
+
+/// Writes (or with `None`, deletes) `app.bsky.actor.profile/self` with the
+/// store's low-level API, runs the blob hooks around the commit as the
+/// record writes do, and returns the hooks' verdict.
+async fn write_profile(
+    state: &PdsState,
+    did: &str,
+    avatar: Option<(Cid, &str, u64)>,
+    delete: bool,
+) -> Result<(), atp_xrpc::server::XrpcError> {
+    let store = state.storage.actors().open(did).unwrap();
+    let refs: Vec<BlobRef> = avatar
+        .iter()
+        .map(|(cid, mime, size)| BlobRef {
+            cid: *cid,
+            mime_type: (*mime).to_owned(),
+            size: Some(*size),
+        })
+        .collect();
+    check_write_blobs(state, did, &refs).await?;
+    let key = store.signing_key().unwrap();
+    let mut repo = store.open_repo().unwrap();
+    let path = "app.bsky.actor.profile/self".to_owned();
+    let exists = store
+        .get_record("app.bsky.actor.profile", "self")
+        .unwrap()
+        .is_some();
+    if delete {
+        repo.delete_record("app.bsky.actor.profile", "self")
+            .unwrap();
+    } else {
+        let mut record = BTreeMap::from([(
+            "$type".to_owned(),
+            Ipld::String("app.bsky.actor.profile".to_owned()),
+        )]);
+        if let Some((cid, mime, size)) = avatar {
+            record.insert("avatar".to_owned(), blob_ipld(cid, mime, i128::from(size)));
+        }
+        let record = Ipld::Map(record);
+        if exists {
+            repo.update_record("app.bsky.actor.profile", "self", &record)
+                .unwrap();
+        } else {
+            repo.create_record("app.bsky.actor.profile", "self", &record)
+                .unwrap();
+        }
+    }
+    let rev = atp_syntax::TidClock::global().next().to_string();
+    let blobs = BTreeMap::from([(path, refs.iter().map(|r| r.cid).collect::<Vec<_>>())]);
+    let commit = store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    after_commit(state, did, &commit).await
+}
+
+#[tokio::test]
+async fn upload_sniffs_the_type_and_answers_a_blob_ref() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+
+    let png = png_bytes(100);
+    let answer = upload(&pds, &alice, "application/octet-stream", &png).await;
+    let cid = atp_crypto::cid_for_raw(&png);
+    assert_eq!(
+        answer,
+        json!({"blob": {
+            "$type": "blob",
+            "ref": {"$link": cid.to_string()},
+            "mimeType": "image/png",
+            "size": png.len(),
+        }})
+    );
+
+    // Unknown bytes keep the declared type.
+    let text = b"just some text".to_vec();
+    let answer = upload(&pds, &alice, "text/plain", &text).await;
+    assert_eq!(answer["blob"]["mimeType"], "text/plain");
+    assert_eq!(answer["blob"]["size"], text.len());
+
+    // Tracked as temporary uploads, not served, not listed.
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    let row = blob_index::get_blob(&store, &cid).unwrap().unwrap();
+    assert!(row.temp_key.is_some());
+    assert_eq!(row.mime_type, "image/png");
+    assert!(state
+        .blobs
+        .has_temp(&alice.did, row.temp_key.as_deref().unwrap())
+        .await
+        .unwrap());
+    let refused = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            400,
+            "InvalidRequest".to_owned(),
+            "Blob not found".to_owned()
+        )
+    );
+
+    // Without a session, the upload is refused.
+    let anonymous = pds
+        .client()
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            "image/png",
+            Bytes::from(png.clone()),
+        )
+        .await;
+    assert_eq!(refusal(anonymous).0, 401);
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn uploads_over_the_limit_are_refused_whatever_the_length_says() {
+    let (pds, _state) = start(Some(1000)).await;
+    let alice = pds.create("alice").await;
+
+    // Exactly the limit is fine.
+    let answer = upload(&pds, &alice, "application/octet-stream", &[7u8; 1000]).await;
+    assert_eq!(answer["blob"]["size"], 1000);
+
+    // One byte over, with an honest Content-Length.
+    let over = pds
+        .bearer(&alice.access_jwt)
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            "application/octet-stream",
+            Bytes::from(vec![7u8; 1001]),
+        )
+        .await;
+    assert_eq!(
+        refusal(over),
+        (
+            413,
+            "PayloadTooLarge".to_owned(),
+            "request entity too large".to_owned()
+        )
+    );
+
+    // A chunked body with no length, larger than the limit.
+    let mut request = format!(
+        "POST /xrpc/com.atproto.repo.uploadBlob HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: image/png\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        alice.access_jwt
+    )
+    .into_bytes();
+    for _ in 0..3 {
+        request.extend_from_slice(b"190\r\n");
+        request.extend_from_slice(&[1u8; 400]);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let (status, _, body) = raw_http(&pds, &request).await;
+    assert_eq!(status, 413);
+    assert_eq!(
+        error_of(&body),
+        (
+            "PayloadTooLarge".to_owned(),
+            "request entity too large".to_owned()
+        )
+    );
+
+    // A Content-Length over the limit is refused before the body is read.
+    let request = format!(
+        "POST /xrpc/com.atproto.repo.uploadBlob HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Type: image/png\r\n\
+         Content-Length: 5000000\r\nConnection: close\r\n\r\nshort",
+        alice.access_jwt
+    );
+    let (status, _, body) = raw_http(&pds, request.as_bytes()).await;
+    assert_eq!(status, 413);
+    assert_eq!(error_of(&body).0, "PayloadTooLarge");
+
+    // No Content-Type: refused as the reference refuses it.
+    let request = format!(
+        "POST /xrpc/com.atproto.repo.uploadBlob HTTP/1.1\r\nHost: localhost\r\n\
+         Authorization: Bearer {}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        alice.access_jwt
+    );
+    let (status, _, body) = raw_http(&pds, request.as_bytes()).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error_of(&body),
+        (
+            "InvalidRequest".to_owned(),
+            "Request encoding (Content-Type) required but not provided".to_owned()
+        )
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+
+    let unknown = atp_crypto::cid_for_raw(b"never uploaded");
+    let err = write_profile(&state, &alice.did, Some((unknown, "image/png", 14)), false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status().as_u16(), err.name(), err.message()),
+        (
+            400,
+            "BlobNotFound",
+            format!("Could not find blob: {unknown}").as_str()
+        )
+    );
+
+    // Bob's upload is not Alice's.
+    let png = png_bytes(10);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(&pds, &bob, "image/png", &png).await;
+    let err = write_profile(
+        &state,
+        &alice.did,
+        Some((cid, "image/png", png.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "BlobNotFound");
+
+    // The declared type and size must match the upload.
+    let err = write_profile(
+        &state,
+        &bob.did,
+        Some((cid, "image/jpeg", png.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "InvalidMimeType");
+    assert_eq!(
+        err.message(),
+        "Referenced Mimetype does not match stored blob. Expected: image/png, Got: image/jpeg"
+    );
+    let err = write_profile(&state, &bob.did, Some((cid, "image/png", 3)), false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.name(), "InvalidSize");
+
+    // Through createRecord, the same refusal.
+    let refused = pds
+        .bearer(&alice.access_jwt)
+        .procedure::<_, _, Value>(
+            "com.atproto.repo.createRecord",
+            &(),
+            &json!({
+                "repo": alice.did,
+                "collection": "app.bsky.feed.post",
+                "record": {
+                    "$type": "app.bsky.feed.post",
+                    "text": "with an image",
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "embed": {
+                        "$type": "app.bsky.embed.images",
+                        "images": [{
+                            "alt": "",
+                            "image": {
+                                "$type": "blob",
+                                "ref": {"$link": unknown.to_string()},
+                                "mimeType": "image/png",
+                                "size": 14,
+                            },
+                        }],
+                    },
+                },
+            }),
+        )
+        .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            400,
+            "BlobNotFound".to_owned(),
+            format!("Could not find blob: {unknown}")
+        )
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn referenced_blobs_become_permanent_are_served_and_collected() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(2000);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let size = png.len() as u64;
+    upload(&pds, &alice, "image/png", &png).await;
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    let temp_key = blob_index::get_blob(&store, &cid)
+        .unwrap()
+        .unwrap()
+        .temp_key
+        .unwrap();
+
+    // A record referencing it makes it permanent.
+    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
+        .await
+        .unwrap();
+    let row = blob_index::get_blob(&store, &cid).unwrap().unwrap();
+    assert_eq!(row.temp_key, None);
+    assert!(!state.blobs.has_temp(&alice.did, &temp_key).await.unwrap());
+    assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+
+    // getBlob serves it, publicly, with the reference's headers.
+    let request = format!(
+        "GET /xrpc/com.atproto.sync.getBlob?did={}&cid={cid} HTTP/1.1\r\nHost: localhost\r\n\
+         Connection: close\r\n\r\n",
+        alice.did
+    );
+    let (status, headers, body) = raw_http(&pds, request.as_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, png);
+    assert_eq!(header(&headers, "content-type"), Some("image/png"));
+    assert_eq!(
+        header(&headers, "content-length"),
+        Some(png.len().to_string().as_str())
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        header(&headers, "content-security-policy"),
+        Some("default-src 'none'; sandbox")
+    );
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        Some(format!("attachment; filename=\"{cid}\"").as_str())
+    );
+
+    // listBlobs lists it (since: only blobs of newer records).
+    let listed: Value = pds
+        .client()
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed,
+        json!({"cids": [cid.to_string()], "cursor": cid.to_string()})
+    );
+    let rev = store.root().unwrap().unwrap().rev;
+    let newer: Value = pds
+        .client()
+        .query(
+            "com.atproto.sync.listBlobs",
+            &json!({"did": alice.did, "since": rev}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(newer, json!({"cids": []}));
+
+    // Replacing the avatar: the new blob becomes permanent, the old one is
+    // collected.
+    let jpeg = [
+        0xffu8, 0xd8, 0xff, 0xe0, 0, 16, b'J', b'F', b'I', b'F', 0, 1,
+    ];
+    let jpeg_cid = atp_crypto::cid_for_raw(&jpeg);
+    let answer = upload(&pds, &alice, "application/octet-stream", &jpeg).await;
+    assert_eq!(answer["blob"]["mimeType"], "image/jpeg");
+    write_profile(
+        &state,
+        &alice.did,
+        Some((jpeg_cid, "image/jpeg", jpeg.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
+    assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    assert!(state.blobs.has_stored(&alice.did, &jpeg_cid).await.unwrap());
+    let listed: Value = pds
+        .client()
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(listed["cids"], json!([jpeg_cid.to_string()]));
+    let gone = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await;
+    assert_eq!(refusal(gone).2, "Blob not found");
+
+    // Deleting the last referencing record removes the blob from listBlobs
+    // and from storage.
+    write_profile(&state, &alice.did, None, true).await.unwrap();
+    let listed: Value = pds
+        .client()
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(listed, json!({"cids": []}));
+    assert!(blob_index::get_blob(&store, &jpeg_cid).unwrap().is_none());
+    assert!(!state.blobs.has_stored(&alice.did, &jpeg_cid).await.unwrap());
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn blobs_shared_by_two_records_stay_until_both_are_gone() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(50);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let size = png.len() as u64;
+    upload(&pds, &alice, "image/png", &png).await;
+    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
+        .await
+        .unwrap();
+
+    // A second record referencing the same (now permanent) blob.
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    check_write_blobs(
+        &state,
+        &alice.did,
+        &[BlobRef {
+            cid,
+            mime_type: "image/png".to_owned(),
+            size: Some(size),
+        }],
+    )
+    .await
+    .unwrap();
+    let key = store.signing_key().unwrap();
+    let mut repo = store.open_repo().unwrap();
+    let post = Ipld::Map(BTreeMap::from([
+        (
+            "$type".to_owned(),
+            Ipld::String("app.bsky.feed.post".to_owned()),
+        ),
+        (
+            "image".to_owned(),
+            blob_ipld(cid, "image/png", i128::from(size)),
+        ),
+    ]));
+    repo.create_record("app.bsky.feed.post", "3kabcdefgh222", &post)
+        .unwrap();
+    let rev = atp_syntax::TidClock::global().next().to_string();
+    let blobs = BTreeMap::from([("app.bsky.feed.post/3kabcdefgh222".to_owned(), vec![cid])]);
+    let commit = store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    after_commit(&state, &alice.did, &commit).await.unwrap();
+
+    // Deleting the profile keeps the blob: the post still references it.
+    write_profile(&state, &alice.did, None, true).await.unwrap();
+    assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    assert_eq!(
+        store.records_for_blob(&cid).unwrap(),
+        vec![format!(
+            "at://{}/app.bsky.feed.post/3kabcdefgh222",
+            alice.did
+        )]
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn missing_blobs_are_listed_until_uploaded() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    let png = png_bytes(30);
+    let cid = atp_crypto::cid_for_raw(&png);
+
+    // A record imported with a blob reference, the blob not uploaded (the
+    // state after importRepo).
+    let key = store.signing_key().unwrap();
+    let mut repo = store.open_repo().unwrap();
+    let profile = Ipld::Map(BTreeMap::from([
+        (
+            "$type".to_owned(),
+            Ipld::String("app.bsky.actor.profile".to_owned()),
+        ),
+        (
+            "avatar".to_owned(),
+            blob_ipld(cid, "image/png", png.len() as i128),
+        ),
+    ]));
+    repo.create_record("app.bsky.actor.profile", "self", &profile)
+        .unwrap();
+    let rev = atp_syntax::TidClock::global().next().to_string();
+    let blobs = BTreeMap::from([("app.bsky.actor.profile/self".to_owned(), vec![cid])]);
+    store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+
+    let client = pds.bearer(&alice.access_jwt);
+    let missing: Value = client
+        .query("com.atproto.repo.listMissingBlobs", &json!({}))
+        .await
+        .unwrap();
+    let uri = format!("at://{}/app.bsky.actor.profile/self", alice.did);
+    assert_eq!(
+        missing,
+        json!({"blobs": [{"cid": cid.to_string(), "recordUri": uri}], "cursor": cid.to_string()})
+    );
+    let after_cursor: Value = client
+        .query(
+            "com.atproto.repo.listMissingBlobs",
+            &json!({"cursor": cid.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(after_cursor, json!({"blobs": []}));
+    let anonymous = pds
+        .client()
+        .query::<_, Value>("com.atproto.repo.listMissingBlobs", &json!({}))
+        .await;
+    assert_eq!(refusal(anonymous).0, 401);
+
+    // Uploading it makes it permanent at once (a record references it).
+    upload(&pds, &alice, "image/png", &png).await;
+    let row = blob_index::get_blob(&store, &cid).unwrap().unwrap();
+    assert_eq!(row.temp_key, None);
+    assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    let missing: Value = client
+        .query("com.atproto.repo.listMissingBlobs", &json!({}))
+        .await
+        .unwrap();
+    assert_eq!(missing, json!({"blobs": []}));
+    let served = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn unreferenced_uploads_are_swept() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let bytes = b"forgotten upload".to_vec();
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    upload(&pds, &alice, "text/plain", &bytes).await;
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    let temp_key = blob_index::get_blob(&store, &cid)
+        .unwrap()
+        .unwrap()
+        .temp_key
+        .unwrap();
+
+    // Not old enough: kept.
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(
+        sweep_temp_blobs_before(&state, an_hour_ago).await.unwrap(),
+        0
+    );
+    assert!(state.blobs.has_temp(&alice.did, &temp_key).await.unwrap());
+
+    // Older than the cutoff: the bytes and the index row go.
+    let later = SystemTime::now() + Duration::from_secs(60);
+    assert_eq!(sweep_temp_blobs_before(&state, later).await.unwrap(), 1);
+    assert!(!state.blobs.has_temp(&alice.did, &temp_key).await.unwrap());
+    assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
+    // So a record can no longer reference it.
+    let err = write_profile(
+        &state,
+        &alice.did,
+        Some((cid, "text/plain", bytes.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "BlobNotFound");
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn sync_methods_respect_repo_availability() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(5);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(&pds, &alice, "image/png", &png).await;
+    write_profile(
+        &state,
+        &alice.did,
+        Some((cid, "image/png", png.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap();
+
+    let unknown = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+    let refused = pds
+        .client()
+        .query::<_, Value>("com.atproto.sync.listBlobs", &json!({"did": unknown}))
+        .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            400,
+            "RepoNotFound".to_owned(),
+            format!("Could not find repo for DID: {unknown}")
+        )
+    );
+
+    // Taken down: refused to others, served to the admin and the owner.
+    let accounts = std::sync::Arc::clone(state.storage.accounts());
+    let did = alice.did.clone();
+    tokio::task::spawn_blocking(move || accounts.set_takedown(&did, Some("mod-1")).unwrap())
+        .await
+        .unwrap();
+    let params = json!({"did": alice.did, "cid": cid.to_string()});
+    let refused = pds
+        .client()
+        .query_bytes("com.atproto.sync.getBlob", &params)
+        .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            400,
+            "RepoTakendown".to_owned(),
+            format!("Repo has been takendown: {}", alice.did)
+        )
+    );
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("admin:{ADMIN_PASSWORD}"),
+    );
+    let admin = pds.client().with_header(
+        hyper::header::AUTHORIZATION,
+        hyper::header::HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
+    );
+    let served = admin
+        .query_bytes("com.atproto.sync.getBlob", &params)
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    let listed: Value = admin
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(listed["cids"], json!([cid.to_string()]));
+    pds.stop().await;
+}
