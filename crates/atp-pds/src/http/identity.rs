@@ -81,11 +81,16 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
 
 // ---------------------------------------------------------------- handles
 
+/// The parsed (lower-cased) handle, or the reference's `InvalidHandle`
+/// refusal.
+fn parse_handle(handle: &str) -> Result<atp_syntax::Handle, XrpcError> {
+    atp_syntax::Handle::new(handle.trim())
+        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))
+}
+
 /// The normalized handle, or the reference's `InvalidHandle` refusal.
 fn normalize_handle(handle: &str) -> Result<String, XrpcError> {
-    atp_syntax::Handle::new(handle.trim())
-        .map(atp_syntax::Handle::into_string)
-        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))
+    parse_handle(handle).map(atp_syntax::Handle::into_string)
 }
 
 /// Whether `handle` is one of the service's handle domains or under one
@@ -160,15 +165,14 @@ async fn validate_new_handle(
     handle: &str,
     did: &str,
 ) -> Result<String, XrpcError> {
-    let handle = normalize_handle(handle)?;
-    let parsed = atp_syntax::Handle::new(&handle)
-        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))?;
+    let parsed = parse_handle(handle)?;
     if parsed.has_disallowed_tld() {
         return Err(
             XrpcError::invalid_request("Handle TLD is invalid or disallowed")
                 .with_name("InvalidHandle"),
         );
     }
+    let handle = parsed.into_string();
     let domains = &state.storage.config().handle_domains;
     if is_service_handle(&handle, domains) {
         super::account::check_service_handle(&handle, domains)?;
