@@ -21,10 +21,11 @@ use crate::password::PasswordHash;
 use crate::time;
 
 /// The schema of the account database.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "accounts, refresh tokens, app passwords, invite codes, email tokens",
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "accounts, refresh tokens, app passwords, invite codes, email tokens",
+        sql: "
         CREATE TABLE account (
             did TEXT PRIMARY KEY,
             handle TEXT NOT NULL UNIQUE,
@@ -75,7 +76,13 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
             UNIQUE (purpose, token)
         );
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        description: "per-account switch for invite codes",
+        sql: "ALTER TABLE account ADD COLUMN invites_disabled INTEGER NOT NULL DEFAULT 0;",
+    },
+];
 
 /// Where the store reads the current time (replaceable in tests).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -99,6 +106,8 @@ pub struct Account {
     pub delete_after: Option<DateTime<Utc>>,
     /// A moderation takedown reference, if the account is taken down.
     pub takedown_ref: Option<String>,
+    /// Whether the account may no longer receive invite codes.
+    pub invites_disabled: bool,
 }
 
 impl Account {
@@ -168,26 +177,32 @@ pub fn normalize_email(email: &str) -> Result<String> {
 }
 
 const ACCOUNT_COLUMNS: &str = "did, handle, email, email_confirmed_at, created_at, \
-    deactivated_at, delete_after, takedown_ref";
+    deactivated_at, delete_after, takedown_ref, invites_disabled";
+
+/// The stored columns of an account row.
+type AccountColumns = ([Option<String>; 8], bool);
 
 fn opt_time(text: Option<String>) -> Result<Option<DateTime<Utc>>> {
     text.as_deref().map(time::parse).transpose()
 }
 
-fn account_from_row(row: &Row<'_>) -> rusqlite::Result<[Option<String>; 8]> {
-    Ok([
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-        row.get(7)?,
-    ])
+fn account_from_row(row: &Row<'_>) -> rusqlite::Result<AccountColumns> {
+    Ok((
+        [
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
+            row.get(7)?,
+        ],
+        row.get(8)?,
+    ))
 }
 
-fn account_from_columns(cols: [Option<String>; 8]) -> Result<Account> {
+fn account_from_columns((cols, invites_disabled): AccountColumns) -> Result<Account> {
     let [did, handle, email, confirmed, created, deactivated, delete_after, takedown] = cols;
     let missing = || Error::Corrupt("account row with a null column".to_owned());
     Ok(Account {
@@ -199,6 +214,7 @@ fn account_from_columns(cols: [Option<String>; 8]) -> Result<Account> {
         deactivated_at: opt_time(deactivated)?,
         delete_after: opt_time(delete_after)?,
         takedown_ref: takedown,
+        invites_disabled,
     })
 }
 
@@ -448,7 +464,9 @@ impl AccountStore {
         })
     }
 
-    /// Sets or clears the account's takedown reference.
+    /// Sets or clears the account's takedown reference. Setting one also
+    /// revokes the account's refresh tokens in the same transaction (as the
+    /// reference PDS does), so its sessions cannot be refreshed.
     pub fn set_takedown(&self, did: &str, takedown_ref: Option<&str>) -> Result<Account> {
         self.db.write(|tx| {
             require_account(tx, did)?;
@@ -456,7 +474,39 @@ impl AccountStore {
                 "UPDATE account SET takedown_ref = ?2 WHERE did = ?1",
                 params![did, takedown_ref],
             )?;
+            if takedown_ref.is_some() {
+                tx.execute("DELETE FROM refresh_token WHERE did = ?1", [did])?;
+            }
             require_account(tx, did)
+        })
+    }
+
+    /// Allows or forbids new invite codes for the account (an unknown DID
+    /// is ignored, as the reference does).
+    pub fn set_invites_disabled(&self, did: &str, disabled: bool) -> Result<()> {
+        self.db.write(|tx| {
+            tx.execute(
+                "UPDATE account SET invites_disabled = ?2 WHERE did = ?1",
+                params![did, disabled],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The accounts among `dids` that exist, in the order given (unknown
+    /// DIDs and repeats are skipped).
+    pub fn accounts_by_dids(&self, dids: &[String]) -> Result<Vec<Account>> {
+        self.db.read(|tx| {
+            let mut found: Vec<Account> = Vec::new();
+            for did in dids {
+                if found.iter().any(|account| &account.did == did) {
+                    continue;
+                }
+                if let Some(account) = account_where(tx, "did", did)? {
+                    found.push(account);
+                }
+            }
+            Ok(found)
         })
     }
 
@@ -487,18 +537,24 @@ impl AccountStore {
     /// Checks a login: `identifier` is a handle, email or DID; `password`
     /// the main password or one of the account's app passwords.
     /// [`Error::InvalidPassword`] for an unknown account or a wrong
-    /// password alike.
+    /// password alike. A taken-down account gets
+    /// [`Error::AccountTakendown`] for its main password and
+    /// [`Error::InvalidPassword`] for its app passwords (as the reference
+    /// PDS answers).
     pub fn login(&self, identifier: &str, password: &str) -> Result<Login> {
         let Some(account) = self.account_by_identifier(identifier)? else {
             return Err(Error::InvalidPassword);
         };
+        let taken_down = account.takedown_ref.is_some();
         match self.verify_password(&account.did, password) {
+            Ok(()) if taken_down => return Err(Error::AccountTakendown),
             Ok(()) => {
                 return Ok(Login {
                     account,
                     app_password: None,
                 })
             }
+            Err(Error::InvalidPassword) if taken_down => return Err(Error::InvalidPassword),
             Err(Error::InvalidPassword) => {}
             Err(err) => return Err(err),
         }

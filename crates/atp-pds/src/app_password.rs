@@ -89,15 +89,21 @@ impl AccountStore {
         })
     }
 
-    /// The app passwords of `did`, by name.
+    /// The app passwords of `did`, newest first (as the reference lists
+    /// them).
     pub fn list_app_passwords(&self, did: &str) -> Result<Vec<AppPassword>> {
         self.db.read(|tx| {
             let mut stmt = tx.prepare(
-                "SELECT name, privileged, created_at FROM app_password WHERE did = ?1 ORDER BY name",
+                "SELECT name, privileged, created_at FROM app_password WHERE did = ?1
+                 ORDER BY created_at DESC, name",
             )?;
             let rows = stmt
                 .query_map([did], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?, row.get::<_, String>(2)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, bool>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()

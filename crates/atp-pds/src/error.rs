@@ -64,6 +64,9 @@ pub enum Error {
     /// The token has expired.
     #[error("token expired")]
     ExpiredToken,
+    /// The account is taken down (moderation) and may not log in.
+    #[error("account taken down")]
+    AccountTakendown,
     /// A key file already exists where a new key was to be written.
     #[error("key file already exists: {0}")]
     KeyExists(String),

@@ -1,12 +1,765 @@
-//! `com.atproto.admin` methods, behind the admin password.
+//! `com.atproto.admin` methods, behind the admin password (HTTP basic auth
+//! `admin:<password>`), with the reference PDS's answers.
+//!
+//! * Accounts: `getAccountInfo`, `getAccountInfos`, `updateAccountHandle`
+//!   (which also updates the DID document through a PLC operation signed
+//!   with the service's rotation key), `updateAccountPassword` (revokes
+//!   the account's sessions), `updateAccountEmail`, `deleteAccount`.
+//! * Moderation: `updateSubjectStatus` / `getSubjectStatus` for accounts
+//!   (takedown revokes the account's sessions and blocks its login;
+//!   deactivation), records and blobs (takedown references).
+//! * Invites: `enableAccountInvites`, `disableAccountInvites`,
+//!   `disableInviteCodes`, `getInviteCodes`.
 
 use std::sync::Arc;
 
-use atp_xrpc::server::Router;
+use atp_did_plc::UpdateBuilder;
+use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
+use chrono::{TimeZone, Utc};
+use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
+use super::account_status::{delete_account_everywhere, sequence_account_status};
+use super::auth::require_admin;
+use super::errors::to_xrpc;
+use super::invites::{invite_code_json, ADMIN_ACCOUNT};
 use super::state::PdsState;
+use super::with_state;
+use crate::account::Account;
+use crate::db::run_blocking;
+use crate::error::Error;
+use crate::invite::{InviteCodeCursor, InviteCodeSort};
+use crate::time;
+
+/// Longest password an account may be given (the reference's limit).
+pub const NEW_PASSWORD_MAX_LENGTH: usize = 256;
+
+/// `$type` of an account subject.
+const REPO_REF: &str = "com.atproto.admin.defs#repoRef";
+/// `$type` of a record subject.
+const STRONG_REF: &str = "com.atproto.repo.strongRef";
+/// `$type` of a blob subject.
+const REPO_BLOB_REF: &str = "com.atproto.admin.defs#repoBlobRef";
+
+/// Checks the admin password, refusing as the reference's admin-token
+/// check does (401 `AuthenticationRequired`).
+pub fn require_admin_password(state: &PdsState, req: &XrpcRequest) -> Result<(), XrpcError> {
+    require_admin(state, req).map_err(|_| XrpcError::auth_required("Authentication Required"))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> Result<T, XrpcError> {
+    run_blocking(f).await.map_err(to_xrpc)
+}
+
+/// An account as `com.atproto.admin.defs#accountView`, with its invite
+/// codes and the code it was created with.
+fn account_view(state: &PdsState, account: &Account) -> crate::Result<Value> {
+    let accounts = state.storage.accounts();
+    let invites: Vec<Value> = accounts
+        .invite_codes_for(&account.did)?
+        .iter()
+        .map(invite_code_json)
+        .collect();
+    let mut view = Map::new();
+    view.insert("did".to_owned(), json!(account.did));
+    view.insert("handle".to_owned(), json!(account.handle));
+    view.insert("email".to_owned(), json!(account.email));
+    view.insert(
+        "indexedAt".to_owned(),
+        json!(time::format(&account.created_at)),
+    );
+    if let Some(confirmed) = &account.email_confirmed_at {
+        view.insert(
+            "emailConfirmedAt".to_owned(),
+            json!(time::format(confirmed)),
+        );
+    }
+    if let Some(invited_by) = accounts.invited_by(&account.did)? {
+        view.insert("invitedBy".to_owned(), invite_code_json(&invited_by));
+    }
+    view.insert("invites".to_owned(), json!(invites));
+    view.insert(
+        "invitesDisabled".to_owned(),
+        json!(account.invites_disabled),
+    );
+    if let Some(deactivated) = &account.deactivated_at {
+        view.insert("deactivatedAt".to_owned(), json!(time::format(deactivated)));
+    }
+    Ok(Value::Object(view))
+}
+
+#[derive(Deserialize)]
+struct DidParams {
+    did: String,
+}
+
+async fn get_account_info(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let params: DidParams = req.params()?;
+    let shared = Arc::clone(&state);
+    let view = blocking(
+        move || match shared.storage.accounts().account_by_did(&params.did)? {
+            Some(account) => account_view(&shared, &account).map(Some),
+            None => Ok(None),
+        },
+    )
+    .await?
+    .ok_or_else(|| XrpcError::invalid_request("Account not found").with_name("NotFound"))?;
+    XrpcResponse::json(&view)
+}
+
+#[derive(Deserialize)]
+struct DidsParams {
+    dids: Vec<String>,
+}
+
+async fn get_account_infos(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let params: DidsParams = req.params()?;
+    let shared = Arc::clone(&state);
+    let infos = blocking(move || {
+        shared
+            .storage
+            .accounts()
+            .accounts_by_dids(&params.dids)?
+            .iter()
+            .map(|account| account_view(&shared, account))
+            .collect::<crate::Result<Vec<Value>>>()
+    })
+    .await?;
+    XrpcResponse::json(&json!({ "infos": infos }))
+}
+
+/// The normalized handle, or the reference's `InvalidHandle` refusal.
+fn normalize_handle(handle: &str) -> Result<String, XrpcError> {
+    atp_syntax::Handle::new(handle.trim())
+        .map(|handle| handle.as_str().to_owned())
+        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))
+}
+
+fn handle_taken(handle: &str) -> XrpcError {
+    XrpcError::invalid_request(format!("Handle already taken: {handle}"))
+        .with_name("HandleNotAvailable")
+}
+
+/// Checks a handle for `did` as the reference does for an operator (any
+/// valid handle): under a service domain the length rules apply; any other
+/// handle must already resolve to `did`.
+async fn validate_handle_for(
+    state: &PdsState,
+    did: &str,
+    handle: &str,
+) -> Result<String, XrpcError> {
+    let handle = normalize_handle(handle)?;
+    let parsed = atp_syntax::Handle::new(&handle)
+        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))?;
+    if parsed.has_disallowed_tld() {
+        return Err(
+            XrpcError::invalid_request("Handle TLD is invalid or disallowed")
+                .with_name("InvalidHandle"),
+        );
+    }
+    let domains = &state.storage.config().handle_domains;
+    let under_service_domain = domains.is_empty()
+        || domains
+            .iter()
+            .any(|domain| handle.ends_with(&domain.to_ascii_lowercase()));
+    if under_service_domain {
+        super::account::check_service_handle(&handle, domains)?;
+    } else {
+        let resolved = state.handles.resolve(&handle).await.ok().flatten();
+        if resolved.as_deref() != Some(did) {
+            return Err(XrpcError::invalid_request(
+                "External handle did not resolve to DID",
+            ));
+        }
+    }
+    Ok(handle)
+}
+
+/// Gives the account `did` the handle `handle` everywhere: checks it is
+/// valid and free, submits a PLC operation changing the DID document's
+/// handle (signed with the service's rotation key), stores it, and appends
+/// an `#identity` event (whose failure is only logged, as in the
+/// reference: repeating the update emits it again).
+pub async fn set_account_handle(
+    state: &PdsState,
+    did: &str,
+    handle: &str,
+) -> Result<(), XrpcError> {
+    let owner = did.to_owned();
+    let accounts = Arc::clone(state.storage.accounts());
+    blocking(move || accounts.account_by_did(&owner))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("Account not found"))?;
+    let handle = validate_handle_for(state, did, handle).await?;
+    let accounts = Arc::clone(state.storage.accounts());
+    let lookup = handle.clone();
+    let holder = blocking(move || accounts.account_by_handle(&lookup)).await?;
+    if holder.is_some_and(|holder| holder.did != did) {
+        return Err(handle_taken(&handle));
+    }
+    if !did.starts_with("did:plc:") {
+        return Err(XrpcError::invalid_request(
+            "DID is not properly configured for handle",
+        ));
+    }
+    let plc_refusal = |err: atp_did_plc::Error| match err {
+        atp_did_plc::Error::Directory { status, message } if (400..500).contains(&status) => {
+            XrpcError::invalid_request(message)
+        }
+        other => to_xrpc(Error::Plc(other)),
+    };
+    let last = state.directory.last_op(did).await.map_err(plc_refusal)?;
+    let op = UpdateBuilder::from_last(&last)
+        .and_then(|update| update.handle(&handle))
+        .and_then(|update| update.sign(&state.keys.plc_rotation_key))
+        .map_err(plc_refusal)?;
+    state
+        .directory
+        .submit(did, &op)
+        .await
+        .map_err(plc_refusal)?;
+    let accounts = Arc::clone(state.storage.accounts());
+    let (owner, new_handle) = (did.to_owned(), handle.clone());
+    run_blocking(move || accounts.update_handle(&owner, &new_handle))
+        .await
+        .map_err(|err| match err {
+            Error::HandleTaken(_) => handle_taken(&handle),
+            other => to_xrpc(other),
+        })?;
+    let sequencer = state.sequencer.clone();
+    let owner = did.to_owned();
+    let sequenced = run_blocking(move || sequencer.sequence_identity(&owner, Some(&handle))).await;
+    if let Err(err) = sequenced {
+        tracing::error!(%did, error = %err, "failed to sequence a handle update");
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+struct UpdateHandleInput {
+    did: String,
+    handle: String,
+}
+
+async fn update_account_handle(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: UpdateHandleInput = req.json().await?;
+    set_account_handle(&state, &input.did, &input.handle).await?;
+    Ok(XrpcResponse::empty())
+}
+
+#[derive(Deserialize)]
+struct UpdatePasswordInput {
+    did: String,
+    password: String,
+}
+
+async fn update_account_password(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: UpdatePasswordInput = req.json().await?;
+    if input.password.len() > NEW_PASSWORD_MAX_LENGTH {
+        return Err(XrpcError::invalid_request("Invalid password length."));
+    }
+    let accounts = Arc::clone(state.storage.accounts());
+    // Also revokes the account's refresh tokens.
+    blocking(move || accounts.update_password(&input.did, &input.password)).await?;
+    Ok(XrpcResponse::empty())
+}
+
+#[derive(Deserialize)]
+struct UpdateEmailInput {
+    account: String,
+    email: String,
+}
+
+async fn update_account_email(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: UpdateEmailInput = req.json().await?;
+    let accounts = Arc::clone(state.storage.accounts());
+    let name = input.account.clone();
+    let account = blocking(move || {
+        if name.starts_with("did:") {
+            accounts.account_by_did(&name)
+        } else {
+            accounts.account_by_handle(&name)
+        }
+    })
+    .await?
+    .ok_or_else(|| {
+        XrpcError::invalid_request(format!("Account does not exist: {}", input.account))
+    })?;
+    let accounts = Arc::clone(state.storage.accounts());
+    blocking(move || accounts.update_email(&account.did, &input.email)).await?;
+    Ok(XrpcResponse::empty())
+}
+
+async fn delete_account(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: DidParams = req.json().await?;
+    delete_account_everywhere(&state, &input.did).await?;
+    Ok(XrpcResponse::empty())
+}
+
+/// A `statusAttr`: `{applied, ref?}`.
+#[derive(Deserialize, Clone, Debug)]
+struct StatusAttr {
+    applied: bool,
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+fn status_attr_json(applied: bool, reference: Option<&str>) -> Value {
+    match reference {
+        Some(reference) => json!({ "applied": applied, "ref": reference }),
+        None => json!({ "applied": applied }),
+    }
+}
+
+#[derive(Deserialize)]
+struct UpdateSubjectStatusInput {
+    subject: Value,
+    takedown: Option<Value>,
+    deactivated: Option<StatusAttr>,
+}
+
+fn subject_field<'a>(subject: &'a Value, key: &str) -> Result<&'a str, XrpcError> {
+    subject[key]
+        .as_str()
+        .ok_or_else(|| XrpcError::invalid_request(format!("Invalid subject: missing {key}")))
+}
+
+/// The repository DID of an `at://` URI.
+fn uri_authority(uri: &str) -> Result<String, XrpcError> {
+    let rest = uri
+        .strip_prefix("at://")
+        .ok_or_else(|| XrpcError::invalid_request(format!("Invalid at-uri: {uri}")))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    atp_syntax::Did::new(authority)
+        .map_err(|_| XrpcError::invalid_request(format!("Invalid at-uri: {uri}")))?;
+    Ok(authority.to_owned())
+}
+
+/// Sets (or clears) the takedown reference of a record or blob of `did`'s
+/// store; `false` if the store does not exist.
+fn set_content_takedown(
+    state: &PdsState,
+    did: &str,
+    sql: &'static str,
+    key: String,
+    takedown_ref: Option<String>,
+) -> crate::Result<bool> {
+    if !state.storage.actors().exists(did) {
+        return Ok(false);
+    }
+    let store = state.storage.actors().open(did)?;
+    store.database().write(|tx| {
+        tx.execute(sql, params![key, takedown_ref])?;
+        Ok(true)
+    })
+}
+
+async fn update_subject_status(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: UpdateSubjectStatusInput = req.json().await?;
+    let takedown: Option<StatusAttr> = input
+        .takedown
+        .clone()
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|err| XrpcError::invalid_request(format!("Invalid takedown: {err}")))?;
+    if takedown.as_ref().is_some_and(|t| t.applied)
+        && input.deactivated.as_ref().is_some_and(|d| !d.applied)
+    {
+        return Err(XrpcError::invalid_request(
+            "Cannot activate and takedown an account at the same time",
+        ));
+    }
+    let subject_type = input.subject["$type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(takedown) = &takedown {
+        let takedown_ref = takedown
+            .applied
+            .then(|| takedown.reference.clone().unwrap_or_else(time::now_string));
+        match subject_type.as_str() {
+            REPO_REF => {
+                let did = subject_field(&input.subject, "did")?.to_owned();
+                let accounts = Arc::clone(state.storage.accounts());
+                // Also revokes the account's sessions when applied.
+                let account =
+                    blocking(move || accounts.set_takedown(&did, takedown_ref.as_deref())).await?;
+                sequence_account_status(&state, &account).await?;
+            }
+            STRONG_REF => {
+                let uri = subject_field(&input.subject, "uri")?.to_owned();
+                let did = uri_authority(&uri)?;
+                let shared = Arc::clone(&state);
+                blocking(move || {
+                    set_content_takedown(
+                        &shared,
+                        &did,
+                        "UPDATE record SET takedown_ref = ?2 WHERE uri = ?1",
+                        uri,
+                        takedown_ref,
+                    )
+                })
+                .await?;
+            }
+            REPO_BLOB_REF => {
+                let did = subject_field(&input.subject, "did")?.to_owned();
+                let cid = subject_field(&input.subject, "cid")?.to_owned();
+                let shared = Arc::clone(&state);
+                blocking(move || {
+                    set_content_takedown(
+                        &shared,
+                        &did,
+                        "UPDATE blob SET takedown_ref = ?2 WHERE cid = ?1",
+                        cid,
+                        takedown_ref,
+                    )
+                })
+                .await?;
+            }
+            other => {
+                return Err(XrpcError::invalid_request(format!(
+                    "Invalid subject ({other})"
+                )))
+            }
+        }
+    }
+    if subject_type == REPO_REF {
+        let did = subject_field(&input.subject, "did")?.to_owned();
+        if let Some(deactivated) = &input.deactivated {
+            let accounts = Arc::clone(state.storage.accounts());
+            let applied = deactivated.applied;
+            let account = blocking(move || {
+                if applied {
+                    accounts.deactivate(&did, None)
+                } else {
+                    accounts.activate(&did)
+                }
+            })
+            .await?;
+            sequence_account_status(&state, &account).await?;
+        } else if takedown.is_none() {
+            let accounts = Arc::clone(state.storage.accounts());
+            if let Some(account) = blocking(move || accounts.account_by_did(&did)).await? {
+                sequence_account_status(&state, &account).await?;
+            }
+        }
+    }
+    let mut body = json!({ "subject": input.subject });
+    if let Some(takedown) = input.takedown {
+        body["takedown"] = takedown;
+    }
+    XrpcResponse::json(&body)
+}
+
+#[derive(Deserialize)]
+struct SubjectStatusParams {
+    did: Option<String>,
+    uri: Option<String>,
+    blob: Option<String>,
+}
+
+/// The takedown reference of one record or blob row: `None` if the row
+/// does not exist, `Some(None)` if it is not taken down.
+type ContentTakedown = Option<Option<String>>;
+
+fn content_takedown(
+    state: &PdsState,
+    did: &str,
+    sql: &'static str,
+    key: &str,
+) -> crate::Result<Option<(ContentTakedown, Option<String>)>> {
+    if !state.storage.actors().exists(did) {
+        return Ok(None);
+    }
+    let store = state.storage.actors().open(did)?;
+    let row: Option<(Option<String>, Option<String>)> = store.database().read(|tx| {
+        Ok(tx
+            .query_row(sql, [key], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?)
+    })?;
+    Ok(row.map(|(takedown, cid)| (Some(takedown), cid)))
+}
+
+async fn get_subject_status(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let params: SubjectStatusParams = req.params()?;
+    let not_found = || XrpcError::invalid_request("Subject not found").with_name("NotFound");
+    let body = if let Some(blob) = params.blob {
+        let did = params.did.ok_or_else(|| {
+            XrpcError::invalid_request("Must provide a did to request blob state")
+        })?;
+        let shared = Arc::clone(&state);
+        let (owner, key) = (did.clone(), blob.clone());
+        let found = blocking(move || {
+            content_takedown(
+                &shared,
+                &owner,
+                "SELECT takedown_ref, cid FROM blob WHERE cid = ?1",
+                &key,
+            )
+        })
+        .await?;
+        let Some((Some(takedown), _)) = found else {
+            return Err(not_found());
+        };
+        json!({
+            "subject": { "$type": REPO_BLOB_REF, "did": did, "cid": blob },
+            "takedown": status_attr_json(takedown.is_some(), takedown.as_deref()),
+        })
+    } else if let Some(uri) = params.uri {
+        let did = uri_authority(&uri)?;
+        let shared = Arc::clone(&state);
+        let key = uri.clone();
+        let found = blocking(move || {
+            content_takedown(
+                &shared,
+                &did,
+                "SELECT takedown_ref, cid FROM record WHERE uri = ?1",
+                &key,
+            )
+        })
+        .await?;
+        let Some((Some(takedown), Some(cid))) = found else {
+            return Err(not_found());
+        };
+        json!({
+            "subject": { "$type": STRONG_REF, "uri": uri, "cid": cid },
+            "takedown": status_attr_json(takedown.is_some(), takedown.as_deref()),
+        })
+    } else if let Some(did) = params.did {
+        let accounts = Arc::clone(state.storage.accounts());
+        let lookup = did.clone();
+        let account = blocking(move || accounts.account_by_did(&lookup))
+            .await?
+            .ok_or_else(not_found)?;
+        json!({
+            "subject": { "$type": REPO_REF, "did": did },
+            "takedown": status_attr_json(
+                account.takedown_ref.is_some(),
+                account.takedown_ref.as_deref(),
+            ),
+            "deactivated": status_attr_json(account.deactivated_at.is_some(), None),
+        })
+    } else {
+        return Err(XrpcError::invalid_request("No provided subject"));
+    };
+    XrpcResponse::json(&body)
+}
+
+#[derive(Deserialize)]
+struct AccountInvitesInput {
+    account: String,
+}
+
+async fn set_account_invites(
+    state: &PdsState,
+    mut req: XrpcRequest,
+    disabled: bool,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(state, &req)?;
+    let input: AccountInvitesInput = req.json().await?;
+    let accounts = Arc::clone(state.storage.accounts());
+    blocking(move || accounts.set_invites_disabled(&input.account, disabled)).await?;
+    Ok(XrpcResponse::empty())
+}
+
+async fn enable_account_invites(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    set_account_invites(&state, req, false).await
+}
+
+async fn disable_account_invites(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    set_account_invites(&state, req, true).await
+}
+
+#[derive(Deserialize, Default)]
+struct DisableInviteCodesInput {
+    #[serde(default)]
+    codes: Vec<String>,
+    #[serde(default)]
+    accounts: Vec<String>,
+}
+
+async fn disable_invite_codes(
+    state: Arc<PdsState>,
+    mut req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: DisableInviteCodesInput = req.json().await?;
+    if input
+        .accounts
+        .iter()
+        .any(|account| account == ADMIN_ACCOUNT)
+    {
+        return Err(XrpcError::invalid_request(
+            "cannot disable admin invite codes",
+        ));
+    }
+    let accounts = Arc::clone(state.storage.accounts());
+    blocking(move || accounts.disable_invite_codes(&input.codes, &input.accounts)).await?;
+    Ok(XrpcResponse::empty())
+}
+
+#[derive(Deserialize)]
+struct InviteCodesParams {
+    sort: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn malformed_cursor() -> XrpcError {
+    XrpcError::invalid_request("Malformed cursor")
+}
+
+/// Parses a `primary::secondary` cursor for `sort`.
+fn parse_invite_cursor(sort: InviteCodeSort, text: &str) -> Result<InviteCodeCursor, XrpcError> {
+    let parts: Vec<&str> = text.split("::").collect();
+    let [primary, secondary] = parts.as_slice() else {
+        return Err(malformed_cursor());
+    };
+    if primary.is_empty() || secondary.is_empty() {
+        return Err(malformed_cursor());
+    }
+    let code = (*secondary).to_owned();
+    match sort {
+        InviteCodeSort::Recent => {
+            let millis: i64 = primary.parse().map_err(|_| malformed_cursor())?;
+            let at = Utc
+                .timestamp_millis_opt(millis)
+                .single()
+                .ok_or_else(malformed_cursor)?;
+            Ok(InviteCodeCursor::Recent(at, code))
+        }
+        InviteCodeSort::Usage => {
+            let uses: u32 = primary.parse().map_err(|_| malformed_cursor())?;
+            Ok(InviteCodeCursor::Usage(uses, code))
+        }
+    }
+}
+
+async fn get_invite_codes(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let params: InviteCodesParams = req.params()?;
+    let sort = match params.sort.as_deref().unwrap_or("recent") {
+        "recent" => InviteCodeSort::Recent,
+        "usage" => InviteCodeSort::Usage,
+        other => {
+            return Err(XrpcError::invalid_request(format!(
+                "unknown sort method: {other}"
+            )))
+        }
+    };
+    let limit = params.limit.unwrap_or(100).clamp(1, 500) as usize;
+    let cursor = params
+        .cursor
+        .as_deref()
+        .map(|text| parse_invite_cursor(sort, text))
+        .transpose()?;
+    let accounts = Arc::clone(state.storage.accounts());
+    let codes = blocking(move || accounts.list_invite_codes(sort, limit, cursor.as_ref())).await?;
+    let next = codes.last().map(|last| match sort {
+        InviteCodeSort::Recent => {
+            format!("{}::{}", last.created_at.timestamp_millis(), last.code)
+        }
+        InviteCodeSort::Usage => format!("{}::{}", last.uses.len(), last.code),
+    });
+    let mut body = json!({ "codes": codes.iter().map(invite_code_json).collect::<Vec<_>>() });
+    if let Some(next) = next {
+        body["cursor"] = json!(next);
+    }
+    XrpcResponse::json(&body)
+}
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
-    let _ = (router, state);
+    router.query(
+        "com.atproto.admin.getAccountInfo",
+        with_state(state, get_account_info),
+    )?;
+    router.query(
+        "com.atproto.admin.getAccountInfos",
+        with_state(state, get_account_infos),
+    )?;
+    router.procedure(
+        "com.atproto.admin.updateAccountHandle",
+        with_state(state, update_account_handle),
+    )?;
+    router.procedure(
+        "com.atproto.admin.updateAccountPassword",
+        with_state(state, update_account_password),
+    )?;
+    router.procedure(
+        "com.atproto.admin.updateAccountEmail",
+        with_state(state, update_account_email),
+    )?;
+    router.procedure(
+        "com.atproto.admin.deleteAccount",
+        with_state(state, delete_account),
+    )?;
+    router.procedure(
+        "com.atproto.admin.updateSubjectStatus",
+        with_state(state, update_subject_status),
+    )?;
+    router.query(
+        "com.atproto.admin.getSubjectStatus",
+        with_state(state, get_subject_status),
+    )?;
+    router.procedure(
+        "com.atproto.admin.enableAccountInvites",
+        with_state(state, enable_account_invites),
+    )?;
+    router.procedure(
+        "com.atproto.admin.disableAccountInvites",
+        with_state(state, disable_account_invites),
+    )?;
+    router.procedure(
+        "com.atproto.admin.disableInviteCodes",
+        with_state(state, disable_invite_codes),
+    )?;
+    router.query(
+        "com.atproto.admin.getInviteCodes",
+        with_state(state, get_invite_codes),
+    )?;
     Ok(())
 }

@@ -26,6 +26,18 @@ pub fn to_xrpc(err: Error) -> XrpcError {
         }
         Error::InvalidInput(message) => XrpcError::invalid_request(message),
         Error::AccountNotFound(_) => XrpcError::invalid_request("Account not found"),
+        Error::AccountTakendown => {
+            XrpcError::auth_required("Account has been taken down").with_name("AccountTakedown")
+        }
+        Error::InvalidToken => {
+            XrpcError::invalid_request("Token is invalid").with_name("InvalidToken")
+        }
+        Error::ExpiredToken => {
+            XrpcError::invalid_request("Token is expired").with_name("ExpiredToken")
+        }
+        Error::AppPasswordExists(_) => {
+            XrpcError::invalid_request("could not create app-specific password")
+        }
         other => {
             tracing::error!(error = %other, "internal error in an XRPC handler");
             XrpcError::internal(other)

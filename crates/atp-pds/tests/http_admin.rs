@@ -1,0 +1,518 @@
+//! The com.atproto.admin methods over HTTP: admin credentials, account
+//! views and updates, takedowns, deletion.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use atp_xrpc::client::XrpcClient;
+use base64::Engine as _;
+use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use serde_json::{json, Value};
+
+fn basic(user: &str, password: &str) -> HeaderValue {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+}
+
+fn admin(pds: &Pds) -> XrpcClient {
+    pds.client()
+        .with_header(AUTHORIZATION, basic("admin", ADMIN_PASSWORD))
+}
+
+async fn login(pds: &Pds, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
+    pds.client()
+        .procedure(
+            "com.atproto.server.createSession",
+            &(),
+            &json!({ "identifier": identifier, "password": password }),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn admin_methods_refuse_without_the_admin_password() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let clients = [
+        pds.client(),
+        pds.client()
+            .with_header(AUTHORIZATION, basic("admin", "wrong")),
+        pds.client()
+            .with_header(AUTHORIZATION, basic("root", ADMIN_PASSWORD)),
+        // A user's session is not an admin credential.
+        pds.bearer(&alice.access_jwt),
+    ];
+    for client in clients {
+        let (status, _, _) = refusal(
+            client
+                .query::<_, Value>(
+                    "com.atproto.admin.getAccountInfo",
+                    &json!({ "did": alice.did }),
+                )
+                .await,
+        );
+        assert_eq!(status, 401);
+        let (status, error, message) = refusal(
+            client
+                .procedure::<_, _, Value>(
+                    "com.atproto.admin.deleteAccount",
+                    &(),
+                    &json!({ "did": alice.did }),
+                )
+                .await,
+        );
+        assert_eq!(
+            (status, error.as_str(), message.as_str()),
+            (401, "AuthenticationRequired", "Authentication Required")
+        );
+        let (status, _, _) = refusal(
+            client
+                .procedure::<_, _, Value>(
+                    "com.atproto.server.createInviteCode",
+                    &(),
+                    &json!({ "useCount": 1 }),
+                )
+                .await,
+        );
+        assert_eq!(status, 401);
+    }
+    // Nothing happened.
+    assert!(login(&pds, &alice.handle, PASSWORD).await.is_ok());
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn admin_without_a_configured_password_is_refused() {
+    let pds = Pds::start_with(|state| state.admin_password = None).await;
+    let alice = pds.create("alice").await;
+    let (status, _, _) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getAccountInfo",
+                &json!({ "did": alice.did }),
+            )
+            .await,
+    );
+    assert_eq!(status, 401);
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn account_info_and_updates() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["did"], alice.did.as_str());
+    assert_eq!(info["handle"], "alice.test");
+    assert_eq!(info["email"], "alice@example.com");
+    assert!(info["indexedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(info["invites"], json!([]));
+    assert_eq!(info["invitesDisabled"], false);
+    assert!(info.get("deactivatedAt").is_none());
+    assert!(info.get("emailConfirmedAt").is_none());
+
+    let (status, error, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getAccountInfo",
+                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (400, "NotFound", "Account not found")
+    );
+
+    let infos: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfos",
+            &json!({ "dids": [bob.did, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", alice.did] }),
+        )
+        .await
+        .unwrap();
+    let dids: Vec<&str> = infos["infos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|info| info["did"].as_str().unwrap())
+        .collect();
+    assert_eq!(dids, [bob.did.as_str(), alice.did.as_str()]);
+
+    // Email: by handle; taken addresses refused.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateAccountEmail",
+            &(),
+            &json!({ "account": "alice.test", "email": "Alice@New.Example" }),
+        )
+        .await
+        .unwrap();
+    assert!(login(&pds, "alice@new.example", PASSWORD).await.is_ok());
+    let (status, _, _) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateAccountEmail",
+                &(),
+                &json!({ "account": alice.did, "email": "bob@example.com" }),
+            )
+            .await,
+    );
+    assert_eq!(status, 400);
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateAccountEmail",
+                &(),
+                &json!({ "account": "nobody.test", "email": "x@example.com" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "Account does not exist: nobody.test")
+    );
+
+    // Password: the old one stops working and sessions are revoked.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateAccountPassword",
+            &(),
+            &json!({ "did": alice.did, "password": "new-password" }),
+        )
+        .await
+        .unwrap();
+    assert!(login(&pds, &alice.handle, "new-password").await.is_ok());
+    let (status, _, _) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    assert_eq!(status, 401);
+    let (status, error, _) = refusal(
+        pds.bearer(&alice.refresh_jwt)
+            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
+            .await,
+    );
+    assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateAccountPassword",
+                &(),
+                &json!({ "did": alice.did, "password": "x".repeat(257) }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "Invalid password length.")
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn admin_handle_change_updates_the_did_document() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateAccountHandle",
+            &(),
+            &json!({ "did": alice.did, "handle": "Alicia.test" }),
+        )
+        .await
+        .unwrap();
+    let data = pds.directory().data(&alice.did).await.unwrap();
+    assert_eq!(data["alsoKnownAs"], json!(["at://alicia.test"]));
+    let log = pds.directory().log(&alice.did).await.unwrap();
+    assert_eq!(log.len(), 2);
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["handle"], "alicia.test");
+    assert!(login(&pds, "alicia.test", PASSWORD).await.is_ok());
+    // The old handle is free.
+    let _: Value = pds
+        .client()
+        .procedure(
+            "com.atproto.server.createAccount",
+            &(),
+            &json!({ "handle": "alice.test", "email": "other@example.com", "password": PASSWORD }),
+        )
+        .await
+        .unwrap();
+
+    // Taken, invalid and too-short handles are refused, the document stays.
+    let refusals = [
+        ("bob.test", 400, "HandleNotAvailable"),
+        ("not a handle", 400, "InvalidRequest"),
+        ("ab.test", 400, "InvalidHandle"),
+        ("alice.example", 400, "InvalidHandle"),
+    ];
+    for (handle, want_status, want_error) in refusals {
+        let (status, error, _) = refusal(
+            admin(&pds)
+                .procedure::<_, _, Value>(
+                    "com.atproto.admin.updateAccountHandle",
+                    &(),
+                    &json!({ "did": alice.did, "handle": handle }),
+                )
+                .await,
+        );
+        assert_eq!(
+            (status, error.as_str()),
+            (want_status, want_error),
+            "{handle}"
+        );
+    }
+    assert_eq!(pds.directory().log(&alice.did).await.unwrap().len(), 2);
+    // A handle outside the service's domains must resolve to the DID.
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateAccountHandle",
+                &(),
+                &json!({ "did": alice.did, "handle": "nobody-resolves-this-h1.com" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "External handle did not resolve to DID")
+    );
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateAccountHandle",
+                &(),
+                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "handle": "zed.test" }),
+            )
+            .await,
+    );
+    assert_eq!((status, message.as_str()), (400, "Account not found"));
+    let _ = bob;
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn takedown_blocks_login_and_revokes_sessions() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let app: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure(
+            "com.atproto.server.createAppPassword",
+            &(),
+            &json!({ "name": "phone" }),
+        )
+        .await
+        .unwrap();
+    let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
+
+    let answer: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": subject, "takedown": { "applied": true, "ref": "case-1" } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["subject"], subject);
+    assert_eq!(
+        answer["takedown"],
+        json!({ "applied": true, "ref": "case-1" })
+    );
+
+    let status: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getSubjectStatus",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({
+            "subject": subject,
+            "takedown": { "applied": true, "ref": "case-1" },
+            "deactivated": { "applied": false },
+        })
+    );
+
+    // Login with the main password: the reference's takedown answer; with
+    // the app password: a plain wrong-password answer.
+    let (status, error, message) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (401, "AccountTakedown", "Account has been taken down")
+    );
+    let (status, error, _) =
+        refusal(login(&pds, &alice.handle, app["password"].as_str().unwrap()).await);
+    assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
+    // Sessions cannot be refreshed, and takedown-checked methods refuse.
+    let (status, error, _) = refusal(
+        pds.bearer(&alice.refresh_jwt)
+            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
+            .await,
+    );
+    assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
+    let (status, error, message) = refusal(
+        pds.bearer(&alice.access_jwt)
+            .procedure::<_, _, Value>(
+                "com.atproto.server.createAppPassword",
+                &(),
+                &json!({ "name": "another" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (401, "AccountTakedown", "Account has been taken down")
+    );
+
+    // Lifting the takedown lets the account in again.
+    let answer: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": subject, "takedown": { "applied": false } }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["takedown"], json!({ "applied": false }));
+    let session = login(&pds, &alice.handle, PASSWORD).await.unwrap();
+    assert_eq!(session["active"], true);
+    let status: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getSubjectStatus",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status["takedown"], json!({ "applied": false }));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn subject_status_deactivation_and_refusals() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": subject, "deactivated": { "applied": true } }),
+        )
+        .await
+        .unwrap();
+    let status: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getSubjectStatus",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status["deactivated"], json!({ "applied": true }));
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert!(info["deactivatedAt"].is_string());
+
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.updateSubjectStatus",
+                &(),
+                &json!({
+                    "subject": subject,
+                    "takedown": { "applied": true },
+                    "deactivated": { "applied": false },
+                }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (
+            400,
+            "Cannot activate and takedown an account at the same time"
+        )
+    );
+    let (status, error, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getSubjectStatus",
+                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (400, "NotFound", "Subject not found")
+    );
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>("com.atproto.admin.getSubjectStatus", &())
+            .await,
+    );
+    assert_eq!((status, message.as_str()), (400, "No provided subject"));
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getSubjectStatus",
+                &json!({ "blob": "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "Must provide a did to request blob state")
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn admin_deletes_an_account() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+    let done: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.deleteAccount",
+            &(),
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done, Value::Null);
+    let (status, error, _) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
+    let (status, error, _) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getAccountInfo",
+                &json!({ "did": alice.did }),
+            )
+            .await,
+    );
+    assert_eq!((status, error.as_str()), (400, "NotFound"));
+    assert!(login(&pds, &bob.handle, PASSWORD).await.is_ok());
+    pds.stop().await;
+}

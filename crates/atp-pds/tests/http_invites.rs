@@ -1,0 +1,356 @@
+//! Invite codes over HTTP: created by the admin, listed by accounts and by
+//! the admin, disabled, and required at account creation only when the
+//! service says so.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use atp_xrpc::client::XrpcClient;
+use base64::Engine as _;
+use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use serde_json::{json, Value};
+
+fn admin(pds: &Pds) -> XrpcClient {
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
+    pds.client().with_header(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+    )
+}
+
+async fn create_code(pds: &Pds, uses: u32, for_account: Option<&str>) -> String {
+    let mut input = json!({ "useCount": uses });
+    if let Some(account) = for_account {
+        input["forAccount"] = json!(account);
+    }
+    let answer: Value = admin(pds)
+        .procedure("com.atproto.server.createInviteCode", &(), &input)
+        .await
+        .unwrap();
+    answer["code"].as_str().unwrap().to_owned()
+}
+
+async fn create_account(
+    pds: &Pds,
+    name: &str,
+    invite: Option<&str>,
+) -> Result<Value, atp_xrpc::Error> {
+    let mut input = json!({
+        "handle": format!("{name}.test"),
+        "email": format!("{name}@example.com"),
+        "password": PASSWORD,
+    });
+    if let Some(code) = invite {
+        input["inviteCode"] = json!(code);
+    }
+    pds.client()
+        .procedure("com.atproto.server.createAccount", &(), &input)
+        .await
+}
+
+/// `<hostname with dashes>-xxxxx-xxxxx` in base32.
+fn assert_code_shape(code: &str) {
+    let rest = code.strip_prefix("localhost-").unwrap();
+    let groups: Vec<&str> = rest.split('-').collect();
+    assert_eq!(groups.len(), 2, "{code}");
+    for group in groups {
+        assert_eq!(group.len(), 5, "{code}");
+        assert!(group
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)));
+    }
+}
+
+#[tokio::test]
+async fn invites_required_by_the_service() {
+    let pds = Pds::start_with(|state| {
+        let config = state.storage.config().clone();
+        let mut config = config;
+        config.invite_required = true;
+        state.storage = atp_pds::Storage::open(config).unwrap();
+    })
+    .await;
+
+    let (status, error, message) = refusal(create_account(&pds, "alice", None).await);
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (400, "InvalidInviteCode", "No invite code provided")
+    );
+    let (status, error, message) =
+        refusal(create_account(&pds, "alice", Some("localhost-aaaaa-bbbbb")).await);
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (
+            400,
+            "InvalidInviteCode",
+            "Provided invite code not available"
+        )
+    );
+
+    let code = create_code(&pds, 2, None).await;
+    assert_code_shape(&code);
+    let alice = create_account(&pds, "alice", Some(&code)).await.unwrap();
+    create_account(&pds, "bob", Some(&code)).await.unwrap();
+    // Used up.
+    let (status, error, _) = refusal(create_account(&pds, "carol", Some(&code)).await);
+    assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
+
+    // The admin sees both uses; the account view shows who invited alice.
+    let listed: Value = admin(&pds)
+        .query("com.atproto.admin.getInviteCodes", &())
+        .await
+        .unwrap();
+    let codes = listed["codes"].as_array().unwrap();
+    assert_eq!(codes.len(), 1);
+    assert_eq!(codes[0]["code"], code.as_str());
+    assert_eq!(codes[0]["available"], 2);
+    assert_eq!(codes[0]["disabled"], false);
+    assert_eq!(codes[0]["forAccount"], "admin");
+    assert_eq!(codes[0]["createdBy"], "admin");
+    assert_eq!(codes[0]["uses"].as_array().unwrap().len(), 2);
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice["did"] }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["invitedBy"]["code"], code.as_str());
+
+    // A disabled code cannot be used.
+    let spare = create_code(&pds, 5, None).await;
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.disableInviteCodes",
+            &(),
+            &json!({ "codes": [spare] }),
+        )
+        .await
+        .unwrap();
+    let (status, error, _) = refusal(create_account(&pds, "carol", Some(&spare)).await);
+    assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn invites_are_optional_by_default() {
+    let pds = Pds::start().await;
+    create_account(&pds, "alice", None).await.unwrap();
+    let code = create_code(&pds, 1, None).await;
+    create_account(&pds, "bob", Some(&code)).await.unwrap();
+    let (status, error, _) = refusal(create_account(&pds, "carol", Some(&code)).await);
+    assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn account_invite_codes() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let carol = pds.create("carol").await;
+
+    let answer: Value = admin(&pds)
+        .procedure(
+            "com.atproto.server.createInviteCodes",
+            &(),
+            &json!({ "codeCount": 3, "useCount": 1, "forAccounts": [alice.did, carol.did] }),
+        )
+        .await
+        .unwrap();
+    let batches = answer["codes"].as_array().unwrap();
+    assert_eq!(batches.len(), 2);
+    assert_eq!(batches[0]["account"], alice.did.as_str());
+    assert_eq!(batches[1]["account"], carol.did.as_str());
+    let alice_codes: Vec<String> = batches[0]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(alice_codes.len(), 3);
+    alice_codes.iter().for_each(|code| assert_code_shape(code));
+
+    let mine = |include_used: bool| {
+        let client = pds.bearer(&alice.access_jwt);
+        let did = alice.did.clone();
+        async move {
+            let answer: Value = client
+                .query(
+                    "com.atproto.server.getAccountInviteCodes",
+                    &json!({ "includeUsed": include_used }),
+                )
+                .await
+                .unwrap();
+            let mut codes: Vec<String> = answer["codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    assert_eq!(c["forAccount"], did.as_str());
+                    c["code"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            codes.sort();
+            codes
+        }
+    };
+    let mut expected = alice_codes.clone();
+    expected.sort();
+    assert_eq!(mine(true).await, expected);
+
+    // One used: still listed with includeUsed, not without.
+    create_account(&pds, "bob", Some(&alice_codes[0]))
+        .await
+        .unwrap();
+    assert_eq!(mine(true).await.len(), 3);
+    assert_eq!(mine(false).await.len(), 2);
+
+    // All of alice's codes disabled: none listed; carol's are kept.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.disableInviteCodes",
+            &(),
+            &json!({ "accounts": [alice.did] }),
+        )
+        .await
+        .unwrap();
+    assert!(mine(true).await.is_empty());
+    let carols: Value = pds
+        .bearer(&carol.access_jwt)
+        .query("com.atproto.server.getAccountInviteCodes", &())
+        .await
+        .unwrap();
+    assert_eq!(carols["codes"].as_array().unwrap().len(), 3);
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .procedure::<_, _, Value>(
+                "com.atproto.admin.disableInviteCodes",
+                &(),
+                &json!({ "accounts": ["admin"] }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "cannot disable admin invite codes")
+    );
+
+    // Account invites switch, as the admin view shows it.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.disableAccountInvites",
+            &(),
+            &json!({ "account": alice.did }),
+        )
+        .await
+        .unwrap();
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["invitesDisabled"], true);
+    assert_eq!(info["invites"].as_array().unwrap().len(), 3);
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.enableAccountInvites",
+            &(),
+            &json!({ "account": alice.did }),
+        )
+        .await
+        .unwrap();
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(info["invitesDisabled"], false);
+
+    // Without auth: refused.
+    let (status, error, _) = refusal(
+        pds.client()
+            .query::<_, Value>("com.atproto.server.getAccountInviteCodes", &())
+            .await,
+    );
+    assert_eq!((status, error.as_str()), (401, "AuthMissing"));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn admin_invite_code_pages() {
+    let pds = Pds::start().await;
+    let answer: Value = admin(&pds)
+        .procedure(
+            "com.atproto.server.createInviteCodes",
+            &(),
+            &json!({ "codeCount": 7, "useCount": 3 }),
+        )
+        .await
+        .unwrap();
+    let mut all: Vec<String> = answer["codes"][0]["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    all.sort();
+    // Give one code more uses than the others.
+    create_account(&pds, "alice", Some(&all[3])).await.unwrap();
+    create_account(&pds, "bob", Some(&all[3])).await.unwrap();
+
+    for sort in ["recent", "usage"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = json!({ "sort": sort, "limit": 3 });
+            if let Some(cursor) = &cursor {
+                params["cursor"] = json!(cursor);
+            }
+            let page: Value = admin(&pds)
+                .query("com.atproto.admin.getInviteCodes", &params)
+                .await
+                .unwrap();
+            let codes = page["codes"].as_array().unwrap();
+            assert!(codes.len() <= 3);
+            if codes.is_empty() {
+                break;
+            }
+            seen.extend(codes.iter().map(|c| c["code"].as_str().unwrap().to_owned()));
+            cursor = page["cursor"].as_str().map(str::to_owned);
+        }
+        if sort == "usage" {
+            assert_eq!(seen[0], all[3]);
+        }
+        seen.sort();
+        assert_eq!(seen, all, "{sort}");
+    }
+
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getInviteCodes",
+                &json!({ "sort": "oldest" }),
+            )
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "unknown sort method: oldest")
+    );
+    let (status, _, message) = refusal(
+        admin(&pds)
+            .query::<_, Value>(
+                "com.atproto.admin.getInviteCodes",
+                &json!({ "cursor": "nonsense" }),
+            )
+            .await,
+    );
+    assert_eq!((status, message.as_str()), (400, "Malformed cursor"));
+    pds.stop().await;
+}
