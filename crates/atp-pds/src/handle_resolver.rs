@@ -381,14 +381,13 @@ where
 }
 
 /// The DID named by a set of TXT values: exactly one must start with
-/// `did=`, and what follows must be a valid DID.
+/// `did=`, and what follows (as is, untrimmed) must be a valid DID.
 pub fn did_from_txt_values(values: &[String]) -> Option<String> {
     let mut found = values.iter().filter_map(|v| v.strip_prefix(DNS_PREFIX));
     let did = found.next()?;
     if found.next().is_some() {
         return None;
     }
-    let did = did.trim();
     atp_syntax::Did::new(did).ok().map(|_| did.to_owned())
 }
 
@@ -468,6 +467,7 @@ mod tests {
         ];
         assert_eq!(did_from_txt_values(&two), None);
         assert_eq!(did_from_txt_values(&["did=not a did".to_owned()]), None);
+        assert_eq!(did_from_txt_values(&[format!("did= {did}")]), None);
         assert_eq!(did_from_txt_values(&[did.to_owned()]), None);
         assert_eq!(did_from_txt_values(&[]), None);
     }
