@@ -17,7 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use atp_crypto::{Cid, SigningKey};
+use atp_crypto::{Cid, Ipld, SigningKey};
 use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -84,7 +84,61 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX blob_temp_key ON blob(temp_key);
     ",
     },
+    Migration {
+        version: 3,
+        description: "record backlinks (follow, block, like and repost subjects)",
+        sql: "
+        CREATE TABLE backlink (
+            uri TEXT NOT NULL,
+            path TEXT NOT NULL,
+            link_to TEXT NOT NULL,
+            PRIMARY KEY (uri, path)
+        );
+        CREATE INDEX backlink_link_to ON backlink(path, link_to);
+    ",
+    },
 ];
+
+/// One link from a record to what it is about, indexed so that a second
+/// follow, block, like or repost of the same subject can be found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backlink {
+    /// The field holding the link: `subject` or `subject.uri`.
+    pub path: String,
+    /// The DID or AT-URI linked to.
+    pub link_to: String,
+}
+
+/// The backlinks the reference PDS tracks in `record`: the `subject` DID
+/// of a follow or block, the `subject.uri` of a like or repost.
+pub fn record_backlinks(record: &Ipld) -> Vec<Backlink> {
+    let Ipld::Map(map) = record else {
+        return Vec::new();
+    };
+    let Some(Ipld::String(kind)) = map.get("$type") else {
+        return Vec::new();
+    };
+    match kind.as_str() {
+        "app.bsky.graph.follow" | "app.bsky.graph.block" => match map.get("subject") {
+            Some(Ipld::String(subject)) if atp_syntax::Did::is_valid(subject) => vec![Backlink {
+                path: "subject".to_owned(),
+                link_to: subject.clone(),
+            }],
+            _ => Vec::new(),
+        },
+        "app.bsky.feed.like" | "app.bsky.feed.repost" => match map.get("subject") {
+            Some(Ipld::Map(subject)) => match subject.get("uri") {
+                Some(Ipld::String(uri)) if atp_syntax::AtUri::is_valid(uri) => vec![Backlink {
+                    path: "subject.uri".to_owned(),
+                    link_to: uri.clone(),
+                }],
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
 
 /// The directory of `did`'s store under `actors_root`.
 pub fn actor_dir(actors_root: &Path, did: &str) -> PathBuf {
@@ -248,7 +302,36 @@ impl ActorTransaction<'_> {
             .execute("DELETE FROM record WHERE uri = ?1", [&uri])?;
         self.tx
             .execute("DELETE FROM record_blob WHERE record_uri = ?1", [&uri])?;
+        self.tx
+            .execute("DELETE FROM backlink WHERE uri = ?1", [&uri])?;
         Ok(())
+    }
+
+    /// Replaces the backlinks of the record at `path` with those of
+    /// `record`.
+    pub fn set_record_backlinks(&self, path: &str, record: &Ipld) -> Result<()> {
+        let uri = format!("at://{}/{path}", self.did);
+        self.tx
+            .execute("DELETE FROM backlink WHERE uri = ?1", [&uri])?;
+        for link in record_backlinks(record) {
+            self.tx.execute(
+                "INSERT OR IGNORE INTO backlink (uri, path, link_to) VALUES (?1, ?2, ?3)",
+                params![uri, link.path, link.link_to],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the backlinks of the record whose block is `bytes`, if it
+    /// can be one that has any.
+    fn index_backlinks(&self, path: &str, bytes: Option<&[u8]>) -> Result<()> {
+        let Some(bytes) = bytes else {
+            return self.set_record_backlinks(path, &Ipld::Null);
+        };
+        match atp_crypto::dagcbor::decode_ipld(bytes) {
+            Ok(record) => self.set_record_backlinks(path, &record),
+            Err(_) => self.set_record_backlinks(path, &Ipld::Null),
+        }
     }
 
     /// Replaces the blobs the record at `path` references.
@@ -278,6 +361,7 @@ impl ActorTransaction<'_> {
         blobs: &BTreeMap<String, Vec<Cid>>,
     ) -> Result<()> {
         self.tx.execute("DELETE FROM record_blob", [])?;
+        self.tx.execute("DELETE FROM backlink", [])?;
         self.tx.execute("DELETE FROM record", [])?;
         self.tx.execute("DELETE FROM repo_block", [])?;
         self.put_blocks(blocks, rev)?;
@@ -286,6 +370,7 @@ impl ActorTransaction<'_> {
             if let Some(refs) = blobs.get(path) {
                 self.set_record_blobs(path, refs)?;
             }
+            self.index_backlinks(path, blocks.get(cid).map(Vec::as_slice))?;
         }
         self.set_root(commit_cid, rev)
     }
@@ -321,6 +406,15 @@ impl ActorTransaction<'_> {
                     self.index_record(&op.path, cid, &commit.rev)?;
                     let refs = blobs.get(&op.path).map(Vec::as_slice).unwrap_or(&[]);
                     self.set_record_blobs(&op.path, refs)?;
+                    let stored;
+                    let bytes = match commit.blocks.get(cid) {
+                        Some(bytes) => Some(bytes.as_slice()),
+                        None => {
+                            stored = crate::block_store::get_block(self.tx, cid)?;
+                            stored.as_deref()
+                        }
+                    };
+                    self.index_backlinks(&op.path, bytes)?;
                 }
             }
         }
@@ -504,6 +598,30 @@ impl ActorStore {
                 out.push((entry, bytes));
             }
             Ok(out)
+        })
+    }
+
+    /// The record keys of `collection` whose backlink at `path` points to
+    /// `link_to` (an earlier follow, block, like or repost of the same
+    /// subject).
+    pub fn backlink_conflicts(
+        &self,
+        collection: &str,
+        path: &str,
+        link_to: &str,
+    ) -> Result<Vec<String>> {
+        self.db.read(|tx| {
+            let mut stmt = tx.prepare(
+                "SELECT record.rkey FROM record
+                 JOIN backlink ON backlink.uri = record.uri
+                 WHERE backlink.path = ?1 AND backlink.link_to = ?2
+                   AND record.collection = ?3
+                 ORDER BY record.rkey",
+            )?;
+            let rows = stmt
+                .query_map(params![path, link_to, collection], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(rows)
         })
     }
 

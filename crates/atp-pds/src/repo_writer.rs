@@ -519,6 +519,43 @@ impl LockedRepo {
             .map_err(to_xrpc)
     }
 
+    /// Deletes of the records that `write` (a create) would duplicate:
+    /// earlier records of its collection with the same backlink (a second
+    /// follow or block of one account, like or repost of one record), as
+    /// the reference removes them in the same commit.
+    pub async fn backlink_conflicts(
+        &self,
+        write: &PreparedWrite,
+    ) -> Result<Vec<PreparedWrite>, XrpcError> {
+        let Some(record) = &write.record else {
+            return Ok(Vec::new());
+        };
+        let links = crate::actor_store::record_backlinks(record);
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let store = Arc::clone(&self.store);
+        let collection = write.collection.clone();
+        let rkeys = crate::db::run_blocking(move || {
+            let mut rkeys: Vec<String> = Vec::new();
+            for link in &links {
+                for rkey in store.backlink_conflicts(&collection, &link.path, &link.link_to)? {
+                    if !rkeys.contains(&rkey) {
+                        rkeys.push(rkey);
+                    }
+                }
+            }
+            Ok(rkeys)
+        })
+        .await
+        .map_err(to_xrpc)?;
+        rkeys
+            .iter()
+            .filter(|rkey| **rkey != write.rkey)
+            .map(|rkey| prepare_delete(&self.did, &write.collection, rkey))
+            .collect()
+    }
+
     /// Applies `writes` in one commit on the current head (which must be
     /// `swap_commit` when given), stores it, sequences it and runs the blob
     /// hooks. Returns the stored commit.

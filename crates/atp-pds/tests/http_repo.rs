@@ -1114,3 +1114,130 @@ async fn import_size_limit() {
     assert_eq!(status, 413);
     pds.stop().await;
 }
+
+/// A second follow of the same account (or like of the same post) replaces
+/// the first in the same commit, as the reference does; with validation
+/// off both stay.
+#[tokio::test]
+async fn duplicate_follows_and_likes_are_replaced() {
+    let (pds, state) = start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+    const FOLLOW: &str = "app.bsky.graph.follow";
+    const LIKE: &str = "app.bsky.feed.like";
+    let follow =
+        json!({"$type": FOLLOW, "subject": bob.did, "createdAt": "2024-01-01T00:00:00.000Z"});
+    let first = create(
+        &pds,
+        &alice,
+        json!({"collection": FOLLOW, "record": follow}),
+    )
+    .await
+    .unwrap();
+    let before = store(&state, &alice.did).root().unwrap().unwrap();
+    let second = create(
+        &pds,
+        &alice,
+        json!({"collection": FOLLOW, "record": follow}),
+    )
+    .await
+    .unwrap();
+    let rkey_of = |answer: &Value| {
+        answer["uri"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (status, name, _) = refusal(
+        get(
+            &pds,
+            json!({"repo": alice.did, "collection": FOLLOW, "rkey": rkey_of(&first)}),
+        )
+        .await,
+    );
+    assert_eq!((status, name.as_str()), (400, "RecordNotFound"));
+    let listed = list(&pds, json!({"repo": alice.did, "collection": FOLLOW})).await;
+    assert_eq!(listed["records"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["records"][0]["uri"], second["uri"]);
+    // Both changes are one commit on the previous head.
+    let after = store(&state, &alice.did).root().unwrap().unwrap();
+    let blocks = store(&state, &alice.did).block_store();
+    let diff = atp_repo_mst::diff::mst_diff(
+        &blocks,
+        Some(
+            Repo::load(&blocks, before.cid)
+                .unwrap()
+                .head()
+                .unwrap()
+                .1
+                .data,
+        ),
+        Repo::load(&blocks, after.cid)
+            .unwrap()
+            .head()
+            .unwrap()
+            .1
+            .data,
+    )
+    .unwrap();
+    assert_eq!(diff.record_ops.len(), 2);
+
+    // validate=false keeps duplicates.
+    create(
+        &pds,
+        &alice,
+        json!({"collection": FOLLOW, "validate": false, "record": follow}),
+    )
+    .await
+    .unwrap();
+    let listed = list(&pds, json!({"repo": alice.did, "collection": FOLLOW})).await;
+    assert_eq!(listed["records"].as_array().unwrap().len(), 2);
+
+    // Likes of one post; a like of another post stays.
+    let post_a = create(&pds, &bob, json!({"collection": POST, "record": post("a")}))
+        .await
+        .unwrap();
+    let post_b = create(&pds, &bob, json!({"collection": POST, "record": post("b")}))
+        .await
+        .unwrap();
+    let like = |subject: &Value| {
+        json!({"$type": LIKE, "subject": {"uri": subject["uri"], "cid": subject["cid"]},
+               "createdAt": "2024-01-01T00:00:00.000Z"})
+    };
+    for subject in [&post_a, &post_b, &post_a] {
+        create(
+            &pds,
+            &alice,
+            json!({"collection": LIKE, "record": like(subject)}),
+        )
+        .await
+        .unwrap();
+    }
+    let listed = list(&pds, json!({"repo": alice.did, "collection": LIKE})).await;
+    let subjects: Vec<&Value> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["value"]["subject"]["uri"])
+        .collect();
+    assert_eq!(subjects.len(), 2);
+    assert!(subjects.contains(&&post_a["uri"]));
+    assert!(subjects.contains(&&post_b["uri"]));
+
+    // Backlinks of imported records count too.
+    let snapshot = export(&state, &alice.did);
+    import(&pds, &alice, snapshot).await.unwrap();
+    create(
+        &pds,
+        &alice,
+        json!({"collection": LIKE, "record": like(&post_b)}),
+    )
+    .await
+    .unwrap();
+    let listed = list(&pds, json!({"repo": alice.did, "collection": LIKE})).await;
+    assert_eq!(listed["records"].as_array().unwrap().len(), 2);
+    pds.stop().await;
+}

@@ -143,7 +143,13 @@ async fn create_record(
         input.validate,
     )?;
     let repo = lock_repo(&state, &account.did).await?;
-    let commit = repo.apply(&state, vec![write.clone()], swap_commit).await?;
+    let mut writes = if input.validate == Some(false) {
+        Vec::new()
+    } else {
+        repo.backlink_conflicts(&write).await?
+    };
+    writes.push(write.clone());
+    let commit = repo.apply(&state, writes, swap_commit).await?;
     XrpcResponse::json(&write_json(&write, Some(&commit)))
 }
 
