@@ -228,7 +228,7 @@ impl Sequencer {
     /// Opens (creating if needed) the log at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let db = Database::open(path, MIGRATIONS)?;
-        let latest = db.read(|tx| last_assigned_seq(tx))?;
+        let latest = db.read(last_assigned_seq)?;
         let (sender, _) = watch::channel(latest);
         Ok(Sequencer {
             inner: Arc::new(Inner {
@@ -425,7 +425,7 @@ impl Sequencer {
 
     /// The highest sequence number pruned so far (0 if none).
     pub fn pruned_through(&self) -> Result<i64> {
-        self.inner.db.read(|tx| pruned_through(tx))
+        self.inner.db.read(pruned_through)
     }
 
     /// Where a subscriber asking for `cursor` starts (see [`CursorStart`]).
