@@ -360,3 +360,86 @@ async fn slow_consumer_is_cut_off() {
     assert_eq!(error.error, CONSUMER_TOO_SLOW);
     node.pds.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_through_xrpc_reach_the_reference_consumer() {
+    let node = Node::start().await;
+    let alice = node.pds.create("alice").await;
+    let client = node.pds.bearer(&alice.access_jwt);
+    let record =
+        |text: &str| json!({"$type": POSTS, "text": text, "createdAt": "2024-01-01T00:00:00.000Z"});
+    let created: Value = client
+        .procedure(
+            "com.atproto.repo.createRecord",
+            &(),
+            &json!({"repo": alice.did, "collection": POSTS, "rkey": "3jzfcijpj2z2a", "record": record("one")}),
+        )
+        .await
+        .unwrap();
+    let _: Value = client
+        .procedure(
+            "com.atproto.repo.putRecord",
+            &(),
+            &json!({"repo": alice.did, "collection": POSTS, "rkey": "3jzfcijpj2z2a", "record": record("two")}),
+        )
+        .await
+        .unwrap();
+    let _: Value = client
+        .procedure(
+            "com.atproto.repo.applyWrites",
+            &(),
+            &json!({"repo": alice.did, "writes": [
+                {"$type": "com.atproto.repo.applyWrites#create", "collection": POSTS, "rkey": "3jzfcijpj2z2b", "value": record("three")},
+                {"$type": "com.atproto.repo.applyWrites#create", "collection": POSTS, "rkey": "3jzfcijpj2z2c", "value": record("four")},
+            ]}),
+        )
+        .await
+        .unwrap();
+    let _: Value = client
+        .procedure(
+            "com.atproto.repo.deleteRecord",
+            &(),
+            &json!({"repo": alice.did, "collection": POSTS, "rkey": "3jzfcijpj2z2b"}),
+        )
+        .await
+        .unwrap();
+    let last = node
+        .sequencer
+        .sequence_identity(&alice.did, Some(&alice.handle))
+        .unwrap();
+
+    let expected = expected_after(&node.sequencer, 0);
+    let ops: Vec<(&str, &str)> = expected
+        .iter()
+        .filter(|e| e["event"] != "identity" && e["event"] != "account" && e["event"] != "sync")
+        .map(|e| (e["event"].as_str().unwrap(), e["path"].as_str().unwrap()))
+        .collect();
+    let path = |rkey: &str| format!("{POSTS}/{rkey}");
+    let (a, b, c) = (
+        path("3jzfcijpj2z2a"),
+        path("3jzfcijpj2z2b"),
+        path("3jzfcijpj2z2c"),
+    );
+    assert_eq!(
+        ops,
+        vec![
+            ("create", a.as_str()),
+            ("update", a.as_str()),
+            ("create", b.as_str()),
+            ("create", c.as_str()),
+            ("delete", b.as_str()),
+        ]
+    );
+    assert!(expected.iter().any(|e| e["cid"] == created["cid"]));
+
+    let seen = consume(&node, Some(0), last).await;
+    assert_eq!(
+        seen["errors"],
+        json!([]),
+        "consumer reported errors: {seen}"
+    );
+    assert_eq!(seen["timedOut"], json!(false));
+    assert_eq!(seen["events"], Value::Array(expected));
+    atp_test_vectors::report("firehose-consume.mjs (XRPC record writes)", 1);
+    node.pds.stop().await;
+}
