@@ -20,9 +20,11 @@
 //! [`HandleResolver::new`]`(true)` lifts this for development.
 //!
 //! For development and tests, [`HandleResolver::with_nameserver`] sends all
-//! DNS queries to one server (for example a test server on loopback) and
+//! DNS queries to one server (for example a test server on loopback),
 //! [`HandleResolver::with_plain_http_port`] fetches the well-known path
-//! over plain HTTP on another port.
+//! over plain HTTP on another port, and [`HandleResolver::with_https_port`]
+//! with [`HandleResolver::with_root_certificates`] keep HTTPS but on
+//! another port and under a private certificate authority.
 //!
 //! ```
 //! use std::net::IpAddr;
@@ -52,6 +54,7 @@ use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{HOST, USER_AGENT};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -79,6 +82,8 @@ pub struct HandleResolver {
     timeout: Duration,
     nameserver: Option<SocketAddr>,
     plain_http_port: Option<u16>,
+    https_port: u16,
+    tls_roots: Option<Arc<[CertificateDer<'static>]>>,
     dns: Arc<OnceLock<TokioResolver>>,
     tls: Arc<OnceLock<tokio_rustls::TlsConnector>>,
 }
@@ -90,6 +95,8 @@ impl fmt::Debug for HandleResolver {
             .field("timeout", &self.timeout)
             .field("nameserver", &self.nameserver)
             .field("plain_http_port", &self.plain_http_port)
+            .field("https_port", &self.https_port)
+            .field("private_tls_roots", &self.tls_roots.is_some())
             .finish()
     }
 }
@@ -110,6 +117,8 @@ impl HandleResolver {
             timeout: DEFAULT_TIMEOUT,
             nameserver: None,
             plain_http_port: None,
+            https_port: 443,
+            tls_roots: None,
             dns: Arc::new(OnceLock::new()),
             tls: Arc::new(OnceLock::new()),
         }
@@ -135,6 +144,26 @@ impl HandleResolver {
     /// only, never in production.
     pub fn with_plain_http_port(mut self, port: u16) -> Self {
         self.plain_http_port = Some(port);
+        self
+    }
+
+    /// The same resolver fetching the well-known path over HTTPS on `port`
+    /// instead of 443 (for tests).
+    pub fn with_https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
+    }
+
+    /// The same resolver trusting exactly these root certificates (DER)
+    /// for HTTPS instead of the bundled Mozilla set: for a private
+    /// certificate authority, or tests.
+    pub fn with_root_certificates(mut self, der_roots: &[&[u8]]) -> Self {
+        let roots: Vec<CertificateDer<'static>> = der_roots
+            .iter()
+            .map(|der| CertificateDer::from(der.to_vec()))
+            .collect();
+        self.tls_roots = Some(roots.into());
+        self.tls = Arc::new(OnceLock::new());
         self
     }
 
@@ -227,7 +256,7 @@ impl HandleResolver {
 
     async fn fetch_well_known(&self, handle: &str) -> Result<Option<String>> {
         let addresses = self.checked_addresses(handle).await?;
-        let port = self.plain_http_port.unwrap_or(443);
+        let port = self.plain_http_port.unwrap_or(self.https_port);
         let mut last_error = None;
         let mut stream = None;
         for ip in addresses {
@@ -248,7 +277,7 @@ impl HandleResolver {
         let body = match self.plain_http_port {
             Some(port) => get_well_known(stream, &format!("{handle}:{port}")).await?,
             None => {
-                let server_name = rustls::pki_types::ServerName::try_from(handle.to_owned())
+                let server_name = ServerName::try_from(handle.to_owned())
                     .map_err(|_| Error::InvalidInput(format!("{handle} is not a host name")))?;
                 let tls = self
                     .tls_connector()?
@@ -323,8 +352,20 @@ impl HandleResolver {
         if let Some(connector) = self.tls.get() {
             return Ok(connector);
         }
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots = match &self.tls_roots {
+            Some(ders) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for der in ders.iter() {
+                    roots.add(der.clone()).map_err(|e| {
+                        Error::InvalidInput(format!("unusable root certificate: {e}"))
+                    })?;
+                }
+                roots
+            }
+            None => {
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
+            }
+        };
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))

@@ -241,3 +241,96 @@ async fn invalid_handles_are_refused() {
     assert!(resolver.resolve("not a handle").await.is_err());
     assert!(resolver.resolve("nodot").await.is_err());
 }
+
+/// Test TLS material (see tests/fixtures/tls/README.md).
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tls")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// An HTTPS server on 127.0.0.1 with the certificate for `tls.example.org`,
+/// answering every request with `body`; returns its port.
+async fn https_server(body: &'static str) -> (u16, tokio::task::JoinHandle<()>) {
+    use std::sync::Arc;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![rustls::pki_types::CertificateDer::from(fixture("leaf.der"))],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(fixture("leaf.key.der").into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test]
+async fn well_known_over_https_checks_the_certificate() {
+    let dns = FakeDns::start().await;
+    dns.a("tls.example.org", Ipv4Addr::LOCALHOST);
+    dns.a("other.example.org", Ipv4Addr::LOCALHOST);
+    let (port, server) = https_server(ALICE).await;
+    let ca = fixture("ca.der");
+    let resolver = HandleResolver::new(true)
+        .with_nameserver(dns.addr())
+        .with_https_port(port)
+        .with_root_certificates(&[&ca]);
+    assert_eq!(
+        resolver
+            .resolve_http("tls.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
+    assert_eq!(
+        resolver
+            .resolve("tls.example.org")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ALICE)
+    );
+
+    // The certificate names another host.
+    let err = resolver
+        .resolve_http("other.example.org")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+    // The bundled roots do not know the test authority.
+    let bundled = HandleResolver::new(true)
+        .with_nameserver(dns.addr())
+        .with_https_port(port);
+    let err = bundled.resolve_http("tls.example.org").await.unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+    assert_eq!(bundled.resolve("tls.example.org").await.unwrap(), None);
+    server.abort();
+}
