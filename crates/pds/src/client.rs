@@ -113,18 +113,35 @@ impl Connection {
         if actor.starts_with("did:") {
             return Ok(actor.to_owned());
         }
-        let handle = actor.trim_start_matches('@');
-        let answer: Value = self
+        self.lookup_handle(actor).await?.ok_or_else(|| {
+            Error::Usage(format!(
+                "the server cannot resolve the handle {actor:?} (the handle of a taken-down or deactivated account does not resolve: pass its DID)"
+            ))
+        })
+    }
+
+    /// The DID the server resolves `handle` to; `None` when it answers
+    /// `HandleNotFound`.
+    pub async fn lookup_handle(&self, handle: &str) -> Result<Option<String>, Error> {
+        let handle = handle.trim_start_matches('@');
+        let answer: Value = match self
             .anonymous()?
             .query(
                 "com.atproto.identity.resolveHandle",
                 &json!({ "handle": handle }),
             )
-            .await?;
+            .await
+        {
+            Ok(answer) => answer,
+            Err(atp_xrpc::Error::Xrpc { error, .. }) if error == "HandleNotFound" => {
+                return Ok(None)
+            }
+            Err(err) => return Err(err.into()),
+        };
         answer
             .get("did")
             .and_then(Value::as_str)
-            .map(str::to_owned)
+            .map(|did| Some(did.to_owned()))
             .ok_or_else(|| Error::Answer(format!("resolveHandle gave no DID: {answer}")))
     }
 

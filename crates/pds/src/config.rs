@@ -47,6 +47,7 @@ pub const SUPPORTED_VARIABLES: &[&str] = &[
     "PDS_BLOBSTORE_S3_ACCESS_KEY_ID",
     "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
     "PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS",
+    "PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS",
     "PDS_DID_PLC_URL",
     "PDS_RECOVERY_DID_KEY",
     "PDS_SERVICE_HANDLE_DOMAINS",
@@ -95,7 +96,6 @@ pub const IGNORED_REFERENCE_VARIABLES: &[&str] = &[
     "PDS_DID_CACHE_DB_LOCATION",
     "PDS_ACTOR_STORE_DIRECTORY",
     "PDS_ACTOR_STORE_CACHE_SIZE",
-    "PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS",
     "PDS_DID_CACHE_STALE_TTL",
     "PDS_DID_CACHE_MAX_TTL",
     "PDS_ID_RESOLVER_TIMEOUT",
@@ -221,6 +221,9 @@ pub struct S3Settings {
     /// Upload timeout in milliseconds (`PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS`,
     /// default 20000).
     pub upload_timeout_ms: u64,
+    /// Timeout of other requests in milliseconds
+    /// (`PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS`; default: the store's).
+    pub request_timeout_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -235,6 +238,7 @@ impl std::fmt::Debug for S3Settings {
                 &self.credentials.as_ref().map(|(id, _)| (id, "<secret>")),
             )
             .field("upload_timeout_ms", &self.upload_timeout_ms)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .finish()
     }
 }
@@ -531,6 +535,16 @@ impl Settings {
             .unwrap_or_else(|| PathBuf::from("pds-data"));
 
         let blobstore = read_blobstore(&mut r, &data_dir);
+        if let BlobstoreSettings::Disk {
+            location,
+            tmp_location: Some(_),
+        } = &blobstore
+        {
+            warnings.push(format!(
+                "PDS_BLOBSTORE_DISK_TMP_LOCATION is ignored: uploads not yet referenced are kept in {}/tmp",
+                location.display()
+            ));
+        }
 
         let plc = match r.http_url("PDS_DID_PLC_URL") {
             Some(url) => PlcSettings::Url(url),
@@ -778,6 +792,10 @@ fn read_blobstore(r: &mut Reader<'_>, data_dir: &Path) -> BlobstoreSettings {
         "PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS",
         "a number of milliseconds",
     );
+    let request_timeout_ms = r.number::<u64>(
+        "PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS",
+        "a number of milliseconds",
+    );
     let default_disk = || BlobstoreSettings::Disk {
         location: data_dir.join("blocks"),
         tmp_location: None,
@@ -815,6 +833,7 @@ fn read_blobstore(r: &mut Reader<'_>, data_dir: &Path) -> BlobstoreSettings {
                 upload_timeout_ms: upload_timeout_ms
                     .filter(|ms| *ms > 0)
                     .unwrap_or(DEFAULT_S3_UPLOAD_TIMEOUT_MS),
+                request_timeout_ms: request_timeout_ms.filter(|ms| *ms > 0),
             })
         }
         (None, None) => {
@@ -1091,6 +1110,7 @@ mod tests {
         assert!(s3.force_path_style);
         assert_eq!(s3.credentials, Some(("AKIA".into(), "secret-key".into())));
         assert_eq!(s3.upload_timeout_ms, 5000);
+        assert_eq!(s3.request_timeout_ms, None);
         assert!(!format!("{s3:?}").contains("secret-key"));
     }
 

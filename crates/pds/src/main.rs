@@ -3,6 +3,8 @@
 //! a running server (`pds account`, `pds invite`, `pds repo`, `pds post`,
 //! `pds accounts import`).
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 mod cli;
 mod client;
 mod commands;

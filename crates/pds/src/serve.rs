@@ -7,7 +7,7 @@ use std::time::Duration;
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
-use atp_pds::blob_store::{BlobStore, DiskBlobStore};
+use atp_pds::blob_store::{BlobStore, DiskBlobStore, S3BlobStore, S3Config};
 use atp_pds::handle_resolver::HandleResolver;
 use atp_pds::http::{router, PdsState, ServiceInfo};
 use atp_pds::mailer::{LogMailer, Mailer};
@@ -133,20 +133,38 @@ fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, Error> {
             tracing::info!(location = %location.display(), "blobs on disk");
             Ok(Arc::new(DiskBlobStore::new(location.clone())))
         }
-        BlobstoreSettings::S3(s3) => Err(Error::Config(format!(
-            "PDS_BLOBSTORE_S3_BUCKET={}: this build has no S3 blob store yet; use PDS_BLOBSTORE_DISK_LOCATION",
-            s3.bucket
-        ))),
+        BlobstoreSettings::S3(s3) => {
+            let mut config = S3Config::new(s3.bucket.clone());
+            if let Some(region) = &s3.region {
+                config.region = region.clone();
+            }
+            config.endpoint = s3.endpoint.clone();
+            config.force_path_style = s3.force_path_style;
+            if let Some((id, secret)) = &s3.credentials {
+                config.access_key_id = Some(id.clone());
+                config.secret_access_key = Some(secret.clone());
+            }
+            config.upload_timeout = Duration::from_millis(s3.upload_timeout_ms);
+            config.request_timeout = match s3.request_timeout_ms {
+                Some(ms) => Duration::from_millis(ms),
+                None => config.upload_timeout.min(config.request_timeout),
+            };
+            tracing::info!(bucket = %s3.bucket, endpoint = ?s3.endpoint, "blobs in S3");
+            Ok(Arc::new(S3BlobStore::new(&config)?))
+        }
     }
 }
 
 /// The mailer the settings name: SMTP when configured, else the log.
 fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Error> {
     match &settings.email {
-        Some(email) => Err(Error::Config(format!(
-            "PDS_EMAIL_SMTP_URL is set (from {}): this build cannot send mail over SMTP yet",
-            email.from_address
-        ))),
+        Some(email) => {
+            tracing::warn!(
+                from = %email.from_address,
+                "PDS_EMAIL_SMTP_URL is set but this build cannot send mail over SMTP yet: emails are written to the log"
+            );
+            Ok(Arc::new(LogMailer))
+        }
         None => {
             tracing::info!("no PDS_EMAIL_SMTP_URL: emails are written to the log, not sent");
             Ok(Arc::new(LogMailer))

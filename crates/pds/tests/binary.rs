@@ -3,6 +3,8 @@
 //! development defaults, and the operator commands against the running
 //! server.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -312,11 +312,7 @@ async fn import_row(
     if row.handle.is_empty() {
         return Err(Error::Usage("empty handle".to_owned()));
     }
-    let existing = match conn.resolve_actor(handle).await {
-        Ok(did) => Some(did),
-        Err(Error::Xrpc(atp_xrpc::Error::Xrpc { status, .. })) if status.is_client_error() => None,
-        Err(err) => return Err(err),
-    };
+    let existing = conn.lookup_handle(handle).await?;
     let password = random_password(24);
     let session = match (existing, prior) {
         (Some(_), None) => {

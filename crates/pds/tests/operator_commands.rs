@@ -1,0 +1,525 @@
+//! The operator commands against a running `pds serve` whose blobs are in
+//! S3 (a moto server on loopback) and which requires invite codes: the
+//! bulk account import (profiles with avatars, first posts, app passwords,
+//! failures per row, idempotent reruns, resuming an interrupted row) and
+//! the admin commands (list, info, invites, takedown, password reset,
+//! deletion).
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use atp_pds::blob_store::{S3BlobStore, S3Config};
+use atp_xrpc::client::XrpcClient;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+const PDS: &str = env!("CARGO_BIN_EXE_pds");
+const ADMIN_PASSWORD: &str = "operator-test-admin";
+const BUCKET: &str = "pds-blobs";
+
+/// A 1x1 PNG.
+const PNG_BASE64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_moto() -> (Running, String) {
+    let port = free_port();
+    let child = Command::new(atp_test_vectors::python())
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(&addr).await.is_err() {
+        assert!(Instant::now() < deadline, "moto did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("http://{addr}");
+    let mut config = S3Config::new(BUCKET);
+    config.endpoint = Some(url.clone());
+    config.force_path_style = true;
+    config.access_key_id = Some("test-key".to_owned());
+    config.secret_access_key = Some("test-secret".to_owned());
+    S3BlobStore::new(&config)
+        .unwrap()
+        .create_bucket()
+        .await
+        .unwrap();
+    (running, url)
+}
+
+/// Starts `pds serve` with `vars` and waits for `describeServer`.
+async fn start_pds(dir: &Path, port: u16, vars: &[(&str, String)]) -> (Running, String) {
+    let log = dir.join("pds.log");
+    let out = File::create(&log).unwrap();
+    let child = Command::new(PDS)
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let url = format!("http://localhost:{port}");
+    let client = XrpcClient::new(&url)
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            panic!(
+                "pds serve exited with {status}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        let answer: Result<Value, _> = client.query("com.atproto.server.describeServer", &()).await;
+        if answer.is_ok() {
+            return (running, url);
+        }
+        assert!(Instant::now() < deadline, "pds serve did not answer");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `pds --pds-url URL <args>` with the admin password in the
+/// environment.
+async fn pds(dir: &Path, url: &str, args: &[&str]) -> Output {
+    let dir = dir.to_path_buf();
+    let mut all = vec!["--pds-url".to_owned(), url.to_owned()];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        Command::new(PDS)
+            .args(&all)
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// The value after `label` on a line of `text`.
+fn field_of(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+}
+
+/// The last output row of each handle.
+fn output_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn last_row(rows: &[Vec<String>], handle: &str) -> Vec<String> {
+    rows.iter()
+        .rev()
+        .find(|r| r[0] == handle)
+        .cloned()
+        .unwrap_or_else(|| panic!("no output row for {handle}: {rows:?}"))
+}
+
+async fn login(url: &str, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
+    XrpcClient::new(url)
+        .unwrap()
+        .procedure(
+            "com.atproto.server.createSession",
+            &(),
+            &json!({ "identifier": identifier, "password": password }),
+        )
+        .await
+}
+
+async fn posts_of(url: &str, did: &str) -> Vec<Value> {
+    let answer: Value = XrpcClient::new(url)
+        .unwrap()
+        .query(
+            "com.atproto.repo.listRecords",
+            &json!({ "repo": did, "collection": "app.bsky.feed.post" }),
+        )
+        .await
+        .unwrap();
+    answer["records"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_moto, s3_url) = start_moto().await;
+    let port = free_port();
+    let data = dir.path().join("data");
+    let vars = vec![
+        ("PDS_HOSTNAME", "localhost".to_owned()),
+        ("PDS_PORT", port.to_string()),
+        ("PDS_DATA_DIRECTORY", data.display().to_string()),
+        ("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("PDS_JWT_SECRET", "operator-test-jwt-secret".to_owned()),
+        ("PDS_INVITE_REQUIRED", "true".to_owned()),
+        ("PDS_BLOBSTORE_S3_BUCKET", BUCKET.to_owned()),
+        ("PDS_BLOBSTORE_S3_ENDPOINT", s3_url.clone()),
+        ("PDS_BLOBSTORE_S3_FORCE_PATH_STYLE", "true".to_owned()),
+        ("PDS_BLOBSTORE_S3_ACCESS_KEY_ID", "test-key".to_owned()),
+        (
+            "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
+            "test-secret".to_owned(),
+        ),
+    ];
+    let (_server, url) = start_pds(dir.path(), port, &vars).await;
+    let client = XrpcClient::new(&url).unwrap();
+
+    // Without an invite code the server refuses; the command makes one.
+    let carol = pds(
+        dir.path(),
+        &url,
+        &[
+            "account",
+            "create",
+            "--handle",
+            "carol.test",
+            "--email",
+            "carol@example.com",
+            "--password",
+            "carol-pw",
+        ],
+    )
+    .await;
+    let carol_created = succeeded(&carol);
+
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_BASE64)
+        .unwrap();
+    std::fs::create_dir(dir.path().join("avatars")).unwrap();
+    std::fs::write(dir.path().join("avatars/alice.png"), &png).unwrap();
+    let csv_path = dir.path().join("people.csv");
+    let out_path = dir.path().join("people.out.csv");
+    std::fs::write(
+        &csv_path,
+        "handle,display name,description,avatar,first post\n\
+         alice,Alice Liddell,\"Curious, very.\",avatars/alice.png,Down the rabbit hole!\n\
+         bob,Bob,,,\n\
+         carol,Carol,,,\n\
+         bad_handle!,Bad,,,\n",
+    )
+    .unwrap();
+    let csv_arg = csv_path.to_str().unwrap();
+
+    // First run: two accounts, two failures reported per row.
+    let first = pds(
+        dir.path(),
+        &url,
+        &["accounts", "import", csv_arg, "--no-progress"],
+    )
+    .await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("4 rows: 2 created, 0 resumed, 0 already done, 2 failed"),
+        "{}\n{}",
+        stdout(&first),
+        stderr(&first)
+    );
+    let errors = stderr(&first);
+    assert!(
+        errors.contains("line 4 (carol.test): the handle is already taken"),
+        "{errors}"
+    );
+    assert!(errors.contains("line 5 (bad_handle!.test)"), "{errors}");
+
+    let rows = output_rows(&out_path);
+    let alice = last_row(&rows, "alice.test");
+    assert_eq!(alice[3], "done");
+    assert!(alice[1].starts_with("did:plc:"));
+    let bob = last_row(&rows, "bob.test");
+    assert_eq!(bob[3], "done");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The app password signs in.
+    let session = login(&url, "alice.test", &alice[2]).await.unwrap();
+    assert_eq!(session["did"], alice[1].as_str());
+
+    // The profile, with the avatar blob served back from S3.
+    let profile: Value = client
+        .query(
+            "com.atproto.repo.getRecord",
+            &json!({ "repo": alice[1], "collection": "app.bsky.actor.profile", "rkey": "self" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(profile["value"]["displayName"], "Alice Liddell");
+    assert_eq!(profile["value"]["description"], "Curious, very.");
+    assert_eq!(profile["value"]["avatar"]["mimeType"], "image/png");
+    let avatar_cid = profile["value"]["avatar"]["ref"]["$link"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let blob = client
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({ "did": alice[1], "cid": avatar_cid }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(blob.bytes.to_vec(), png);
+    assert!(!data.join("blocks").exists(), "blobs went to disk");
+    let posts = posts_of(&url, &alice[1]).await;
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["value"]["text"], "Down the rabbit hole!");
+
+    // Second run: nothing to do for the finished rows.
+    let second = pds(
+        dir.path(),
+        &url,
+        &["accounts", "import", csv_arg, "--no-progress"],
+    )
+    .await;
+    assert!(
+        stdout(&second).contains("4 rows: 0 created, 0 resumed, 2 already done, 2 failed"),
+        "{}",
+        stdout(&second)
+    );
+    assert_eq!(posts_of(&url, &alice[1]).await.len(), 1);
+
+    // An interrupted row: dave's account and first post exist, the output
+    // only says "started". The rerun finishes it without a second post.
+    succeeded(
+        &pds(
+            dir.path(),
+            &url,
+            &[
+                "account",
+                "create",
+                "--handle",
+                "dave.test",
+                "--email",
+                "dave@example.com",
+                "--password",
+                "dave-pw",
+            ],
+        )
+        .await,
+    );
+    succeeded(
+        &pds(
+            dir.path(),
+            &url,
+            &[
+                "post",
+                "--handle",
+                "dave.test",
+                "--password",
+                "dave-pw",
+                "--text",
+                "Hi",
+                "--image",
+                dir.path().join("avatars/alice.png").to_str().unwrap(),
+                "--alt",
+                "a pixel",
+            ],
+        )
+        .await,
+    );
+    {
+        use std::io::Write;
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&out_path)
+            .unwrap();
+        writeln!(out, "dave.test,,,started").unwrap();
+    }
+    {
+        use std::io::Write;
+        let mut input = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&csv_path)
+            .unwrap();
+        writeln!(input, "dave,Dave,Resumed,,Hi").unwrap();
+    }
+    let third = pds(
+        dir.path(),
+        &url,
+        &["accounts", "import", csv_arg, "--no-progress"],
+    )
+    .await;
+    assert!(
+        stdout(&third).contains("5 rows: 0 created, 1 resumed, 2 already done, 2 failed"),
+        "{}\n{}",
+        stdout(&third),
+        stderr(&third)
+    );
+    let dave = last_row(&output_rows(&out_path), "dave.test");
+    assert_eq!(dave[3], "done");
+    let dave_posts = posts_of(&url, &dave[1]).await;
+    assert_eq!(dave_posts.len(), 1, "{dave_posts:?}");
+    assert_eq!(
+        dave_posts[0]["value"]["embed"]["images"][0]["alt"],
+        "a pixel"
+    );
+    assert!(login(&url, "dave.test", &dave[2]).await.is_ok());
+
+    // Admin commands.
+    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    for handle in ["alice.test", "bob.test", "carol.test", "dave.test"] {
+        assert!(listed.contains(handle), "{listed}");
+    }
+    let info: Value = serde_json::from_str(&succeeded(
+        &pds(dir.path(), &url, &["account", "info", "alice.test"]).await,
+    ))
+    .unwrap();
+    assert_eq!(info["did"], alice[1].as_str());
+    assert_eq!(info["handle"], "alice.test");
+    assert_eq!(info["email"], "alice.test@test");
+
+    let code = succeeded(&pds(dir.path(), &url, &["invite", "create", "--uses", "2"]).await)
+        .trim()
+        .to_owned();
+    let created: Value = client
+        .procedure(
+            "com.atproto.server.createAccount",
+            &(),
+            &json!({ "handle": "erin.test", "email": "erin@example.com", "password": "erin-pw", "inviteCode": code }),
+        )
+        .await
+        .unwrap();
+    assert!(created["did"].as_str().unwrap().starts_with("did:plc:"));
+
+    succeeded(&pds(dir.path(), &url, &["account", "takedown", "carol.test"]).await);
+    let refused = login(&url, "carol.test", "carol-pw").await.unwrap_err();
+    assert!(refused.to_string().contains("AccountTakedown"), "{refused}");
+    assert!(login(&url, "bob.test", &bob[2]).await.is_ok());
+    // A taken-down account's handle no longer resolves: the DID does.
+    let by_handle = pds(
+        dir.path(),
+        &url,
+        &["account", "takedown", "carol.test", "--revert"],
+    )
+    .await;
+    assert!(!by_handle.status.success());
+    assert!(
+        stderr(&by_handle).contains("pass its DID"),
+        "{}",
+        stderr(&by_handle)
+    );
+    let carol_did = field_of(&carol_created, "DID:");
+    succeeded(
+        &pds(
+            dir.path(),
+            &url,
+            &["account", "takedown", &carol_did, "--revert"],
+        )
+        .await,
+    );
+    assert!(login(&url, "carol.test", "carol-pw").await.is_ok());
+
+    let reset = succeeded(
+        &pds(
+            dir.path(),
+            &url,
+            &["account", "reset-password", "carol.test"],
+        )
+        .await,
+    );
+    let new_password = reset
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("new password:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(login(&url, "carol.test", "carol-pw").await.is_err());
+    assert!(login(&url, "carol.test", &new_password).await.is_ok());
+
+    succeeded(&pds(dir.path(), &url, &["account", "delete", &bob[1]]).await);
+    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    assert!(!listed.contains("bob.test"), "{listed}");
+    let gone = pds(dir.path(), &url, &["account", "info", "bob.test"]).await;
+    assert!(!gone.status.success());
+
+    // A wrong admin password is refused with the server's answer.
+    let wrong = tokio::task::spawn_blocking({
+        let dir: PathBuf = dir.path().to_path_buf();
+        let url = url.clone();
+        move || {
+            Command::new(PDS)
+                .args(["--pds-url", &url, "account", "list"])
+                .current_dir(&dir)
+                .env_clear()
+                .env("PDS_ADMIN_PASSWORD", "wrong")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("AuthRequired") || stderr(&wrong).contains("Unauthorized"),
+        "{}",
+        stderr(&wrong)
+    );
+}
