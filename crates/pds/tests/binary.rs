@@ -344,6 +344,64 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     assert!(!written.is_empty());
     assert_eq!(written, served.bytes.to_vec());
 
+    // A later post, then the exported CAR imported back: the repository
+    // is the exported one again (importRepo applies the difference).
+    succeeded(
+        &pds_async(
+            dir.path(),
+            &[],
+            &[
+                "--pds-url",
+                &server.url,
+                "post",
+                "--handle",
+                "alice.test",
+                "--password",
+                &password,
+                "--text",
+                "a later post",
+            ],
+        )
+        .await,
+    );
+    let list_posts = || async {
+        let listed: Value = server
+            .client()
+            .query(
+                "com.atproto.repo.listRecords",
+                &json!({ "repo": did, "collection": "app.bsky.feed.post" }),
+            )
+            .await
+            .unwrap();
+        listed["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"]["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(list_posts().await.len(), 2);
+    let imported = succeeded(
+        &pds_async(
+            dir.path(),
+            &[],
+            &[
+                "--pds-url",
+                &server.url,
+                "repo",
+                "import",
+                car.to_str().unwrap(),
+                "--handle",
+                "alice.test",
+                "--password",
+                &password,
+            ],
+        )
+        .await,
+    );
+    assert!(imported.contains(&did), "{imported}");
+    assert_eq!(list_posts().await, vec!["hello from the command line"]);
+
     // A wrong password is refused with the server's message and a failure
     // status.
     let refused = pds_async(
