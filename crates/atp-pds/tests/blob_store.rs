@@ -3,13 +3,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-use atp_pds::blob_store::{BlobStore, ByteStream, DiskBlobStore, S3BlobStore, S3Config};
+mod moto;
+
+use atp_pds::blob_store::{BlobStore, ByteStream, DiskBlobStore, S3BlobStore};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use moto::Moto;
 
 const ALICE: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
 const BOB: &str = "did:plc:bv6ggog3tya2z3vxsub7hnal";
@@ -79,8 +80,9 @@ async fn blob_store_suite(store: &dyn BlobStore) {
     ]));
     assert!(store.put_temp(ALICE, failing).await.is_err());
 
-    // A larger blob, streamed in many chunks, comes back intact.
-    let large: Vec<u8> = (0..(3 * 1024 * 1024 + 17))
+    // A larger blob (over S3's 8 MiB part size: a multipart upload there),
+    // streamed in many chunks, comes back intact.
+    let large: Vec<u8> = (0..(17 * 1024 * 1024 + 17))
         .map(|i| (i % 251) as u8)
         .collect();
     let large_cid = atp_crypto::cid_for_raw(&large);
@@ -99,6 +101,41 @@ async fn blob_store_suite(store: &dyn BlobStore) {
     let back = read_all(store, BOB, &large_cid).await.unwrap();
     assert_eq!(back.len(), large.len());
     assert_eq!(atp_crypto::cid_for_raw(&back), large_cid);
+
+    // A large upload failing midway leaves nothing behind either.
+    let mut pieces: Vec<io::Result<Bytes>> = large
+        .chunks(1_000_000)
+        .take(10)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    pieces.push(Err(io::Error::other("client went away")));
+    assert!(store
+        .put_temp(BOB, Box::pin(futures_util::stream::iter(pieces)))
+        .await
+        .is_err());
+
+    // Quarantine: not served, kept, and put back.
+    let taken = Bytes::from_static(b"taken down");
+    let taken_cid = atp_crypto::cid_for_raw(&taken);
+    store
+        .put_permanent(BOB, &taken_cid, taken.clone())
+        .await
+        .unwrap();
+    assert!(store.quarantine(BOB, &taken_cid).await.unwrap());
+    assert!(store.get_bytes(BOB, &taken_cid).await.unwrap().is_none());
+    assert!(!store.has_stored(BOB, &taken_cid).await.unwrap());
+    assert!(!store.quarantine(BOB, &taken_cid).await.unwrap());
+    assert!(store.unquarantine(BOB, &taken_cid).await.unwrap());
+    assert_eq!(
+        store.get_bytes(BOB, &taken_cid).await.unwrap().unwrap(),
+        taken
+    );
+    assert!(!store.unquarantine(BOB, &taken_cid).await.unwrap());
+    assert!(!store
+        .unquarantine(ALICE, &atp_crypto::cid_for_raw(b"none"))
+        .await
+        .unwrap());
+    store.delete(BOB, &taken_cid).await.unwrap();
 
     // Permanent blobs written directly (imports).
     let imported = Bytes::from_static(b"imported blob");
@@ -191,55 +228,6 @@ async fn disk_blob_store() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
-/// A moto S3 server on a free loopback port, stopped on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(atp_test_vectors::python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}");
-        Moto { child, url }
-    }
-
-    async fn wait_ready(&self) {
-        let addr = self.url.trim_start_matches("http://").to_owned();
-        for _ in 0..300 {
-            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto did not start on {addr}");
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The body of object `key` read straight from moto with a request signed
 /// here (not through the store), `None` on 404.
 async fn raw_get(url: &str, key: &str) -> Option<Vec<u8>> {
@@ -272,21 +260,10 @@ async fn raw_get(url: &str, key: &str) -> Option<Vec<u8>> {
     }
 }
 
-fn s3_config(url: &str, bucket: &str) -> S3Config {
-    let mut config = S3Config::new(bucket);
-    config.endpoint = Some(url.to_owned());
-    config.force_path_style = true;
-    config.access_key_id = Some("test-key".to_owned());
-    config.secret_access_key = Some("test-secret".to_owned());
-    config
-}
-
 #[tokio::test]
 async fn s3_blob_store() {
-    let moto = Moto::start();
-    moto.wait_ready().await;
-    let store = S3BlobStore::new(&s3_config(&moto.url, "pds-blobs")).unwrap();
-    store.create_bucket().await.unwrap();
+    let moto = Moto::start().await;
+    let store = moto.store("pds-blobs").await;
     blob_store_suite(&store).await;
 
     // The reference's layout: `blocks/<did>/<cid>` and `tmp/<did>/<key>`,
@@ -305,7 +282,7 @@ async fn s3_blob_store() {
     assert_eq!(raw_get(&moto.url, &stored_object).await, Some(bytes));
 
     // A missing bucket is an error, not "not found".
-    let missing = S3BlobStore::new(&s3_config(&moto.url, "no-such-bucket")).unwrap();
+    let missing = S3BlobStore::new(&moto.config("no-such-bucket")).unwrap();
     assert!(missing
         .put_temp_bytes(BOB, Bytes::from_static(b"x"))
         .await

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod moto;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -12,7 +13,10 @@ use std::time::{Duration, SystemTime};
 use atp_crypto::{Cid, Ipld};
 use atp_pds::blob_index;
 use atp_pds::blob_refs::BlobRef;
-use atp_pds::http::blob::{after_commit, check_write_blobs, sweep_temp_blobs_before};
+use atp_pds::blob_store::BlobStore;
+use atp_pds::http::blob::{
+    after_commit, check_write_blobs, sweep_temp_blobs_before, update_blob_takedown,
+};
 use atp_pds::http::PdsState;
 use bytes::Bytes;
 use common::{refusal, Pds, TestAccount, ADMIN_PASSWORD};
@@ -747,5 +751,118 @@ async fn sync_methods_respect_repo_availability() {
         .await
         .unwrap();
     assert_eq!(listed["cids"], json!([cid.to_string()]));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(40);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let size = png.len() as u64;
+    upload(&pds, &alice, "image/png", &png).await;
+    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
+        .await
+        .unwrap();
+    let params = json!({"did": alice.did, "cid": cid.to_string()});
+
+    assert!(
+        update_blob_takedown(&state, &alice.did, &cid, Some("mod-7".to_owned()))
+            .await
+            .unwrap()
+    );
+    let refused = pds
+        .client()
+        .query_bytes("com.atproto.sync.getBlob", &params)
+        .await;
+    assert_eq!(refusal(refused).2, "Blob not found");
+    assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    let err = check_write_blobs(
+        &state,
+        &alice.did,
+        &[BlobRef {
+            cid,
+            mime_type: "image/png".to_owned(),
+            size: Some(size),
+        }],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.name(), "BlobNotFound");
+    let again = pds
+        .bearer(&alice.access_jwt)
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            "image/png",
+            Bytes::from(png.clone()),
+        )
+        .await;
+    assert_eq!(
+        refusal(again),
+        (
+            400,
+            "InvalidRequest".to_owned(),
+            "Blob has been takendown, cannot re-upload".to_owned()
+        )
+    );
+
+    // Lifted: served again.
+    assert!(update_blob_takedown(&state, &alice.did, &cid, None)
+        .await
+        .unwrap());
+    let served = pds
+        .client()
+        .query_bytes("com.atproto.sync.getBlob", &params)
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    let unknown = atp_crypto::cid_for_raw(b"unknown");
+    assert!(
+        !update_blob_takedown(&state, &alice.did, &unknown, Some("x".to_owned()))
+            .await
+            .unwrap()
+    );
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn blobs_on_s3_go_through_the_whole_cycle() {
+    let moto = moto::Moto::start().await;
+    let s3 = std::sync::Arc::new(moto.store("pds-http-blobs").await);
+    let mut captured = None;
+    let pds = Pds::start_with(|state| {
+        state.blobs = s3.clone();
+        captured = Some(state.clone());
+    })
+    .await;
+    let state = captured.unwrap();
+    let alice = pds.create("alice").await;
+
+    let png = png_bytes(3000);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let size = png.len() as u64;
+    let answer = upload(&pds, &alice, "application/octet-stream", &png).await;
+    assert_eq!(answer["blob"]["mimeType"], "image/png");
+    assert!(!s3.has_stored(&alice.did, &cid).await.unwrap());
+
+    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
+        .await
+        .unwrap();
+    assert!(s3.has_stored(&alice.did, &cid).await.unwrap());
+    let served = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    assert_eq!(served.content_type.as_deref(), Some("image/png"));
+
+    write_profile(&state, &alice.did, None, true).await.unwrap();
+    assert!(!s3.has_stored(&alice.did, &cid).await.unwrap());
     pds.stop().await;
 }

@@ -17,11 +17,15 @@ use crate::error::Result;
 /// starts with `did:`, so it cannot collide with an account's directory).
 const TEMP_DIR: &str = "tmp";
 
+/// Name of the directory of quarantined (taken-down) blobs under the root.
+const QUARANTINE_DIR: &str = "quarantine";
+
 /// Size of the chunks a blob is read in.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Blobs as files: `<root>/<did>/<cid>` (permanent) and
-/// `<root>/tmp/<did>/<key>` (temporary). Every file is written next to its
+/// Blobs as files: `<root>/<did>/<cid>` (permanent),
+/// `<root>/tmp/<did>/<key>` (temporary) and `<root>/quarantine/<did>/<cid>`
+/// (taken down). Every file is written next to its
 /// final name, flushed to disk, then renamed into place (and the directory
 /// flushed), so a crash never leaves a partial blob under a real name.
 #[derive(Clone, Debug)]
@@ -52,6 +56,15 @@ impl DiskBlobStore {
     fn temp_dir(&self, did: &str) -> Result<PathBuf> {
         check_did(did)?;
         Ok(self.root.join(TEMP_DIR).join(did))
+    }
+
+    fn quarantine_path(&self, did: &str, cid: &Cid) -> Result<PathBuf> {
+        check_did(did)?;
+        Ok(self
+            .root
+            .join(QUARANTINE_DIR)
+            .join(did)
+            .join(cid.to_string()))
     }
 
     fn temp_path(&self, did: &str, key: &str) -> Result<PathBuf> {
@@ -120,6 +133,26 @@ async fn remove_dir_if_exists(path: &Path) -> Result<()> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Moves the file `from` to `to` (same file system), creating `to`'s
+/// directory and flushing both directories; `false` if `from` is absent.
+async fn move_file(from: &Path, to: &Path) -> Result<bool> {
+    let (Some(from_dir), Some(to_dir)) = (from.parent(), to.parent()) else {
+        return Err(io::Error::other("blob path without a directory").into());
+    };
+    if !exists(from).await? {
+        return Ok(false);
+    }
+    fs::create_dir_all(to_dir).await?;
+    match fs::rename(from, to).await {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err.into()),
+    }
+    sync_dir(to_dir).await?;
+    sync_dir(from_dir).await?;
+    Ok(true)
 }
 
 /// A file read as a stream of chunks.
@@ -261,10 +294,31 @@ impl BlobStore for DiskBlobStore {
         Box::pin(async move { remove_if_exists(&self.temp_path(did, key)?).await })
     }
 
+    fn quarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            move_file(
+                &self.stored_path(did, cid)?,
+                &self.quarantine_path(did, cid)?,
+            )
+            .await
+        })
+    }
+
+    fn unquarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            move_file(
+                &self.quarantine_path(did, cid)?,
+                &self.stored_path(did, cid)?,
+            )
+            .await
+        })
+    }
+
     fn delete_all<'a>(&'a self, did: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             remove_dir_if_exists(&self.stored_dir(did)?).await?;
-            remove_dir_if_exists(&self.temp_dir(did)?).await
+            remove_dir_if_exists(&self.temp_dir(did)?).await?;
+            remove_dir_if_exists(&self.root.join(QUARANTINE_DIR).join(did)).await
         })
     }
 

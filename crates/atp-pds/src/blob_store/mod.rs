@@ -126,8 +126,16 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// Deletes the temporary upload `key` of `did` (no error if absent).
     fn delete_temp<'a>(&'a self, did: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>>;
 
-    /// Deletes every blob of `did`, temporary or permanent (account
-    /// deletion).
+    /// Moves the permanent blob `cid` of `did` out of reach (a moderation
+    /// takedown): it is no longer served, but kept. `false` if absent.
+    fn quarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>>;
+
+    /// Puts a quarantined blob back in place. `false` if it was not
+    /// quarantined.
+    fn unquarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>>;
+
+    /// Deletes every blob of `did`, temporary, permanent or quarantined
+    /// (account deletion).
     fn delete_all<'a>(&'a self, did: &'a str) -> BoxFuture<'a, Result<()>>;
 
     /// Removes the temporary uploads of every account last written before

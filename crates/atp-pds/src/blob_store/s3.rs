@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use atp_crypto::Cid;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
@@ -16,7 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use rusty_s3::actions::{
-    CreateBucket, DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject, S3Action,
+    AbortMultipartUpload, CompleteMultipartUpload, CreateBucket, CreateMultipartUpload,
+    DeleteObject, GetObject, HeadObject, ListObjectsV2, PutObject, S3Action, UploadPart,
 };
 use rusty_s3::{Bucket, Credentials, UrlStyle};
 
@@ -28,6 +29,10 @@ use crate::error::{Error, Result};
 
 /// How long a signed request URL stays valid.
 const SIGNATURE_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+/// Size of the parts of a multipart upload (S3 wants at least 5 MiB for
+/// every part but the last).
+const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Key prefix of permanent blobs (the reference PDS's layout).
 const STORED_PREFIX: &str = "blocks";
@@ -147,9 +152,10 @@ impl S3Config {
 /// Blobs in an S3-compatible bucket: `blocks/<did>/<cid>` (permanent) and
 /// `tmp/<did>/<key>` (temporary), as the reference PDS lays them out.
 ///
-/// Uploads are sent in one `PutObject` request, so a blob is held in
-/// memory while it is sent (blob sizes are bounded by the upload limit).
-/// Making a blob permanent is a server-side copy followed by a delete.
+/// Uploads are streamed: a blob of at most 8 MiB is sent in one
+/// `PutObject` request, a larger one as a multipart upload of 8 MiB parts,
+/// so at most one part is held in memory. Making a blob permanent (or
+/// quarantining it) is a server-side copy followed by a delete.
 #[derive(Clone)]
 pub struct S3BlobStore {
     bucket: Bucket,
@@ -171,6 +177,7 @@ impl std::fmt::Debug for S3BlobStore {
 /// The answer to one request, body read.
 struct Answer {
     status: StatusCode,
+    headers: hyper::HeaderMap,
     body: Bytes,
 }
 
@@ -307,13 +314,18 @@ impl S3BlobStore {
                 .await
                 .map_err(|err| remote_error(format!("S3 request failed: {err}")))?;
             let status = response.status();
+            let headers = response.headers().clone();
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .map_err(|err| remote_error(format!("S3 answer not read: {err}")))?
                 .to_bytes();
-            Ok(Answer { status, body })
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::time::timeout(timeout, exchange)
             .await
@@ -330,6 +342,140 @@ impl S3BlobStore {
             return Err(describe_failure("PutObject", key, &answer));
         }
         Ok(())
+    }
+
+    /// Streams `bytes` into the object `key`: one `PutObject` when the
+    /// stream ends within the first part, a multipart upload otherwise
+    /// (aborted on any error).
+    async fn upload_stream(&self, key: &str, mut bytes: ByteStream) -> Result<()> {
+        let mut part = Vec::new();
+        let mut ended = fill_part(&mut bytes, &mut part).await?;
+        if ended {
+            return self.put_object(key, Bytes::from(part)).await;
+        }
+        let upload_id = self.create_multipart(key).await?;
+        let uploaded = async {
+            let mut etags = Vec::new();
+            loop {
+                if !part.is_empty() {
+                    let number = u16::try_from(etags.len() + 1)
+                        .map_err(|_| remote_error("blob too large for a multipart upload"))?;
+                    let body = Bytes::from(std::mem::take(&mut part));
+                    etags.push(self.upload_part(key, &upload_id, number, body).await?);
+                }
+                if ended {
+                    break;
+                }
+                ended = fill_part(&mut bytes, &mut part).await?;
+            }
+            self.complete_multipart(key, &upload_id, &etags).await
+        }
+        .await;
+        if uploaded.is_err() {
+            if let Err(err) = self.abort_multipart(key, &upload_id).await {
+                tracing::warn!(key, error = %err, "could not abort a multipart upload");
+            }
+        }
+        uploaded
+    }
+
+    async fn create_multipart(&self, key: &str) -> Result<String> {
+        let url = CreateMultipartUpload::new(&self.bucket, self.credentials.as_ref(), key)
+            .sign(SIGNATURE_LIFETIME);
+        let answer = self
+            .send(
+                Method::POST,
+                url,
+                Vec::new(),
+                Bytes::new(),
+                self.request_timeout,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(describe_failure("CreateMultipartUpload", key, &answer));
+        }
+        let parsed = CreateMultipartUpload::parse_response(&answer.body)
+            .map_err(|err| remote_error(format!("unreadable multipart upload answer: {err}")))?;
+        Ok(parsed.upload_id().to_owned())
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u16,
+        body: Bytes,
+    ) -> Result<String> {
+        let url = UploadPart::new(
+            &self.bucket,
+            self.credentials.as_ref(),
+            key,
+            number,
+            upload_id,
+        )
+        .sign(SIGNATURE_LIFETIME);
+        let answer = self
+            .send(Method::PUT, url, Vec::new(), body, self.upload_timeout)
+            .await?;
+        if !answer.status.is_success() {
+            return Err(describe_failure("UploadPart", key, &answer));
+        }
+        answer
+            .headers
+            .get(hyper::header::ETAG)
+            .and_then(|etag| etag.to_str().ok())
+            .map(str::to_owned)
+            .ok_or_else(|| remote_error(format!("S3 UploadPart of {key} answered no ETag")))
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, etags: &[String]) -> Result<()> {
+        let action = CompleteMultipartUpload::new(
+            &self.bucket,
+            self.credentials.as_ref(),
+            key,
+            upload_id,
+            etags.iter().map(String::as_str),
+        );
+        let url = action.sign(SIGNATURE_LIFETIME);
+        let body = Bytes::from(action.body());
+        let answer = self
+            .send(Method::POST, url, Vec::new(), body, self.request_timeout)
+            .await?;
+        // Like a copy, a completion can fail after the 200 status.
+        let failed_late = String::from_utf8_lossy(&answer.body).contains("<Error>");
+        if !answer.status.is_success() || failed_late {
+            return Err(describe_failure("CompleteMultipartUpload", key, &answer));
+        }
+        Ok(())
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<()> {
+        let url =
+            AbortMultipartUpload::new(&self.bucket, self.credentials.as_ref(), key, upload_id)
+                .sign(SIGNATURE_LIFETIME);
+        let answer = self
+            .send(
+                Method::DELETE,
+                url,
+                Vec::new(),
+                Bytes::new(),
+                self.request_timeout,
+            )
+            .await?;
+        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
+            Ok(())
+        } else {
+            Err(describe_failure("AbortMultipartUpload", key, &answer))
+        }
+    }
+
+    /// Moves an object (copy, then delete); `false` if `from` is absent.
+    async fn move_object(&self, from: &str, to: &str) -> Result<bool> {
+        if !self.copy_object(from, to).await? {
+            return Ok(false);
+        }
+        self.delete_object(from).await?;
+        Ok(true)
     }
 
     /// Server-side copy; `Ok(false)` when the source does not exist.
@@ -419,7 +565,12 @@ impl S3BlobStore {
                 .await
                 .map(|collected| collected.to_bytes())
                 .unwrap_or_default();
-            return Err(describe_failure("GetObject", key, &Answer { status, body }));
+            let answer = Answer {
+                status,
+                headers: hyper::HeaderMap::new(),
+                body,
+            };
+            return Err(describe_failure("GetObject", key, &answer));
         }
         let stream = response
             .into_body()
@@ -468,6 +619,18 @@ impl S3BlobStore {
     }
 }
 
+/// Reads chunks of `bytes` into `part` until it holds at least
+/// [`PART_SIZE`] bytes; `true` when the stream ended.
+async fn fill_part(bytes: &mut ByteStream, part: &mut Vec<u8>) -> Result<bool> {
+    while part.len() < PART_SIZE {
+        match bytes.next().await {
+            Some(chunk) => part.extend_from_slice(&chunk?),
+            None => return Ok(true),
+        }
+    }
+    Ok(false)
+}
+
 /// Decodes the `%XX` escapes of a URL-encoded object key.
 fn percent_decode(encoded: &str) -> Result<String> {
     let bytes = encoded.as_bytes();
@@ -493,10 +656,7 @@ impl BlobStore for S3BlobStore {
     fn put_temp<'a>(&'a self, did: &'a str, bytes: ByteStream) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let key = new_temp_key();
-            let object = temp_key(did, &key)?;
-            let chunks: Vec<Bytes> = bytes.try_collect().await?;
-            let body = Bytes::from(chunks.concat());
-            self.put_object(&object, body).await?;
+            self.upload_stream(&temp_key(did, &key)?, bytes).await?;
             Ok(key)
         })
     }
@@ -510,8 +670,8 @@ impl BlobStore for S3BlobStore {
         Box::pin(async move {
             let from = temp_key(did, key)?;
             let to = stored_key(did, cid)?;
-            if self.copy_object(&from, &to).await? {
-                return self.delete_object(&from).await;
+            if self.move_object(&from, &to).await? {
+                return Ok(());
             }
             // The temporary upload is gone: fine if another writer already
             // made the blob permanent.
@@ -556,6 +716,21 @@ impl BlobStore for S3BlobStore {
 
     fn delete_temp<'a>(&'a self, did: &'a str, key: &'a str) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.delete_object(&temp_key(did, key)?).await })
+    }
+
+    fn quarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let quarantined = format!("{QUARANTINE_PREFIX}/{did}/{cid}");
+            self.move_object(&stored_key(did, cid)?, &quarantined).await
+        })
+    }
+
+    fn unquarantine<'a>(&'a self, did: &'a str, cid: &'a Cid) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let stored = stored_key(did, cid)?;
+            let quarantined = format!("{QUARANTINE_PREFIX}/{did}/{cid}");
+            self.move_object(&quarantined, &stored).await
+        })
     }
 
     fn delete_all<'a>(&'a self, did: &'a str) -> BoxFuture<'a, Result<()>> {

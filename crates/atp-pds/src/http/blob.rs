@@ -398,6 +398,40 @@ pub async fn after_commit(
     first_error.map_or(Ok(()), Err)
 }
 
+/// Applies (`Some(reference)`) or lifts (`None`) a moderation takedown of
+/// blob `cid` of `did`, as the reference's `updateSubjectStatus` does for
+/// a blob: the index records it (the blob is no longer served nor usable
+/// in new records, nor uploadable again) and the bytes are quarantined or
+/// put back. Returns whether the account has that blob.
+pub async fn update_blob_takedown(
+    state: &PdsState,
+    did: &str,
+    cid: &Cid,
+    takedown_ref: Option<String>,
+) -> Result<bool, XrpcError> {
+    let store = open_store(state, did).await?;
+    let applied = takedown_ref.is_some();
+    let cid_for_index = *cid;
+    let known = on_store(&store, move |store| {
+        blob_index::set_takedown(store, &cid_for_index, takedown_ref.as_deref())
+    })
+    .await?;
+    if !known {
+        return Ok(false);
+    }
+    let moved = if applied {
+        state.blobs.quarantine(did, cid).await
+    } else {
+        state.blobs.unquarantine(did, cid).await
+    };
+    // Absent bytes (a temporary upload, or already moved) are fine.
+    moved.map_err(|err| {
+        tracing::error!(%did, %cid, error = %err, "could not update blob takedown status");
+        to_xrpc(err)
+    })?;
+    Ok(true)
+}
+
 /// Removes the temporary uploads last written before `cutoff` from the
 /// blob store and their rows from the accounts' blob indexes; returns how
 /// many went.
