@@ -418,3 +418,82 @@ async fn service_auth_refusals() {
     assert!(answer["token"].is_string());
     pds.stop().await;
 }
+
+/// The `(frame type, body)` of every event about `did` in the log.
+fn events_of(sequencer: &atp_pds::sequencer::Sequencer, did: &str) -> Vec<(String, Value)> {
+    sequencer
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.did == did)
+        .map(|event| {
+            let body = atp_crypto::dagcbor::decode_ipld(event.frame.body_bytes()).unwrap();
+            let body = atp_crypto::data_model::ipld_to_json(&body).unwrap();
+            (event.kind.frame_type().to_owned(), body)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn status_changes_are_announced_as_account_events() {
+    let captured = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&captured);
+    let outbox = Arc::new(Outbox::default());
+    let mailer = Arc::clone(&outbox);
+    let pds = Pds::start_with(move |state| {
+        *slot.lock().unwrap() = Some(state.sequencer.clone());
+        state.mailer = mailer;
+    })
+    .await;
+    let sequencer = captured.lock().unwrap().take().unwrap();
+    let alice = pds.create("alice").await;
+    let before = events_of(&sequencer, &alice.did).len();
+
+    let _: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure("com.atproto.server.deactivateAccount", &(), &json!({}))
+        .await
+        .unwrap();
+    let _: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure("com.atproto.server.activateAccount", &(), &())
+        .await
+        .unwrap();
+    let events = events_of(&sequencer, &alice.did);
+    let new: Vec<&(String, Value)> = events[before..].iter().collect();
+    assert_eq!(new[0].0, "#account");
+    assert_eq!(new[0].1["active"], false);
+    assert_eq!(new[0].1["status"], "deactivated");
+    // Reactivation: #account active, then #identity with the handle and
+    // #sync with the current commit, as the reference sends them.
+    assert_eq!(new[1].0, "#account");
+    assert_eq!(new[1].1["active"], true);
+    assert!(new[1].1.get("status").is_none());
+    assert_eq!(new[2].0, "#identity");
+    assert_eq!(new[2].1["handle"], "alice.test");
+    assert_eq!(new[3].0, "#sync");
+    assert_eq!(new.len(), 4);
+
+    let _: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure("com.atproto.server.requestAccountDelete", &(), &())
+        .await
+        .unwrap();
+    let token = token_in(&outbox.0.lock().unwrap().pop().unwrap());
+    let _: Value = pds
+        .client()
+        .procedure(
+            "com.atproto.server.deleteAccount",
+            &(),
+            &json!({ "did": alice.did, "password": PASSWORD, "token": token }),
+        )
+        .await
+        .unwrap();
+    // Deletion leaves one event for the account: #account deleted.
+    let events = events_of(&sequencer, &alice.did);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].0, "#account");
+    assert_eq!(events[0].1["active"], false);
+    assert_eq!(events[0].1["status"], "deleted");
+    pds.stop().await;
+}

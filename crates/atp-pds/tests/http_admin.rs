@@ -306,9 +306,29 @@ async fn admin_handle_change_updates_the_did_document() {
     pds.stop().await;
 }
 
+/// The `#account` event bodies about `did` in the log.
+fn account_events(sequencer: &atp_pds::sequencer::Sequencer, did: &str) -> Vec<Value> {
+    sequencer
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.did == did && event.kind.frame_type() == "#account")
+        .map(|event| {
+            let body = atp_crypto::dagcbor::decode_ipld(event.frame.body_bytes()).unwrap();
+            atp_crypto::data_model::ipld_to_json(&body).unwrap()
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn takedown_blocks_login_and_revokes_sessions() {
-    let pds = Pds::start().await;
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = std::sync::Arc::clone(&captured);
+    let pds = Pds::start_with(move |state| {
+        *slot.lock().unwrap() = Some(state.sequencer.clone());
+    })
+    .await;
+    let sequencer = captured.lock().unwrap().take().unwrap();
     let alice = pds.create("alice").await;
     let app: Value = pds
         .bearer(&alice.access_jwt)
@@ -334,6 +354,10 @@ async fn takedown_blocks_login_and_revokes_sessions() {
         answer["takedown"],
         json!({ "applied": true, "ref": "case-1" })
     );
+    let events = account_events(&sequencer, &alice.did);
+    let last = events.last().unwrap();
+    assert_eq!(last["active"], false);
+    assert_eq!(last["status"], "takendown");
 
     let status: Value = admin(&pds)
         .query(
@@ -392,6 +416,8 @@ async fn takedown_blocks_login_and_revokes_sessions() {
         .await
         .unwrap();
     assert_eq!(answer["takedown"], json!({ "applied": false }));
+    let events = account_events(&sequencer, &alice.did);
+    assert_eq!(events.last().unwrap()["active"], true);
     let session = login(&pds, &alice.handle, PASSWORD).await.unwrap();
     assert_eq!(session["active"], true);
     let status: Value = admin(&pds)
@@ -514,5 +540,148 @@ async fn admin_deletes_an_account() {
     );
     assert_eq!((status, error.as_str()), (400, "NotFound"));
     assert!(login(&pds, &bob.handle, PASSWORD).await.is_ok());
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn record_and_blob_takedowns() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    let uploaded = pds
+        .bearer(&alice.access_jwt)
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            "image/png",
+            bytes::Bytes::copy_from_slice(png),
+        )
+        .await
+        .unwrap();
+    let blob: Value = serde_json::from_slice(&uploaded.bytes).unwrap();
+    let blob = blob["blob"].clone();
+    let cid = blob["ref"]["$link"].as_str().unwrap().to_owned();
+    let created: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure(
+            "com.atproto.repo.createRecord",
+            &(),
+            &json!({
+                "repo": alice.did,
+                "collection": "app.bsky.feed.post",
+                "record": {
+                    "$type": "app.bsky.feed.post",
+                    "text": "hello",
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "embed": {
+                        "$type": "app.bsky.embed.images",
+                        "images": [{ "alt": "", "image": blob }],
+                    },
+                },
+            }),
+        )
+        .await
+        .unwrap();
+    let uri = created["uri"].as_str().unwrap().to_owned();
+    let record_cid = created["cid"].as_str().unwrap().to_owned();
+
+    // The account's own view of its store counts them.
+    let status: Value = pds
+        .bearer(&alice.access_jwt)
+        .query("com.atproto.server.checkAccountStatus", &())
+        .await
+        .unwrap();
+    assert_eq!(status["indexedRecords"], 1);
+    assert_eq!(status["expectedBlobs"], 1);
+    assert_eq!(status["importedBlobs"], 1);
+
+    // Not taken down yet.
+    let shown: Value = admin(&pds)
+        .query("com.atproto.admin.getSubjectStatus", &json!({ "uri": uri }))
+        .await
+        .unwrap();
+    assert_eq!(shown["takedown"], json!({ "applied": false }));
+
+    let record_subject =
+        json!({ "$type": "com.atproto.repo.strongRef", "uri": uri, "cid": record_cid });
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": record_subject, "takedown": { "applied": true, "ref": "r1" } }),
+        )
+        .await
+        .unwrap();
+    let shown: Value = admin(&pds)
+        .query("com.atproto.admin.getSubjectStatus", &json!({ "uri": uri }))
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!({
+            "subject": record_subject,
+            "takedown": { "applied": true, "ref": "r1" },
+        })
+    );
+    let rkey = uri.rsplit('/').next().unwrap();
+    let (status, _, _) = refusal(
+        pds.client()
+            .query::<_, Value>(
+                "com.atproto.repo.getRecord",
+                &json!({ "repo": alice.did, "collection": "app.bsky.feed.post", "rkey": rkey }),
+            )
+            .await,
+    );
+    assert_eq!(status, 400);
+
+    let blob_subject =
+        json!({ "$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": cid });
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": blob_subject, "takedown": { "applied": true } }),
+        )
+        .await
+        .unwrap();
+    let shown: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getSubjectStatus",
+            &json!({ "did": alice.did, "blob": cid }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown["subject"], blob_subject);
+    assert_eq!(shown["takedown"]["applied"], true);
+    // The reference's default reference is the time of the takedown.
+    assert!(shown["takedown"]["ref"].as_str().unwrap().ends_with('Z'));
+    let (status, _, _) = refusal(
+        pds.client()
+            .query_bytes(
+                "com.atproto.sync.getBlob",
+                &json!({ "did": alice.did, "cid": cid }),
+            )
+            .await,
+    );
+    assert!(status == 400 || status == 404, "{status}");
+
+    // Lifting it serves the blob again.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({ "subject": blob_subject, "takedown": { "applied": false } }),
+        )
+        .await
+        .unwrap();
+    let served = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({ "did": alice.did, "cid": cid }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(&served.bytes[..], &png[..]);
     pds.stop().await;
 }

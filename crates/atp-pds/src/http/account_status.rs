@@ -285,8 +285,8 @@ fn store_counts(state: &PdsState, did: &str) -> crate::Result<StoreCounts> {
         rev: root.rev,
         blocks: count("SELECT COUNT(*) FROM repo_block")?,
         records: store.record_count()?,
-        expected_blobs: count("SELECT COUNT(DISTINCT blob_cid) FROM record_blob")?,
-        imported_blobs: count("SELECT COUNT(*) FROM blob")?,
+        expected_blobs: crate::blob_index::record_blob_count(&store)?,
+        imported_blobs: crate::blob_index::blob_count(&store)?,
     })
 }
 
@@ -358,8 +358,8 @@ struct DeleteInput {
 }
 
 /// Removes an account for good: rows first (it stops existing at once),
-/// then the `#account` event, then the store and key, as the reference
-/// orders it. Returns whether the account existed.
+/// then the `#account` event, then the store, key and blobs, as the
+/// reference orders it. Returns whether the account existed.
 pub async fn delete_account_everywhere(state: &PdsState, did: &str) -> Result<bool, XrpcError> {
     let accounts = Arc::clone(state.storage.accounts());
     let owner = did.to_owned();
@@ -375,6 +375,7 @@ pub async fn delete_account_everywhere(state: &PdsState, did: &str) -> Result<bo
     let had_store = run_blocking(move || actors.remove(&owner))
         .await
         .map_err(to_xrpc)?;
+    state.blobs.delete_all(did).await.map_err(to_xrpc)?;
     sequenced.map_err(to_xrpc)?;
     Ok(existed || had_store)
 }

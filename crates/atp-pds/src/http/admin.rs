@@ -362,13 +362,12 @@ fn uri_authority(uri: &str) -> Result<String, XrpcError> {
     Ok(authority.to_owned())
 }
 
-/// Sets (or clears) the takedown reference of a record or blob of `did`'s
-/// store; `false` if the store does not exist.
-fn set_content_takedown(
+/// Sets (or clears) the takedown reference of the record `uri` of `did`'s
+/// store; `false` if the store or record does not exist.
+fn set_record_takedown(
     state: &PdsState,
     did: &str,
-    sql: &'static str,
-    key: String,
+    uri: String,
     takedown_ref: Option<String>,
 ) -> crate::Result<bool> {
     if !state.storage.actors().exists(did) {
@@ -376,8 +375,10 @@ fn set_content_takedown(
     }
     let store = state.storage.actors().open(did)?;
     store.database().write(|tx| {
-        tx.execute(sql, params![key, takedown_ref])?;
-        Ok(true)
+        Ok(tx.execute(
+            "UPDATE record SET takedown_ref = ?2 WHERE uri = ?1",
+            params![uri, takedown_ref],
+        )? > 0)
     })
 }
 
@@ -421,31 +422,34 @@ async fn update_subject_status(
                 let uri = subject_field(&input.subject, "uri")?.to_owned();
                 let did = uri_authority(&uri)?;
                 let shared = Arc::clone(&state);
-                blocking(move || {
-                    set_content_takedown(
-                        &shared,
-                        &did,
-                        "UPDATE record SET takedown_ref = ?2 WHERE uri = ?1",
-                        uri,
-                        takedown_ref,
-                    )
-                })
-                .await?;
+                blocking(move || set_record_takedown(&shared, &did, uri, takedown_ref)).await?;
             }
             REPO_BLOB_REF => {
                 let did = subject_field(&input.subject, "did")?.to_owned();
-                let cid = subject_field(&input.subject, "cid")?.to_owned();
+                let cid = atp_crypto::parse_cid(subject_field(&input.subject, "cid")?)
+                    .map_err(|_| XrpcError::invalid_request("Invalid subject: bad cid"))?;
                 let shared = Arc::clone(&state);
-                blocking(move || {
-                    set_content_takedown(
-                        &shared,
-                        &did,
-                        "UPDATE blob SET takedown_ref = ?2 WHERE cid = ?1",
-                        cid,
-                        takedown_ref,
-                    )
+                let owner = did.clone();
+                let applied = takedown_ref.is_some();
+                let known = blocking(move || {
+                    if !shared.storage.actors().exists(&owner) {
+                        return Ok(false);
+                    }
+                    let store = shared.storage.actors().open(&owner)?;
+                    crate::blob_index::set_takedown(&store, &cid, takedown_ref.as_deref())
                 })
                 .await?;
+                // The bytes stop (or resume) being served, as the
+                // reference quarantines them; a blob the store does not
+                // hold is not an error.
+                if known {
+                    let moved = if applied {
+                        state.blobs.quarantine(&did, &cid).await
+                    } else {
+                        state.blobs.unquarantine(&did, &cid).await
+                    };
+                    moved.map_err(to_xrpc)?;
+                }
             }
             other => {
                 return Err(XrpcError::invalid_request(format!(
