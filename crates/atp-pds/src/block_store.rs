@@ -64,6 +64,58 @@ pub(crate) fn get_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Option<Vec<u8
         .optional()?)
 }
 
+fn required_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Vec<u8>, Error> {
+    get_block(tx, cid)?.ok_or_else(|| Error::Corrupt(format!("repository block {cid} is missing")))
+}
+
+/// Writes the commit `root`, then its tree depth-first, each node followed
+/// by the records of its entries.
+fn write_current_tree<W: std::io::Write>(
+    tx: &Transaction<'_>,
+    root: &Cid,
+    writer: &mut atp_repo_mst::car::CarWriter<W>,
+) -> Result<(), Error> {
+    let commit_bytes = required_block(tx, root)?;
+    let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes)?;
+    writer.write_block(root, &commit_bytes)?;
+    let mut pending = vec![commit.data];
+    while let Some(cid) = pending.pop() {
+        let bytes = required_block(tx, &cid)?;
+        let node = atp_repo_mst::mst::decode_node(&bytes)?;
+        writer.write_block(&cid, &bytes)?;
+        for entry in &node.entries {
+            writer.write_block(&entry.value, &required_block(tx, &entry.value)?)?;
+        }
+        let children: Vec<Cid> = node.children().collect();
+        pending.extend(children.into_iter().rev());
+    }
+    Ok(())
+}
+
+/// Writes every block tagged with a rev after `since`, streamed from
+/// SQLite.
+fn write_blocks_since<W: std::io::Write>(
+    tx: &Transaction<'_>,
+    since: &str,
+    writer: &mut atp_repo_mst::car::CarWriter<W>,
+) -> Result<(), Error> {
+    let mut stmt = tx.prepare(
+        "SELECT cid, content FROM repo_block
+         WHERE repo_rev IS NOT NULL AND repo_rev > ?1 ORDER BY cid",
+    )?;
+    let mut rows = stmt.query([since])?;
+    while let Some(row) = rows.next()? {
+        let cid: String = row.get(0)?;
+        let cid = atp_crypto::parse_cid(&cid)?;
+        let bytes = row
+            .get_ref(1)?
+            .as_blob()
+            .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
+        writer.write_block(&cid, bytes)?;
+    }
+    Ok(())
+}
+
 /// A [`BlockStore`] on an account's SQLite file. Each call is its own
 /// transaction; [`BlockStore::put_many`] writes all blocks in one.
 #[derive(Clone, Debug)]
@@ -100,11 +152,13 @@ impl SqliteBlockStore {
 }
 
 impl SqliteBlockStore {
-    /// Writes the repository as stored to `out` as a CAR, in one read
-    /// snapshot: the root is the head commit, the blocks are every stored
-    /// block or, with `since`, only those tagged with a rev after it (the
-    /// reference's `getRepo` diff). Blocks are read from SQLite one at a
-    /// time, so memory does not grow with the repository. `None` (and
+    /// Writes the repository to `out` as a CAR, in one read snapshot, with
+    /// the head commit as root. Without `since`: the commit, then the
+    /// current tree depth-first with each node's records after it (blocks
+    /// of earlier commits are left out). With `since`: every stored block
+    /// tagged with a rev after it (the reference's `getRepo` diff). Blocks
+    /// are read one at a time and the walk keeps only the pending subtree
+    /// CIDs, so memory does not grow with the repository. `None` (and
     /// nothing written) if the store has no head.
     pub fn write_repo_car<W: std::io::Write>(
         &self,
@@ -118,20 +172,9 @@ impl SqliteBlockStore {
             let Some(root) = root else { return Ok(None) };
             let root = atp_crypto::parse_cid(&root)?;
             let mut writer = atp_repo_mst::car::CarWriter::new(out, &[root])?;
-            let mut stmt = tx.prepare(
-                "SELECT cid, content FROM repo_block
-                 WHERE ?1 IS NULL OR (repo_rev IS NOT NULL AND repo_rev > ?1)
-                 ORDER BY cid",
-            )?;
-            let mut rows = stmt.query([since])?;
-            while let Some(row) = rows.next()? {
-                let cid: String = row.get(0)?;
-                let cid = atp_crypto::parse_cid(&cid)?;
-                let bytes = row
-                    .get_ref(1)?
-                    .as_blob()
-                    .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
-                writer.write_block(&cid, bytes)?;
+            match since {
+                Some(since) => write_blocks_since(tx, since, &mut writer)?,
+                None => write_current_tree(tx, &root, &mut writer)?,
             }
             Ok(Some(writer.finish()?))
         })

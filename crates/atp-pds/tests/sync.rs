@@ -42,6 +42,7 @@ async fn repo_car_diff_and_proofs_pass_the_reference_checks() {
     let did_key = node.signing_did_key(&alice.did);
 
     let mut written = std::collections::BTreeMap::new();
+    let mut earlier_commits = Vec::new();
     for i in 0..30u32 {
         let rkey = format!("3jzfcijpj2{i:03}");
         let (_, commit) = node
@@ -50,6 +51,7 @@ async fn repo_car_diff_and_proofs_pass_the_reference_checks() {
                     .unwrap();
             })
             .await;
+        earlier_commits.push(commit.cid);
         for op in commit.ops {
             written.insert(op.path, op.cid.unwrap().to_string());
         }
@@ -96,6 +98,11 @@ async fn repo_car_diff_and_proofs_pass_the_reference_checks() {
         })
         .collect();
     assert_eq!(records, written);
+    // Only the current tree: no block of an earlier commit.
+    let (_, blocks) = atp_repo_mst::car::read_car(&full).unwrap();
+    let head = earlier_commits.pop().unwrap();
+    assert!(blocks.contains_key(&head));
+    assert!(earlier_commits.iter().all(|cid| !blocks.contains_key(cid)));
 
     // Changes since that rev: an update, a delete and a create.
     let since = root.rev.clone();
@@ -389,4 +396,37 @@ async fn relays_are_asked_to_crawl_at_start() {
     assert!(!crawlers.notify_of_update());
     node.pds.stop().await;
     relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_repository_streams_whole() {
+    let node = Node::start().await;
+    let alice = node.pds.create("alice").await;
+    let did_key = node.signing_did_key(&alice.did);
+    let big = "y".repeat(100_000);
+    let (_, commit) = node
+        .commit(&alice.did, move |repo| {
+            for i in 0..80u32 {
+                let rkey = format!("3jzfcijpj2{i:03}");
+                repo.create_record(POSTS, &rkey, &post(&format!("{big}{i}")))
+                    .unwrap();
+            }
+        })
+        .await;
+    // Many chunks of the stream, more than are ever in flight at once.
+    let full = get_car(&node, "com.atproto.sync.getRepo", json!({"did": alice.did})).await;
+    assert!(full.len() > 8_000_000);
+    let (roots, blocks) = atp_repo_mst::car::read_car(&full).unwrap();
+    assert_eq!(roots, vec![commit.cid]);
+    for op in &commit.ops {
+        assert!(blocks.contains_key(&op.cid.unwrap()));
+    }
+    let verified = node_check(json!({
+        "op": "verify-repo", "car": hex_of(&full), "did": alice.did, "didKey": did_key,
+    }))
+    .await;
+    assert_eq!(verified["ok"], json!(true), "{verified}");
+    assert_eq!(verified["records"].as_array().unwrap().len(), 80);
+    atp_test_vectors::report("repo-car.mjs (verifyRepoCar, 8 MB streamed)", 1);
+    node.pds.stop().await;
 }
