@@ -1,5 +1,5 @@
 //! One SQLite file per account: repository blocks, the repository root,
-//! the record index, blob references and preferences.
+//! the record index, blob references, record backlinks and preferences.
 //!
 //! Layout: `<data>/actors/<first 2 hex chars of sha256(did)>/<did>/`
 //! holding `store.sqlite` (and its WAL files) and `key`, the account's

@@ -21,6 +21,26 @@
 //!
 //! Refusals are XRPC answers with the reference PDS's names and messages
 //! (`InvalidSwap`, `InvalidRequest`).
+//!
+//! ```
+//! use atp_pds::repo_writer::prepare_create;
+//! use serde_json::json;
+//!
+//! let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+//! let post = json!({"text": "hello", "createdAt": "2024-01-01T00:00:00.000Z"});
+//! let write = prepare_create(did, "app.bsky.feed.post", None, &post, None)?;
+//! // The key is a new TID, `$type` was added, and the post matched its
+//! // lexicon.
+//! assert!(atp_syntax::Tid::is_valid(&write.rkey));
+//! assert_eq!(write.validation_status.map(|s| s.as_str()), Some("valid"));
+//! assert!(write.uri.starts_with("at://did:plc:ewvi7nxzyoun6zhxrhs64oiz/app.bsky.feed.post/"));
+//!
+//! // A `$type` that is not the collection is refused.
+//! let other = json!({"$type": "app.bsky.feed.like"});
+//! let refused = prepare_create(did, "app.bsky.feed.post", None, &other, None).unwrap_err();
+//! assert_eq!(refused.message(), "Invalid $type: expected app.bsky.feed.post, got app.bsky.feed.like");
+//! # Ok::<(), atp_xrpc::server::XrpcError>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};

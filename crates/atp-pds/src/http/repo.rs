@@ -346,6 +346,11 @@ fn record_value(bytes: &[u8]) -> Result<Value, XrpcError> {
 async fn get_record(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
     let params: GetRecordParams = req.params()?;
     let Some(did) = active_did(&state, &params.repo).await? else {
+        // Not hosted here: with an AppView configured, the reference
+        // forwards the call (here when the caller names the service).
+        if state.appview.is_some() && super::proxy::proxy_header(&req).is_some() {
+            return super::proxy::forward(&state, req).await;
+        }
         return Err(XrpcError::invalid_request("Could not locate record"));
     };
     let uri = format!("at://{did}/{}/{}", params.collection, params.rkey);
