@@ -162,6 +162,16 @@ async fn reference_consumer_verifies_every_event() {
     let middle = seq;
     mine.push(
         node.sequencer
+            .sequence_sync(
+                &bob.did,
+                &multi.cid,
+                multi.blocks.get(&multi.cid).unwrap(),
+                &multi.rev,
+            )
+            .unwrap(),
+    );
+    mine.push(
+        node.sequencer
             .sequence_account(&bob.did, false, Some("deactivated"))
             .unwrap(),
     );
