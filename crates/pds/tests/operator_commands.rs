@@ -452,6 +452,11 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     succeeded(&pds(dir.path(), &url, &["account", "takedown", "carol.test"]).await);
     let refused = login(&url, "carol.test", "carol-pw").await.unwrap_err();
     assert!(refused.to_string().contains("AccountTakedown"), "{refused}");
+    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    let carol_line = listed.lines().find(|l| l.contains("carol.test")).unwrap();
+    assert!(carol_line.trim_end().ends_with("takendown"), "{listed}");
+    let alice_line = listed.lines().find(|l| l.contains("alice.test")).unwrap();
+    assert!(alice_line.contains("alice.test@test") && alice_line.trim_end().ends_with("active"));
     assert!(login(&url, "bob.test", &bob[2]).await.is_ok());
     // A taken-down account's handle no longer resolves: the DID does.
     let by_handle = pds(

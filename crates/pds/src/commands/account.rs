@@ -85,8 +85,11 @@ pub struct AccountLine {
     pub status: String,
 }
 
+/// DIDs per `admin.getAccountInfos` call.
+const INFO_BATCH: usize = 100;
+
 /// `pds account list`: every repository (`sync.listRepos`, all pages) with
-/// its handle and email (`admin.getAccountInfo`).
+/// its handle and email (`admin.getAccountInfos`, in batches).
 pub async fn list(conn: &Connection) -> Result<Vec<AccountLine>, Error> {
     let anonymous = conn.anonymous()?;
     let admin = conn.admin()?;
@@ -104,6 +107,7 @@ pub async fn list(conn: &Connection) -> Result<Vec<AccountLine>, Error> {
             .get("repos")
             .and_then(Value::as_array)
             .ok_or_else(|| Error::Answer(format!("listRepos gave no repos: {page}")))?;
+        let mut statuses = Vec::new();
         for repo in repos {
             let did = string_field(repo, "did", "listRepos")?;
             let status = match repo.get("active").and_then(Value::as_bool) {
@@ -114,19 +118,39 @@ pub async fn list(conn: &Connection) -> Result<Vec<AccountLine>, Error> {
                     .to_owned(),
                 _ => "active".to_owned(),
             };
-            let info: Value = admin
-                .query("com.atproto.admin.getAccountInfo", &json!({ "did": did }))
+            statuses.push((did, status));
+        }
+        for batch in statuses.chunks(INFO_BATCH) {
+            let dids: Vec<&str> = batch.iter().map(|(did, _)| did.as_str()).collect();
+            let answer: Value = admin
+                .query(
+                    "com.atproto.admin.getAccountInfos",
+                    &json!({ "dids": dids }),
+                )
                 .await?;
-            lines.push(AccountLine {
-                handle: info
-                    .get("handle")
-                    .and_then(Value::as_str)
-                    .unwrap_or("handle.invalid")
-                    .to_owned(),
-                email: info.get("email").and_then(Value::as_str).map(str::to_owned),
-                did,
-                status,
-            });
+            let infos = answer
+                .get("infos")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for (did, status) in batch {
+                let info = infos
+                    .iter()
+                    .find(|i| i.get("did").and_then(Value::as_str) == Some(did.as_str()));
+                lines.push(AccountLine {
+                    did: did.clone(),
+                    handle: info
+                        .and_then(|i| i.get("handle"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("handle.invalid")
+                        .to_owned(),
+                    email: info
+                        .and_then(|i| i.get("email"))
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    status: status.clone(),
+                });
+            }
         }
         cursor = page
             .get("cursor")
