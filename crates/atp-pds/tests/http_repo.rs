@@ -1055,6 +1055,30 @@ async fn import_repo_replaces_the_repository() {
     assert_eq!(theirs.len(), 19);
     assert_eq!(listed(&pds, &alice.did).await, theirs);
 
+    // 4. Alice's records, read block by block from her store, in a
+    // repository built for bob with his key: imported into bob's account,
+    // they read back with the same CIDs.
+    let alice_records = indexed(&state, &alice.did);
+    let alice_store = store(&state, &alice.did);
+    let bob_key = store(&state, &bob.did).signing_key().unwrap();
+    let blocks = MemoryBlockStore::new();
+    let mut repo = Repo::create(&blocks, &bob.did).unwrap();
+    for (path, cid) in &alice_records {
+        let (collection, rkey) = path.split_once('/').unwrap();
+        let (entry, bytes) = alice_store.get_record(collection, rkey).unwrap().unwrap();
+        assert_eq!(entry.cid.to_string(), *cid);
+        let record = atp_crypto::dagcbor::decode_ipld(&bytes).unwrap();
+        let copied = repo.create_record(collection, rkey, &record).unwrap();
+        assert_eq!(copied.to_string(), *cid);
+    }
+    let commit = repo
+        .commit(&bob_key, atp_syntax::TidClock::global().next().as_str())
+        .unwrap();
+    let car = export_repo_car(&blocks, commit.cid, Vec::new()).unwrap();
+    import(&pds, &bob, car).await.unwrap();
+    assert_eq!(listed(&pds, &bob.did).await, alice_records);
+    assert_eq!(head(&state, &bob.did), commit.cid.to_string());
+
     // Refusals: bob's repository into alice's account, a repository signed
     // with another key, garbage, and no credentials.
     let alice_head = head(&state, &alice.did);
