@@ -23,13 +23,9 @@ pub struct InviteCode {
     pub for_account: String,
 }
 
-/// Consumes one use of `code` for `did` inside the caller's transaction.
-pub(crate) fn use_invite_code(
-    tx: &Transaction<'_>,
-    code: &str,
-    did: &str,
-    now: &str,
-) -> Result<()> {
+/// Fails with [`Error::InvalidInviteCode`] unless `code` exists, is not
+/// disabled, has uses left and was not issued to a taken-down account.
+fn check_invite_code(tx: &Transaction<'_>, code: &str) -> Result<()> {
     let row: Option<(u32, bool)> = tx
         .query_row(
             "SELECT available_uses, disabled FROM invite_code WHERE code = ?1",
@@ -47,17 +43,25 @@ pub(crate) fn use_invite_code(
         [code],
         |row| row.get(0),
     )?;
-    if owner_taken_down {
-        return Err(Error::InvalidInviteCode);
-    }
     let used: u32 = tx.query_row(
         "SELECT COUNT(*) FROM invite_code_use WHERE code = ?1",
         [code],
         |row| row.get(0),
     )?;
-    if disabled || used >= available {
+    if disabled || owner_taken_down || used >= available {
         return Err(Error::InvalidInviteCode);
     }
+    Ok(())
+}
+
+/// Consumes one use of `code` for `did` inside the caller's transaction.
+pub(crate) fn use_invite_code(
+    tx: &Transaction<'_>,
+    code: &str,
+    did: &str,
+    now: &str,
+) -> Result<()> {
+    check_invite_code(tx, code)?;
     tx.execute(
         "INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?1, ?2, ?3)",
         params![code, did, now],
@@ -119,12 +123,11 @@ impl AccountStore {
         })
     }
 
-    /// Fails with [`Error::InvalidInviteCode`] unless `code` can be used.
+    /// Fails with [`Error::InvalidInviteCode`] unless `code` can be used
+    /// (exists, not disabled, uses left, not issued to a taken-down
+    /// account).
     pub fn ensure_invite_available(&self, code: &str) -> Result<()> {
-        match self.invite_code(code)? {
-            Some(invite) if !invite.disabled && invite.uses < invite.available_uses => Ok(()),
-            _ => Err(Error::InvalidInviteCode),
-        }
+        self.db.read(|tx| check_invite_code(tx, code))
     }
 
     /// Disables a code; returns whether it existed.

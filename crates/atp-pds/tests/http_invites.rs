@@ -354,3 +354,37 @@ async fn admin_invite_code_pages() {
     assert_eq!((status, message.as_str()), (400, "Malformed cursor"));
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn codes_of_a_taken_down_account_are_void() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let code = create_code(&pds, 5, Some(&alice.did)).await;
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({
+                "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
+                "takedown": { "applied": true },
+            }),
+        )
+        .await
+        .unwrap();
+    let (status, error, _) = refusal(create_account(&pds, "bob", Some(&code)).await);
+    assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
+    // Lifted: the code works again.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateSubjectStatus",
+            &(),
+            &json!({
+                "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
+                "takedown": { "applied": false },
+            }),
+        )
+        .await
+        .unwrap();
+    create_account(&pds, "bob", Some(&code)).await.unwrap();
+    pds.stop().await;
+}
