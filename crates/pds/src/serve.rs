@@ -105,7 +105,13 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
     state.blobs = blob_store(&settings)?;
     state.mailer = mailer(&settings)?;
 
-    let server = XrpcServer::bind(settings.listen, router(state)?, ServerConfig::default()).await?;
+    let server_config = ServerConfig {
+        subscription_buffer: usize::try_from(settings.max_subscription_buffer)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        ..ServerConfig::default()
+    };
+    let server = XrpcServer::bind(settings.listen, router(state)?, server_config).await?;
     tracing::info!(
         listen = %server.local_addr(),
         public_url = %settings.public_url(),
