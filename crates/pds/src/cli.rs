@@ -166,7 +166,7 @@ pub enum AccountsCommand {
         /// Where DIDs and app passwords are written [default: FILE.out.csv].
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
-        /// Domain of the generated email addresses (<handle>@<domain>)
+        /// Domain of the generated email addresses (HANDLE@DOMAIN)
         /// [default: the server's first handle domain].
         #[arg(long, value_name = "DOMAIN")]
         email_domain: Option<String>,
