@@ -151,13 +151,14 @@ impl Environment {
         Ok(Environment::layered(file, std::env::vars()))
     }
 
-    /// `process` over `file`: a name set in both takes its `process` value.
+    /// `process` over `file`: a name set in both takes its `process` value
+    /// (an empty `process` value counts as unset and leaves the file's).
     pub fn layered(
         file: impl IntoIterator<Item = (String, String)>,
         process: impl IntoIterator<Item = (String, String)>,
     ) -> Environment {
         let mut vars: BTreeMap<String, String> = file.into_iter().collect();
-        vars.extend(process);
+        vars.extend(process.into_iter().filter(|(_, v)| !v.trim().is_empty()));
         Environment { vars }
     }
 
@@ -1143,10 +1144,14 @@ mod tests {
                 ("PDS_PORT".to_owned(), "3000".to_owned()),
                 ("PDS_HOSTNAME".to_owned(), "localhost".to_owned()),
             ],
-            [("PDS_PORT".to_owned(), "4000".to_owned())],
+            [
+                ("PDS_PORT".to_owned(), "4000".to_owned()),
+                ("PDS_HOSTNAME".to_owned(), String::new()),
+            ],
         );
         let (s, _) = Settings::from_env(&env).unwrap();
         assert_eq!(s.listen.port(), 4000);
+        assert_eq!(env.get("PDS_HOSTNAME"), Some("localhost"));
     }
 
     #[test]
