@@ -378,7 +378,8 @@ impl AccountStore {
         }
     }
 
-    /// Replaces the account's password and revokes its refresh tokens.
+    /// Replaces the account's password, revokes its refresh tokens and
+    /// drops any pending password-reset token (as the reference does).
     pub fn update_password(&self, did: &str, password: &str) -> Result<()> {
         let hash = PasswordHash::new(password)?;
         self.db.write(|tx| {
@@ -388,7 +389,32 @@ impl AccountStore {
                 params![did, hash.as_stored()],
             )?;
             tx.execute("DELETE FROM refresh_token WHERE did = ?1", [did])?;
+            tx.execute(
+                "DELETE FROM email_token WHERE did = ?1 AND purpose = 'reset_password'",
+                [did],
+            )?;
             Ok(())
+        })
+    }
+
+    /// Sets the account's email address as an operator does: unconfirmed
+    /// (even if unchanged), and every pending email token of the account
+    /// dropped, in one transaction.
+    pub fn replace_email(&self, did: &str, email: &str) -> Result<Account> {
+        let email = normalize_email(email)?;
+        self.db.write(|tx| {
+            require_account(tx, did)?;
+            if let Some(holder) = account_where(tx, "email", &email)? {
+                if holder.did != did {
+                    return Err(Error::EmailTaken);
+                }
+            }
+            tx.execute(
+                "UPDATE account SET email = ?2, email_confirmed_at = NULL WHERE did = ?1",
+                params![did, email],
+            )?;
+            tx.execute("DELETE FROM email_token WHERE did = ?1", [did])?;
+            require_account(tx, did)
         })
     }
 

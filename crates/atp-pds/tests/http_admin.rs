@@ -685,3 +685,81 @@ async fn record_and_blob_takedowns() {
     assert_eq!(&served.bytes[..], &png[..]);
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn operator_email_change_unconfirms_and_drops_tokens() {
+    use atp_pds::email_token::EmailTokenPurpose;
+    use std::time::Duration;
+
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = std::sync::Arc::clone(&captured);
+    let pds = Pds::start_with(move |state| {
+        *slot.lock().unwrap() = Some(state.storage.clone());
+    })
+    .await;
+    let storage = captured.lock().unwrap().take().unwrap();
+    let alice = pds.create("alice").await;
+    let accounts = storage.accounts();
+    accounts.confirm_email(&alice.did).unwrap();
+    let token = accounts
+        .issue_email_token(&alice.did, EmailTokenPurpose::ConfirmEmail)
+        .unwrap();
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert!(info["emailConfirmedAt"].is_string());
+
+    // Same address: still unconfirmed afterwards, as the reference does.
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateAccountEmail",
+            &(),
+            &json!({ "account": alice.did, "email": "alice@example.com" }),
+        )
+        .await
+        .unwrap();
+    let info: Value = admin(&pds)
+        .query(
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await
+        .unwrap();
+    assert!(info.get("emailConfirmedAt").is_none());
+    assert!(matches!(
+        accounts.consume_email_token(
+            &alice.did,
+            EmailTokenPurpose::ConfirmEmail,
+            &token,
+            Duration::from_secs(900)
+        ),
+        Err(atp_pds::Error::InvalidToken)
+    ));
+
+    // A password change by the operator drops a pending reset token.
+    let reset = accounts
+        .issue_email_token(&alice.did, EmailTokenPurpose::ResetPassword)
+        .unwrap();
+    let _: Value = admin(&pds)
+        .procedure(
+            "com.atproto.admin.updateAccountPassword",
+            &(),
+            &json!({ "did": alice.did, "password": "another-one" }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        accounts.consume_email_token(
+            &alice.did,
+            EmailTokenPurpose::ResetPassword,
+            &reset,
+            Duration::from_secs(900)
+        ),
+        Err(atp_pds::Error::InvalidToken)
+    ));
+    pds.stop().await;
+}

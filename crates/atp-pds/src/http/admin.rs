@@ -309,7 +309,7 @@ async fn update_account_email(
         XrpcError::invalid_request(format!("Account does not exist: {}", input.account))
     })?;
     let accounts = Arc::clone(state.storage.accounts());
-    blocking(move || accounts.update_email(&account.did, &input.email)).await?;
+    blocking(move || accounts.replace_email(&account.did, &input.email)).await?;
     Ok(XrpcResponse::empty())
 }
 
