@@ -42,6 +42,7 @@
 
 mod disk;
 mod s3;
+mod sniff;
 
 use std::fmt;
 use std::future::Future;
@@ -57,6 +58,7 @@ use crate::error::{Error, Result};
 
 pub use disk::DiskBlobStore;
 pub use s3::{S3BlobStore, S3Config};
+pub use sniff::{sniff_mime_type, SNIFF_BYTES};
 
 /// A boxed future, as the store's methods return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -41,11 +41,8 @@ use super::with_state;
 use crate::actor_store::ActorStore;
 use crate::blob_index::{self, TrackedUpload};
 use crate::blob_refs::{find_blob_refs, BlobRef};
-use crate::blob_store::{ByteStream, TEMP_BLOB_LIFETIME};
+use crate::blob_store::{sniff_mime_type, ByteStream, SNIFF_BYTES, TEMP_BLOB_LIFETIME};
 use crate::db::run_blocking;
-
-/// How many leading bytes of an upload are kept to sniff its type.
-const SNIFF_BYTES: usize = 8192;
 
 /// How often the temporary area is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
@@ -207,9 +204,7 @@ async fn upload_blob(
         (Ok(key), None) => key,
     };
     let cid = cid_for_digest(&digest)?;
-    let mime_type = infer::get(&head)
-        .map(|kind| kind.mime_type().to_owned())
-        .unwrap_or(declared_type);
+    let mime_type = sniff_mime_type(&head).unwrap_or(declared_type);
 
     let tracked = {
         let (cid, mime_type, temp_key) = (cid, mime_type.clone(), temp_key.clone());
