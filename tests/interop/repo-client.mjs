@@ -80,6 +80,14 @@ try {
   out.deleteAgain = (await repo.deleteRecord({ repo: did, collection: 'com.example.thing', rkey: 'a' })).data
   out.missing = await refusal(repo.getRecord({ repo: did, collection: 'com.example.thing', rkey: 'a' }))
 
+  // Export with sync.getRepo, write once more, then import the export:
+  // the repository is the export again.
+  const exported = await agent.com.atproto.sync.getRepo({ did })
+  await repo.createRecord({ repo: did, collection: 'com.example.thing', rkey: 'late', record: {} })
+  await repo.importRepo(exported.data, { encoding: 'application/vnd.ipld.car' })
+  out.afterImport = await refusal(repo.getRecord({ repo: did, collection: 'com.example.thing', rkey: 'late' }))
+  out.importedCar = Buffer.from(exported.data).toString('hex')
+
   const described = await repo.describeRepo({ repo: input.identifier })
   out.describeRepo = described.data
   writeOutput(out)

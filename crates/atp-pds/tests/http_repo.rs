@@ -1332,6 +1332,18 @@ async fn the_reference_client_uses_the_record_methods() {
         (&seen["missing"]["status"], &seen["missing"]["error"]),
         (&json!(400), &json!("RecordNotFound"))
     );
+    // The export read through sync.getRepo and imported back: the record
+    // written in between is gone, the head is the exported commit.
+    assert_eq!(
+        (
+            &seen["afterImport"]["refused"],
+            &seen["afterImport"]["error"]
+        ),
+        (&json!(true), &json!("RecordNotFound"))
+    );
+    let car = hex::decode(seen["importedCar"].as_str().unwrap()).unwrap();
+    let (roots, _) = atp_repo_mst::car::read_car(&car).unwrap();
+    assert_eq!(roots[0].to_string(), head(&state, &alice.did));
     assert_eq!(seen["describeRepo"]["did"], alice.did);
     assert_eq!(seen["describeRepo"]["handleIsCorrect"], true);
     assert_eq!(
