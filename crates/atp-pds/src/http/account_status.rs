@@ -26,7 +26,7 @@ use crate::account::Account;
 use crate::db::run_blocking;
 use crate::email_token::EmailTokenPurpose;
 use crate::error::Error;
-use crate::mailer::token_mail;
+use crate::mailer::Mail;
 
 /// Longest password the reference accepts from a login form (longer ones
 /// predate its limit and must be reset).
@@ -324,6 +324,19 @@ async fn check_account_status(
     }))
 }
 
+/// The mail carrying an account-deletion token.
+fn delete_account_mail(to: &str, token: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: "Account Deletion Requested".to_owned(),
+        body: format!(
+            "A request was made to delete your account. To confirm it, enter this \
+             code where you asked: {token}\n\n\
+             If you did not ask for this, ignore this message; your account stays as it is.\n"
+        ),
+    }
+}
+
 async fn request_account_delete(
     state: Arc<PdsState>,
     req: XrpcRequest,
@@ -339,11 +352,7 @@ async fn request_account_delete(
     let mailer = Arc::clone(&state.mailer);
     run_blocking(move || {
         let token = accounts.issue_email_token(&account.did, EmailTokenPurpose::DeleteAccount)?;
-        mailer.send(&token_mail(
-            EmailTokenPurpose::DeleteAccount,
-            &account.email,
-            &token,
-        ))
+        mailer.send(&delete_account_mail(&account.email, &token))
     })
     .await
     .map_err(to_xrpc)?;
