@@ -228,6 +228,38 @@ async fn disk_blob_store() {
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+#[tokio::test]
+async fn disk_blob_store_with_temporary_uploads_on_another_file_system() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    // /dev/shm (tmpfs) when present: a different device than the data
+    // directory, so that blobs are copied rather than renamed.
+    let temp = match std::path::Path::new("/dev/shm") {
+        shm if shm.is_dir() => tempfile::tempdir_in(shm).unwrap(),
+        _ => tempfile::tempdir().unwrap(),
+    };
+    let crosses = std::fs::metadata(dir.path()).unwrap().dev()
+        != std::fs::metadata(temp.path()).unwrap().dev();
+    println!("temporary uploads on another file system: {crosses}");
+    let store = DiskBlobStore::new(dir.path().join("blobs")).with_temp_location(temp.path());
+    blob_store_suite(&store).await;
+
+    let bytes = b"across".to_vec();
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    let key = store
+        .put_temp_bytes(BOB, bytes.clone().into())
+        .await
+        .unwrap();
+    assert!(temp.path().join(BOB).join(&key).is_file());
+    store.make_permanent(BOB, &key, &cid).await.unwrap();
+    assert!(!temp.path().join(BOB).join(&key).exists());
+    assert_eq!(
+        std::fs::read(store.root().join(BOB).join(cid.to_string())).unwrap(),
+        bytes
+    );
+    assert!(!store.root().join("tmp").exists());
+}
+
 /// The body of object `key` read straight from moto with a request signed
 /// here (not through the store), `None` on 404.
 async fn raw_get(url: &str, key: &str) -> Option<Vec<u8>> {

@@ -20,23 +20,40 @@ const TEMP_DIR: &str = "tmp";
 /// Name of the directory of quarantined (taken-down) blobs under the root.
 const QUARANTINE_DIR: &str = "quarantine";
 
+/// `errno` of a rename across file systems (Linux, macOS and the BSDs).
+const EXDEV: i32 = 18;
+
 /// Size of the chunks a blob is read in.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Blobs as files: `<root>/<did>/<cid>` (permanent),
 /// `<root>/tmp/<did>/<key>` (temporary) and `<root>/quarantine/<did>/<cid>`
-/// (taken down). Every file is written next to its
-/// final name, flushed to disk, then renamed into place (and the directory
-/// flushed), so a crash never leaves a partial blob under a real name.
+/// (taken down); the temporary area can live elsewhere
+/// ([`DiskBlobStore::with_temp_location`]). Every file is written next to
+/// its final name, flushed to disk, then renamed into place (and the
+/// directory flushed), so a crash never leaves a partial blob under a real
+/// name.
 #[derive(Clone, Debug)]
 pub struct DiskBlobStore {
     root: PathBuf,
+    temp_root: PathBuf,
 }
 
 impl DiskBlobStore {
     /// A store under `root` (directories are created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DiskBlobStore { root: root.into() }
+        let root = root.into();
+        let temp_root = root.join(TEMP_DIR);
+        DiskBlobStore { root, temp_root }
+    }
+
+    /// Keeps temporary uploads under `temp_root` (`<temp_root>/<did>/<key>`)
+    /// rather than `<root>/tmp`, as the reference's
+    /// `PDS_BLOBSTORE_DISK_TMP_LOCATION`. On another file system, making
+    /// a blob permanent copies it (flushed) instead of renaming it.
+    pub fn with_temp_location(mut self, temp_root: impl Into<PathBuf>) -> Self {
+        self.temp_root = temp_root.into();
+        self
     }
 
     /// The directory holding the blobs.
@@ -55,7 +72,7 @@ impl DiskBlobStore {
 
     fn temp_dir(&self, did: &str) -> Result<PathBuf> {
         check_did(did)?;
-        Ok(self.root.join(TEMP_DIR).join(did))
+        Ok(self.temp_root.join(did))
     }
 
     fn quarantine_path(&self, did: &str, cid: &Cid) -> Result<PathBuf> {
@@ -241,9 +258,19 @@ impl BlobStore for DiskBlobStore {
                 return Ok(());
             }
             fs::create_dir_all(&stored_dir).await?;
-            // Both live under the root: one atomic rename, then both
+            // One atomic rename on the same file system, then both
             // directories flushed.
-            fs::rename(&temp, &stored).await?;
+            match fs::rename(&temp, &stored).await {
+                Ok(()) => {}
+                Err(err) if err.raw_os_error() == Some(EXDEV) => {
+                    // Another file system: copy through a side file, then
+                    // drop the temporary upload.
+                    let file = fs::File::open(&temp).await?;
+                    write_atomically(&stored, file_stream(file)).await?;
+                    fs::remove_file(&temp).await?;
+                }
+                Err(err) => return Err(err.into()),
+            }
             sync_dir(&stored_dir).await?;
             if let Some(temp_dir) = temp.parent() {
                 sync_dir(temp_dir).await?;
@@ -323,7 +350,7 @@ impl BlobStore for DiskBlobStore {
     }
 
     fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<SweptTemp>>> {
-        let temp_root = self.root.join(TEMP_DIR);
+        let temp_root = self.temp_root.clone();
         Box::pin(async move {
             let swept =
                 tokio::task::spawn_blocking(move || sweep_temp_blocking(&temp_root, cutoff))

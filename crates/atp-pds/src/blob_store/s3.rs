@@ -55,7 +55,9 @@ pub struct S3Config {
     /// `PDS_BLOBSTORE_S3_FORCE_PATH_STYLE`: `<endpoint>/<bucket>/<key>`
     /// rather than `<bucket>.<endpoint host>/<key>`.
     pub force_path_style: bool,
-    /// `PDS_BLOBSTORE_S3_ACCESS_KEY_ID`.
+    /// `PDS_BLOBSTORE_S3_ACCESS_KEY_ID`. Without it, the store signs with
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`
+    /// if set, else sends unsigned requests.
     pub access_key_id: Option<String>,
     /// `PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY`.
     pub secret_access_key: Option<String>,
@@ -225,7 +227,8 @@ impl S3BlobStore {
         .map_err(|err| Error::InvalidInput(format!("invalid S3 bucket settings: {err}")))?;
         let credentials = match (&config.access_key_id, &config.secret_access_key) {
             (Some(key), Some(secret)) => Some(Credentials::new(key.clone(), secret.clone())),
-            _ => None,
+            // Ambient credentials: the AWS_* environment variables.
+            _ => Credentials::from_env(),
         };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
