@@ -635,10 +635,13 @@ impl LockedRepo {
     }
 
     /// Replaces the repository with the one in `car`, verified in full: a
-    /// single root that is a commit for this DID signed with the account's
-    /// current key, and a complete, canonical MST whose records are valid.
-    /// Records are indexed with their blob references, and a `#sync`
-    /// event announces the new head.
+    /// single root that is a commit for this DID, and a complete,
+    /// canonical MST whose records are valid. The commit must be signed
+    /// with the account's key here or with the `#atproto` key its DID
+    /// document lists now (an account moving in imports a repository its
+    /// previous server signed, before the document names the new key).
+    /// Records are indexed with their blob references and backlinks, and a
+    /// `#sync` event announces the new head.
     pub async fn import(
         &self,
         state: &PdsState,
@@ -647,12 +650,11 @@ impl LockedRepo {
     ) -> Result<ImportedRepo, XrpcError> {
         let store = Arc::clone(&self.store);
         let did = self.did.clone();
-        let sequencer = state.sequencer.clone();
-        blocking(move || {
+        let (verified, local_key) = blocking(move || {
             let key = store.signing_key().map_err(to_xrpc)?;
             let options = ImportOptions {
-                did: Some(did.clone()),
-                signing_key: Some(key.public_key()),
+                did: Some(did),
+                signing_key: None,
                 limits,
                 ..ImportOptions::default()
             };
@@ -662,6 +664,25 @@ impl LockedRepo {
                 }
                 other => invalid(format!("Invalid repository: {other}")),
             })?;
+            Ok((verified, key.public_key()))
+        })
+        .await?;
+        if verified.commit.verify(&local_key).is_err() {
+            let listed = document_signing_key(state, &self.did).await;
+            let signed_by_listed = listed
+                .as_ref()
+                .is_some_and(|key| verified.commit.verify(key).is_ok());
+            if !signed_by_listed {
+                return Err(invalid(
+                    "Invalid repository: the commit is not signed by the account's key",
+                ));
+            }
+        }
+
+        let store = Arc::clone(&self.store);
+        let did = self.did.clone();
+        let sequencer = state.sequencer.clone();
+        blocking(move || {
             let mut keep = BlockMap::new();
             let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
             let commit_bytes = verified
@@ -710,6 +731,37 @@ impl LockedRepo {
         })
         .await
     }
+}
+
+/// The `#atproto` signing key `did`'s document lists now (`did:plc`
+/// through the directory), if it can be found.
+async fn document_signing_key(state: &PdsState, did: &str) -> Option<atp_crypto::PublicKey> {
+    if !did.starts_with("did:plc:") {
+        return None;
+    }
+    let doc = match state.directory.resolve(did).await {
+        Ok(doc) => doc,
+        Err(err) => {
+            tracing::warn!(%did, error = %err, "could not resolve the DID document for an import");
+            return None;
+        }
+    };
+    signing_key_in_document(&doc)
+}
+
+/// The key of the `#atproto` verification method of a DID document.
+pub fn signing_key_in_document(doc: &Value) -> Option<atp_crypto::PublicKey> {
+    doc.get("verificationMethod")?
+        .as_array()?
+        .iter()
+        .find(|method| {
+            method
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.ends_with("#atproto"))
+        })
+        .and_then(|method| method.get("publicKeyMultibase")?.as_str())
+        .and_then(|text| atp_crypto::PublicKey::from_multibase(text).ok())
 }
 
 /// Takes `did`'s lock and applies `writes` in one commit (see

@@ -1412,3 +1412,52 @@ async fn data_model_fixtures_through_create_record() {
     atp_test_vectors::report("data-model/data-model-invalid.json", invalid.len());
     pds.stop().await;
 }
+
+/// An account moving in imports a repository signed by its previous
+/// server's key, which its DID document lists: accepted. A key the
+/// document does not list is refused.
+#[tokio::test]
+async fn import_accepts_the_key_the_did_document_lists() {
+    let (pds, state) = start().await;
+    let alice = pds.create("alice").await;
+    let previous_server_key = SigningKey::generate(Algorithm::K256);
+    let build = |key: &SigningKey| {
+        let blocks = MemoryBlockStore::new();
+        let mut repo = Repo::create(&blocks, &alice.did).unwrap();
+        let record = Ipld::Map(BTreeMap::from([(
+            "$type".to_owned(),
+            Ipld::String(THING.to_owned()),
+        )]));
+        repo.create_record(THING, "moved", &record).unwrap();
+        let commit = repo
+            .commit(key, atp_syntax::TidClock::global().next().as_str())
+            .unwrap();
+        (
+            commit.cid,
+            export_repo_car(&blocks, commit.cid, Vec::new()).unwrap(),
+        )
+    };
+    let (_, car) = build(&previous_server_key);
+    let (status, _, _) = refusal(import(&pds, &alice, car.clone()).await);
+    assert_eq!(status, 400);
+
+    // The document now lists that key (as during a migration, before the
+    // switch to this server's key).
+    let directory = pds.directory();
+    let last = directory.last_op(&alice.did).await.unwrap();
+    let update = atp_did_plc::UpdateBuilder::from_last(&last)
+        .unwrap()
+        .signing_key(previous_server_key.did_key())
+        .sign(&state.keys.plc_rotation_key)
+        .unwrap();
+    directory.submit(&alice.did, &update).await.unwrap();
+    let (commit_cid, car) = build(&previous_server_key);
+    import(&pds, &alice, car).await.unwrap();
+    assert_eq!(head(&state, &alice.did), commit_cid.to_string());
+    // This server's own key still works too.
+    let own = store(&state, &alice.did).signing_key().unwrap();
+    let (commit_cid, car) = build(&own);
+    import(&pds, &alice, car).await.unwrap();
+    assert_eq!(head(&state, &alice.did), commit_cid.to_string());
+    pds.stop().await;
+}
