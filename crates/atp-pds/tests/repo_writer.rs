@@ -343,3 +343,90 @@ async fn blob_references_are_indexed() {
     );
     pds.stop().await;
 }
+
+/// Concurrent compare-and-swap updates of one record: of the writers that
+/// all saw the same record, exactly one wins; the others get InvalidSwap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_swaps_let_exactly_one_writer_win() {
+    const WRITERS: usize = 8;
+    let (pds, state) = start().await;
+    let alice = pds.create("alice").await;
+    let pds = Arc::new(pds);
+    let first: Value = pds
+        .bearer(&alice.access_jwt)
+        .procedure(
+            "com.atproto.repo.createRecord",
+            &(),
+            &json!({"repo": alice.did, "collection": THING, "rkey": "counter", "record": {"n": 0}}),
+        )
+        .await
+        .unwrap();
+    let seen = first["cid"].as_str().unwrap().to_owned();
+    let mut handles = Vec::new();
+    for writer in 0..WRITERS {
+        let pds = Arc::clone(&pds);
+        let (did, jwt, seen) = (alice.did.clone(), alice.access_jwt.clone(), seen.clone());
+        handles.push(tokio::spawn(async move {
+            pds.bearer(&jwt)
+                .procedure::<_, _, Value>(
+                    "com.atproto.repo.putRecord",
+                    &(),
+                    &json!({"repo": did, "collection": THING, "rkey": "counter",
+                            "record": {"n": writer + 1}, "swapRecord": seen}),
+                )
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut swaps = 0;
+    for handle in handles {
+        match handle.await.unwrap() {
+            Ok(answer) => winners.push(answer),
+            Err(err) => {
+                let (status, name, _) = common::refusal::<()>(Err(err));
+                assert_eq!((status, name.as_str()), (400, "InvalidSwap"));
+                swaps += 1;
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    assert_eq!(swaps, WRITERS - 1);
+    let (entry, _) = store(&state, &alice.did)
+        .get_record(THING, "counter")
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.cid.to_string(), winners[0]["cid"].as_str().unwrap());
+    let pds = Arc::try_unwrap(pds).ok().unwrap();
+    pds.stop().await;
+}
+
+/// The largest batch the reference accepts, 200 writes, is one commit.
+#[tokio::test]
+async fn a_batch_of_200_writes_is_one_commit() {
+    let (pds, state) = start().await;
+    let alice = pds.create("alice").await;
+    let did = alice.did.as_str();
+    let writes = (0..200)
+        .map(|i| {
+            prepare_create(
+                did,
+                THING,
+                Some(&format!("r{i:03}")),
+                &json!({"i": i}),
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    let commit = apply_writes(&state, did, writes, None).await.unwrap();
+    assert_eq!(commit.ops.len(), 200);
+    let store = store(&state, did);
+    assert_eq!(store.record_count().unwrap(), 200);
+    assert_eq!(store.root().unwrap().unwrap().cid, commit.cid);
+    let too_many = (0..201)
+        .map(|i| prepare_delete(did, THING, &format!("r{i:03}")).unwrap())
+        .collect();
+    let err = apply_writes(&state, did, too_many, None).await.unwrap_err();
+    assert_eq!(err.message(), "Too many writes. Max: 200");
+    pds.stop().await;
+}
