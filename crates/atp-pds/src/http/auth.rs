@@ -107,7 +107,8 @@ pub fn optional_access(
 /// Checks HTTP basic auth `admin:<admin password>`. Without a configured
 /// admin password every admin request is refused.
 pub fn require_admin(state: &PdsState, req: &XrpcRequest) -> Result<(), XrpcError> {
-    let refused = || XrpcError::auth_required("Authentication Required").with_name("AuthMissing");
+    let refused =
+        || XrpcError::auth_required("Authentication Required").with_name("AuthenticationRequired");
     let Some(expected) = state.admin_password.as_deref() else {
         return Err(refused());
     };

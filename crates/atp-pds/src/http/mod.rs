@@ -8,7 +8,19 @@
 //! * [`account`] serves `com.atproto.server.createAccount`.
 //! * [`session`]: `createSession`, `getSession`, `refreshSession`,
 //!   `deleteSession`.
-//! * [`errors`]: storage errors as XRPC answers.
+//! * [`app_passwords`], [`invites`], [`account_status`] (deactivation,
+//!   deletion, service auth), [`email`] (confirmation, update, password
+//!   reset): the rest of `com.atproto.server`.
+//! * [`admin`]: `com.atproto.admin`, behind the admin password.
+//! * [`identity`]: `com.atproto.identity`; [`well_known`]: the plain
+//!   paths (`/.well-known/atproto-did`, `did.json`, `_health`, `/`).
+//! * [`repo`]: `com.atproto.repo` records; [`blob`]: blob upload and
+//!   serving; [`sync`] and [`subscribe`]: `com.atproto.sync` and the
+//!   firehose.
+//! * [`preferences`]: `app.bsky.actor` preferences; [`proxy`]: forwards
+//!   the rest to the AppView or the service an `atproto-proxy` header
+//!   names.
+//! * [`auth`]: who is calling; [`errors`]: storage errors as XRPC answers.
 
 pub mod account;
 pub mod account_status;

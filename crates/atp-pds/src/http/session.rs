@@ -14,6 +14,7 @@ use atp_xrpc::server::{bearer_token, Router, XrpcError, XrpcRequest, XrpcRespons
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::auth::missing_auth;
 use super::errors::to_xrpc;
 use super::state::PdsState;
 use crate::account::Account;
@@ -122,16 +123,42 @@ fn insert_tokens(body: &mut Map<String, Value>, tokens: &SessionTokens) {
     body.insert("refreshJwt".to_owned(), json!(tokens.refresh_jwt));
 }
 
-async fn account_of(state: &PdsState, did: String) -> Result<Account, XrpcError> {
-    let accounts = Arc::clone(state.storage.accounts());
-    run_blocking(move || accounts.account_by_did(&did))
-        .await
-        .map_err(to_xrpc)?
-        .ok_or_else(|| XrpcError::invalid_request("Account not found").with_name("AccountNotFound"))
+/// The reference's answer when a session's account is gone (or hidden).
+fn could_not_find(did: &str) -> XrpcError {
+    XrpcError::invalid_request(format!("Could not find user info for account: {did}"))
 }
 
-fn missing_auth() -> XrpcError {
-    XrpcError::auth_required("Authentication Required").with_name("AuthMissing")
+/// The account a session belongs to, refused as the reference does when
+/// it no longer exists.
+async fn account_for_session(state: &PdsState, did: String) -> Result<Account, XrpcError> {
+    let accounts = Arc::clone(state.storage.accounts());
+    let lookup = did.clone();
+    run_blocking(move || accounts.account_by_did(&lookup))
+        .await
+        .map_err(to_xrpc)?
+        .ok_or_else(|| could_not_find(&did))
+}
+
+/// The scope of a refreshed app-password session: privileged app
+/// passwords keep their privilege.
+async fn app_password_scope(
+    state: &PdsState,
+    did: &str,
+    name: &str,
+) -> Result<AuthScope, XrpcError> {
+    let accounts = Arc::clone(state.storage.accounts());
+    let owner = did.to_owned();
+    let passwords = run_blocking(move || accounts.list_app_passwords(&owner))
+        .await
+        .map_err(to_xrpc)?;
+    let privileged = passwords
+        .iter()
+        .any(|pass| pass.name == name && pass.privileged);
+    Ok(if privileged {
+        AuthScope::AppPassPrivileged
+    } else {
+        AuthScope::AppPass
+    })
 }
 
 #[derive(Deserialize)]
@@ -164,7 +191,10 @@ async fn get_session(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespo
         .tokens
         .verify_access(token, &SESSION_SCOPES)
         .map_err(|err| XrpcError::from_session_auth(&err))?;
-    let account = account_of(&state, claims.sub.as_str().to_owned()).await?;
+    let account = account_for_session(&state, claims.sub.as_str().to_owned()).await?;
+    if account.takedown_ref.is_some() {
+        return Err(could_not_find(&account.did));
+    }
     XrpcResponse::json(&session_body(&state, &account).await)
 }
 
@@ -197,10 +227,15 @@ async fn refresh_session(
             XrpcError::invalid_request("Token could not be verified").with_name("InvalidToken")
         );
     }
-    let account = account_of(&state, successor.did.clone()).await?;
+    let account = account_for_session(&state, successor.did.clone()).await?;
+    if account.takedown_ref.is_some() {
+        return Err(
+            XrpcError::auth_required("Account has been taken down").with_name("AccountTakedown")
+        );
+    }
     let scope = match &successor.app_password_name {
         None => AuthScope::Access,
-        Some(_) => AuthScope::AppPass,
+        Some(name) => app_password_scope(&state, &successor.did, name).await?,
     };
     let tokens = sign_session(&state, &successor.did, scope, &successor)?;
     let mut body = session_body(&state, &account).await;
