@@ -486,7 +486,7 @@ fn build_commit(
 pub struct LockedRepo {
     did: String,
     store: Arc<ActorStore>,
-    _guard: RepoLockGuard,
+    guard: Arc<RepoLockGuard>,
 }
 
 /// Takes the write lock of `did`'s repository and opens its store.
@@ -500,7 +500,7 @@ pub async fn lock_repo(state: &PdsState, did: &str) -> Result<LockedRepo, XrpcEr
     Ok(LockedRepo {
         did: did.to_owned(),
         store,
-        _guard: guard,
+        guard: Arc::new(guard),
     })
 }
 
@@ -578,60 +578,24 @@ impl LockedRepo {
 
     /// Applies `writes` in one commit on the current head (which must be
     /// `swap_commit` when given), stores it, sequences it and runs the blob
-    /// hooks. Returns the stored commit.
+    /// hooks. Returns the stored commit. The work runs in its own task
+    /// holding the lock, so a caller that goes away cannot leave a stored
+    /// commit unsequenced.
     pub async fn apply(
         &self,
         state: &PdsState,
         writes: Vec<PreparedWrite>,
         swap_commit: Option<Cid>,
     ) -> Result<CommitData, XrpcError> {
-        if writes.len() > MAX_WRITES {
-            return Err(invalid("Too many writes. Max: 200"));
-        }
-        let refs: Vec<BlobRef> = writes
-            .iter()
-            .flat_map(|write| write.blobs.iter().cloned())
-            .collect();
-        let mut blob_map: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
-        for write in &writes {
-            let cids = write.blobs.iter().map(|blob| blob.cid).collect();
-            blob_map.insert(write.path(), cids);
-        }
-        let mut blob_cids: Vec<Cid> = Vec::new();
-        for blob in &refs {
-            if !blob_cids.contains(&blob.cid) {
-                blob_cids.push(blob.cid);
-            }
-        }
-
-        let store = Arc::clone(&self.store);
-        let commit = blocking(move || build_commit(&store, &writes, swap_commit)).await?;
-
-        crate::http::blob::check_write_blobs(state, &self.did, &refs).await?;
-
-        let store = Arc::clone(&self.store);
-        let commit = blocking(move || {
-            store
-                .transact(|tx| tx.apply_commit(&commit, &blob_map))
-                .map_err(to_xrpc)?;
-            Ok(commit)
+        let (state, did, store) = (state.clone(), self.did.clone(), Arc::clone(&self.store));
+        let guard = Arc::clone(&self.guard);
+        tokio::spawn(async move {
+            let result = apply_locked(&state, &did, &store, writes, swap_commit).await;
+            drop(guard);
+            result
         })
-        .await?;
-
-        let sequencer = state.sequencer.clone();
-        let did = self.did.clone();
-        let commit = blocking(move || {
-            if let Err(err) = sequencer.sequence_commit(&did, &commit, &blob_cids) {
-                tracing::error!(%did, rev = %commit.rev, error = %err, "could not sequence a stored commit");
-            }
-            Ok(commit)
-        })
-        .await?;
-
-        if let Err(err) = crate::http::blob::after_commit(state, &self.did, &commit).await {
-            tracing::error!(did = %self.did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
-        }
-        Ok(commit)
+        .await
+        .map_err(|err| to_xrpc(Error::Internal(format!("write task failed: {err}"))))?
     }
 
     /// Replaces the repository with the one in `car`, verified in full: a
@@ -648,89 +612,163 @@ impl LockedRepo {
         car: Vec<u8>,
         limits: CarLimits,
     ) -> Result<ImportedRepo, XrpcError> {
-        let store = Arc::clone(&self.store);
-        let did = self.did.clone();
-        let (verified, local_key) = blocking(move || {
-            let key = store.signing_key().map_err(to_xrpc)?;
-            let options = ImportOptions {
-                did: Some(did),
-                signing_key: None,
-                limits,
-                ..ImportOptions::default()
-            };
-            let verified = import_car(car.as_slice(), &options).map_err(|err| match err {
-                atp_repo_mst::Error::InvalidCar(message) if message.contains("root") => {
-                    invalid("expected one root")
-                }
-                other => invalid(format!("Invalid repository: {other}")),
-            })?;
-            Ok((verified, key.public_key()))
-        })
-        .await?;
-        if verified.commit.verify(&local_key).is_err() {
-            let listed = document_signing_key(state, &self.did).await;
-            let signed_by_listed = listed
-                .as_ref()
-                .is_some_and(|key| verified.commit.verify(key).is_ok());
-            if !signed_by_listed {
-                return Err(invalid(
-                    "Invalid repository: the commit is not signed by the account's key",
-                ));
-            }
-        }
-
-        let store = Arc::clone(&self.store);
-        let did = self.did.clone();
-        let sequencer = state.sequencer.clone();
-        blocking(move || {
-            let mut keep = BlockMap::new();
-            let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
-            let commit_bytes = verified
-                .blocks
-                .get(&verified.commit_cid)
-                .ok_or_else(|| invalid("expected one root"))?;
-            keep.insert(verified.commit_cid, commit_bytes.clone());
-            for node in &verified.nodes {
-                if let Some(bytes) = verified.blocks.get(node) {
-                    keep.insert(*node, bytes.clone());
-                }
-            }
-            for (path, cid) in &verified.records {
-                let bytes = verified
-                    .blocks
-                    .get(cid)
-                    .ok_or_else(|| invalid(format!("Could not parse record at '{path}'")))?;
-                let record = atp_crypto::dagcbor::decode_ipld(bytes)
-                    .map_err(|_| invalid(format!("Could not parse record at '{path}'")))?;
-                let refs: Vec<Cid> = find_blob_refs(&record).iter().map(|r| r.cid).collect();
-                if !refs.is_empty() {
-                    blobs.insert(path.clone(), refs);
-                }
-                keep.insert(*cid, bytes.clone());
-            }
-            let rev = verified.commit.rev.clone();
-            if let Ok(tid) = Tid::new(&rev) {
-                TidClock::global().advance_past(tid);
-            }
-            store
-                .transact(|tx| {
-                    tx.replace_repo(&verified.commit_cid, &rev, &keep, &verified.records, &blobs)
-                })
-                .map_err(to_xrpc)?;
-            if let Err(err) =
-                sequencer.sequence_sync(&did, &verified.commit_cid, commit_bytes, &rev)
-            {
-                tracing::error!(%did, %rev, error = %err, "could not sequence an imported repository");
-            }
-            Ok(ImportedRepo {
-                commit_cid: verified.commit_cid,
-                rev,
-                records: verified.records.len(),
-                blocks: keep.len(),
-            })
+        let (state, did, store) = (state.clone(), self.did.clone(), Arc::clone(&self.store));
+        let guard = Arc::clone(&self.guard);
+        tokio::spawn(async move {
+            let result = import_locked(&state, &did, &store, car, limits).await;
+            drop(guard);
+            result
         })
         .await
+        .map_err(|err| to_xrpc(Error::Internal(format!("import task failed: {err}"))))?
     }
+}
+
+/// [`LockedRepo::apply`], run with the lock held.
+async fn apply_locked(
+    state: &PdsState,
+    did: &str,
+    store: &Arc<ActorStore>,
+    writes: Vec<PreparedWrite>,
+    swap_commit: Option<Cid>,
+) -> Result<CommitData, XrpcError> {
+    if writes.len() > MAX_WRITES {
+        return Err(invalid("Too many writes. Max: 200"));
+    }
+    let refs: Vec<BlobRef> = writes
+        .iter()
+        .flat_map(|write| write.blobs.iter().cloned())
+        .collect();
+    let mut blob_map: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+    for write in &writes {
+        let cids = write.blobs.iter().map(|blob| blob.cid).collect();
+        blob_map.insert(write.path(), cids);
+    }
+    let mut blob_cids: Vec<Cid> = Vec::new();
+    for blob in &refs {
+        if !blob_cids.contains(&blob.cid) {
+            blob_cids.push(blob.cid);
+        }
+    }
+
+    let building = Arc::clone(store);
+    let commit = blocking(move || build_commit(&building, &writes, swap_commit)).await?;
+
+    crate::http::blob::check_write_blobs(state, did, &refs).await?;
+
+    let storing = Arc::clone(store);
+    let commit = blocking(move || {
+        storing
+            .transact(|tx| tx.apply_commit(&commit, &blob_map))
+            .map_err(to_xrpc)?;
+        Ok(commit)
+    })
+    .await?;
+
+    let sequencer = state.sequencer.clone();
+    let owner = did.to_owned();
+    let commit = blocking(move || {
+        if let Err(err) = sequencer.sequence_commit(&owner, &commit, &blob_cids) {
+            tracing::error!(did = %owner, rev = %commit.rev, error = %err, "could not sequence a stored commit");
+        }
+        Ok(commit)
+    })
+    .await?;
+
+    if let Err(err) = crate::http::blob::after_commit(state, did, &commit).await {
+        tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
+    }
+    Ok(commit)
+}
+
+/// [`LockedRepo::import`], run with the lock held.
+async fn import_locked(
+    state: &PdsState,
+    did: &str,
+    store: &Arc<ActorStore>,
+    car: Vec<u8>,
+    limits: CarLimits,
+) -> Result<ImportedRepo, XrpcError> {
+    let reading = Arc::clone(store);
+    let owner = did.to_owned();
+    let (verified, local_key) = blocking(move || {
+        let key = reading.signing_key().map_err(to_xrpc)?;
+        let options = ImportOptions {
+            did: Some(owner),
+            signing_key: None,
+            limits,
+            ..ImportOptions::default()
+        };
+        let verified = import_car(car.as_slice(), &options).map_err(|err| match err {
+            atp_repo_mst::Error::InvalidCar(message) if message.contains("root") => {
+                invalid("expected one root")
+            }
+            other => invalid(format!("Invalid repository: {other}")),
+        })?;
+        Ok((verified, key.public_key()))
+    })
+    .await?;
+    if verified.commit.verify(&local_key).is_err() {
+        let listed = document_signing_key(state, did).await;
+        let signed_by_listed = listed
+            .as_ref()
+            .is_some_and(|key| verified.commit.verify(key).is_ok());
+        if !signed_by_listed {
+            return Err(invalid(
+                "Invalid repository: the commit is not signed by the account's key",
+            ));
+        }
+    }
+
+    let store = Arc::clone(store);
+    let did = did.to_owned();
+    let sequencer = state.sequencer.clone();
+    blocking(move || {
+        let mut keep = BlockMap::new();
+        let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+        let commit_bytes = verified
+            .blocks
+            .get(&verified.commit_cid)
+            .ok_or_else(|| invalid("expected one root"))?;
+        keep.insert(verified.commit_cid, commit_bytes.clone());
+        for node in &verified.nodes {
+            if let Some(bytes) = verified.blocks.get(node) {
+                keep.insert(*node, bytes.clone());
+            }
+        }
+        for (path, cid) in &verified.records {
+            let bytes = verified
+                .blocks
+                .get(cid)
+                .ok_or_else(|| invalid(format!("Could not parse record at '{path}'")))?;
+            let record = atp_crypto::dagcbor::decode_ipld(bytes)
+                .map_err(|_| invalid(format!("Could not parse record at '{path}'")))?;
+            let refs: Vec<Cid> = find_blob_refs(&record).iter().map(|r| r.cid).collect();
+            if !refs.is_empty() {
+                blobs.insert(path.clone(), refs);
+            }
+            keep.insert(*cid, bytes.clone());
+        }
+        let rev = verified.commit.rev.clone();
+        if let Ok(tid) = Tid::new(&rev) {
+            TidClock::global().advance_past(tid);
+        }
+        store
+            .transact(|tx| {
+                tx.replace_repo(&verified.commit_cid, &rev, &keep, &verified.records, &blobs)
+            })
+            .map_err(to_xrpc)?;
+        if let Err(err) = sequencer.sequence_sync(&did, &verified.commit_cid, commit_bytes, &rev) {
+            tracing::error!(%did, %rev, error = %err, "could not sequence an imported repository");
+        }
+        Ok(ImportedRepo {
+            commit_cid: verified.commit_cid,
+            rev,
+            records: verified.records.len(),
+            blocks: keep.len(),
+        })
+    })
+    .await
 }
 
 /// The `#atproto` signing key `did`'s document lists now (`did:plc`

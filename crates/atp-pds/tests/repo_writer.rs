@@ -430,3 +430,45 @@ async fn a_batch_of_200_writes_is_one_commit() {
     assert_eq!(err.message(), "Too many writes. Max: 200");
     pds.stop().await;
 }
+
+/// A caller that goes away mid-write (its future dropped) does not cut the
+/// write short: the commit is stored and sequenced, and the lock is held
+/// until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_caller_does_not_cut_a_write_short() {
+    let (pds, state) = start().await;
+    let alice = pds.create("alice").await;
+    let did = alice.did.as_str();
+    let before = state.sequencer.latest_seq();
+    let locked = lock_repo(&state, did).await.unwrap();
+    let write = prepare_create(did, THING, Some("kept"), &json!({}), None).unwrap();
+    {
+        let apply = locked.apply(&state, vec![write], None);
+        tokio::pin!(apply);
+        // Poll the write once (it starts), then drop it.
+        tokio::select! {
+            biased;
+            _ = &mut apply => {}
+            _ = std::future::ready(()) => {}
+        }
+    }
+    drop(locked);
+    // The next writer waits for the first write to finish.
+    let next = lock_repo(&state, did).await.unwrap();
+    let (entry, _) = store(&state, did)
+        .get_record(THING, "kept")
+        .unwrap()
+        .unwrap();
+    let events = state.sequencer.events_after(before, 100).unwrap();
+    let commits: Vec<_> = events
+        .iter()
+        .filter(|e| e.did == did && e.frame.message_type() == Some("#commit"))
+        .collect();
+    assert_eq!(commits.len(), 1);
+    assert_eq!(
+        entry.repo_rev,
+        store(&state, did).root().unwrap().unwrap().rev
+    );
+    drop(next);
+    pds.stop().await;
+}
