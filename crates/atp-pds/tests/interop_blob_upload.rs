@@ -22,6 +22,45 @@ fn le32(n: u32) -> [u8; 4] {
     n.to_le_bytes()
 }
 
+/// An ASF (Windows Media) header with a file properties object and a video
+/// stream properties object.
+fn asf_video() -> Vec<u8> {
+    let object = |guid: &[u8], payload: &[u8]| {
+        let size = (24 + payload.len()) as u64;
+        cat(&[guid, &size.to_le_bytes(), payload])
+    };
+    let file_properties = object(
+        &[
+            0xa1, 0xdc, 0xab, 0x8c, 0x47, 0xa9, 0xcf, 0x11, 0x8e, 0xe4, 0x00, 0xc0, 0x0c, 0x20,
+            0x53, 0x65,
+        ],
+        &[0; 80],
+    );
+    let video_type = [
+        0xc0, 0xef, 0x19, 0xbc, 0x4d, 0x5b, 0xcf, 0x11, 0xa8, 0xfd, 0x00, 0x80, 0x5f, 0x5c, 0x44,
+        0x2b,
+    ];
+    let stream_properties = object(
+        &[
+            0x91, 0x07, 0xdc, 0xb7, 0xb7, 0xa9, 0xcf, 0x11, 0x8e, 0xe6, 0x00, 0xc0, 0x0c, 0x20,
+            0x53, 0x65,
+        ],
+        &cat(&[&video_type, &[0; 40]]),
+    );
+    let objects = cat(&[&file_properties, &stream_properties]);
+    let header_size = (30 + objects.len()) as u64;
+    cat(&[
+        &[
+            0x30, 0x26, 0xb2, 0x75, 0x8e, 0x66, 0xcf, 0x11, 0xa6, 0xd9, 0x00, 0xaa, 0x00, 0x62,
+            0xce, 0x6c,
+        ],
+        &header_size.to_le_bytes(),
+        &[2, 0, 0, 0, 1, 2],
+        &objects,
+        &[0; 100],
+    ])
+}
+
 /// File headers of common formats (built here from the formats' magic
 /// numbers), text that a sniffer might mistake, and plain binary.
 fn corpus() -> Vec<(&'static str, Vec<u8>)> {
@@ -217,6 +256,7 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
                 &filler(64),
             ]),
         ),
+        ("asf-video", asf_video()),
         ("amr", cat(&[b"#!AMR\n", &filler(24)])),
         (
             "aiff",
