@@ -186,6 +186,32 @@ pub fn lexicons() -> &'static Lexicons {
     LEXICONS.get_or_init(Lexicons::bundled)
 }
 
+/// The record types the reference PDS validates writes of; records of
+/// other types are `unknown` (refused when validation is required), as
+/// there.
+pub const VALIDATED_RECORD_TYPES: &[&str] = &[
+    "app.bsky.actor.profile",
+    "app.bsky.actor.status",
+    "app.bsky.feed.generator",
+    "app.bsky.feed.like",
+    "app.bsky.feed.post",
+    "app.bsky.feed.postgate",
+    "app.bsky.feed.repost",
+    "app.bsky.feed.threadgate",
+    "app.bsky.graph.block",
+    "app.bsky.graph.follow",
+    "app.bsky.graph.list",
+    "app.bsky.graph.listblock",
+    "app.bsky.graph.listitem",
+    "app.bsky.graph.starterpack",
+    "app.bsky.graph.verification",
+    "app.bsky.labeler.service",
+    "app.bsky.notification.declaration",
+    "chat.bsky.actor.declaration",
+    "com.atproto.lexicon.schema",
+    "com.germnetwork.declaration",
+];
+
 fn lexicon_message(err: LexiconError) -> String {
     match err {
         LexiconError::Validation(message) => message,
@@ -210,8 +236,9 @@ fn check_rkey(rkey: &str) -> Result<(), XrpcError> {
 }
 
 /// Validates `record` (JSON, `$type` set) against the bundled lexicons as
-/// the reference does: `validate == Some(false)` skips it; an unknown
-/// schema is `unknown`, or refused when `validate == Some(true)`.
+/// the reference does: `validate == Some(false)` skips it; a type outside
+/// [`VALIDATED_RECORD_TYPES`] or without a bundled schema is `unknown`, or
+/// refused when `validate == Some(true)`.
 fn validate_record(
     collection: &str,
     rkey: &str,
@@ -222,7 +249,7 @@ fn validate_record(
         return Ok(None);
     }
     let lexicons = lexicons();
-    if lexicons.get_def(collection).is_none() {
+    if !VALIDATED_RECORD_TYPES.contains(&collection) || lexicons.get_def(collection).is_none() {
         if validate == Some(true) {
             return Err(invalid(format!("Unknown lexicon type: {collection}")));
         }
@@ -898,6 +925,23 @@ mod tests {
         assert!(err
             .message()
             .starts_with("Invalid record key for app.bsky.feed.post"));
+    }
+
+    #[test]
+    fn only_the_reference_s_record_types_are_validated() {
+        let record = json!({"$type": "app.bsky.graph.referencelistoptout"});
+        let write = prepare_create(
+            DID,
+            "app.bsky.graph.referencelistoptout",
+            None,
+            &record,
+            None,
+        )
+        .unwrap();
+        assert_eq!(write.validation_status, Some(ValidationStatus::Unknown));
+        for collection in VALIDATED_RECORD_TYPES {
+            assert!(Nsid::is_valid(collection));
+        }
     }
 
     #[test]
