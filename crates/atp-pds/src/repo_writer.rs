@@ -301,7 +301,7 @@ fn prepare_record_write(
             )));
         }
     }
-    let rkey = match rkey.filter(|rkey| !rkey.is_empty()) {
+    let rkey = match rkey {
         Some(rkey) => {
             check_rkey(rkey)?;
             rkey.to_owned()
@@ -334,9 +334,8 @@ fn prepare_record_write(
     })
 }
 
-/// Prepares a record creation in `did`'s repository; without `rkey` (or
-/// with an empty one) the record key is a new TID. A record without
-/// `$type` gets the collection.
+/// Prepares a record creation in `did`'s repository; without `rkey` the
+/// record key is a new TID. A record without `$type` gets the collection.
 pub fn prepare_create(
     did: &str,
     collection: &str,
@@ -920,6 +919,8 @@ mod tests {
         let err =
             prepare_create(DID, "app.bsky.feed.post", Some("bad key!"), &post, None).unwrap_err();
         assert_eq!(err.message(), "Invalid record key: bad key!");
+        let err = prepare_create(DID, "com.example.thing", Some(""), &json!({}), None).unwrap_err();
+        assert_eq!(err.message(), "Invalid record key: ");
         // A post's key must be a TID.
         let err = prepare_create(DID, "app.bsky.feed.post", Some("self"), &post, None).unwrap_err();
         assert!(err
