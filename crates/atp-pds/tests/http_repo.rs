@@ -453,6 +453,12 @@ async fn deactivated_and_taken_down_accounts_cannot_write() {
     );
     assert_eq!((status, name.as_str()), (400, "RepoDeactivated"));
 
+    // An account moving in is deactivated while it imports its repository:
+    // importRepo is allowed then.
+    import(&pds, &alice, export(&state, &alice.did))
+        .await
+        .unwrap();
+
     state.storage.accounts().activate(&alice.did).unwrap();
     state
         .storage
