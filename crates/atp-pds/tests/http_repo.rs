@@ -209,6 +209,20 @@ async fn create_then_read_back_with_get_list_and_describe() {
     assert_eq!(described["handleIsCorrect"], true);
     assert_eq!(described["collections"], json!([POST, THING]));
     assert_eq!(described["didDoc"]["id"], alice.did);
+
+    // A handle the DID document does not claim is not correct.
+    state
+        .storage
+        .accounts()
+        .update_handle(&alice.did, "renamed.test")
+        .unwrap();
+    let described: Value = pds
+        .client()
+        .query("com.atproto.repo.describeRepo", &json!({"repo": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(described["handle"], "renamed.test");
+    assert_eq!(described["handleIsCorrect"], false);
     pds.stop().await;
 }
 
