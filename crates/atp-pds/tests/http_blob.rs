@@ -733,6 +733,24 @@ async fn sync_methods_respect_repo_availability() {
             format!("Repo has been takendown: {}", alice.did)
         )
     );
+    // The owner's session may not upload any more.
+    let refused = pds
+        .bearer(&alice.access_jwt)
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            "image/png",
+            Bytes::from(png.clone()),
+        )
+        .await;
+    assert_eq!(
+        refusal(refused),
+        (
+            401,
+            "AccountTakedown".to_owned(),
+            "Account has been taken down".to_owned()
+        )
+    );
     let basic = base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("admin:{ADMIN_PASSWORD}"),

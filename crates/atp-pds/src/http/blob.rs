@@ -169,6 +169,7 @@ async fn upload_blob(
     mut req: XrpcRequest,
 ) -> Result<XrpcResponse, XrpcError> {
     let caller = require_access(&state, &req, Access::Standard)?;
+    check_not_taken_down(&state, &caller.did).await?;
     if !announces_body(&req) {
         return Err(XrpcError::invalid_request(
             "A request body is expected but none was provided",
@@ -234,6 +235,24 @@ async fn upload_blob(
         }
     }
     XrpcResponse::json(&json!({ "blob": blob_json(&cid, &mime_type, size) }))
+}
+
+/// The reference's `checkTakedown` of uploadBlob: the caller's account
+/// must exist and not be taken down (a token issued before the takedown
+/// is refused too).
+async fn check_not_taken_down(state: &PdsState, did: &str) -> Result<(), XrpcError> {
+    let accounts = Arc::clone(state.storage.accounts());
+    let lookup = did.to_owned();
+    let account = run_blocking(move || accounts.account_by_did(&lookup))
+        .await
+        .map_err(to_xrpc)?
+        .ok_or_else(|| XrpcError::forbidden("Account not found").with_name("AccountNotFound"))?;
+    if account.takedown_ref.is_some() {
+        return Err(
+            XrpcError::auth_required("Account has been taken down").with_name("AccountTakedown")
+        );
+    }
+    Ok(())
 }
 
 /// Deletes a temporary upload that is not needed; a failure is only
