@@ -884,3 +884,74 @@ async fn blobs_on_s3_go_through_the_whole_cycle() {
     assert!(!s3.has_stored(&alice.did, &cid).await.unwrap());
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn a_service_token_of_the_account_may_upload_for_it() {
+    use atp_xrpc::auth::{create_service_jwt, ServiceJwtParams};
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+    let key = state
+        .storage
+        .actors()
+        .open(&alice.did)
+        .unwrap()
+        .signing_key()
+        .unwrap();
+    let token = |aud: &str, lxm: &str| {
+        create_service_jwt(&key, &ServiceJwtParams::new(&alice.did, aud, Some(lxm))).unwrap()
+    };
+    let png = png_bytes(64);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let send = |token: String| {
+        let client = pds.bearer(&token);
+        let png = png.clone();
+        async move {
+            client
+                .procedure_bytes(
+                    "com.atproto.repo.uploadBlob",
+                    &(),
+                    "application/octet-stream",
+                    Bytes::from(png),
+                )
+                .await
+        }
+    };
+
+    // Signed by Alice for uploadBlob at this PDS: the blob is Alice's.
+    let body = send(token("did:web:localhost", "com.atproto.repo.uploadBlob"))
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&body.bytes).unwrap();
+    assert_eq!(answer["blob"]["ref"]["$link"], cid.to_string());
+    assert_eq!(answer["blob"]["mimeType"], "image/png");
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    assert!(blob_index::get_blob(&store, &cid).unwrap().is_some());
+
+    // Another method, another audience, or claiming to be Bob: refused.
+    let (status, name, _) =
+        refusal(send(token("did:web:localhost", "com.atproto.repo.createRecord")).await);
+    assert_eq!((status, name.as_str()), (401, "BadJwtLexiconMethod"));
+    let (status, name, message) =
+        refusal(send(token("did:web:elsewhere", "com.atproto.repo.uploadBlob")).await);
+    assert_eq!(
+        (status, name.as_str(), message.as_str()),
+        (
+            401,
+            "BadJwtAudience",
+            "jwt audience does not match service did"
+        )
+    );
+    let forged = create_service_jwt(
+        &key,
+        &ServiceJwtParams::new(
+            &bob.did,
+            "did:web:localhost",
+            Some("com.atproto.repo.uploadBlob"),
+        ),
+    )
+    .unwrap();
+    let (status, name, _) = refusal(send(forged).await);
+    assert_eq!((status, name.as_str()), (401, "BadJwtSignature"));
+    pds.stop().await;
+}

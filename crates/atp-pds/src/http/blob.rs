@@ -27,7 +27,8 @@ use std::time::{Duration, SystemTime};
 
 use atp_crypto::Cid;
 use atp_repo_mst::repo::{CommitData, WriteAction};
-use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
+use atp_xrpc::auth::{decode_claims_unverified, AuthError, ServiceJwtVerifier};
+use atp_xrpc::server::{bearer_token, Router, XrpcError, XrpcRequest, XrpcResponse};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hyper::header::{HeaderName, HeaderValue};
@@ -168,8 +169,7 @@ async fn upload_blob(
     state: Arc<PdsState>,
     mut req: XrpcRequest,
 ) -> Result<XrpcResponse, XrpcError> {
-    let caller = require_access(&state, &req, Access::Standard)?;
-    check_not_taken_down(&state, &caller.did).await?;
+    let uploader = upload_caller(&state, &req).await?;
     if !announces_body(&req) {
         return Err(XrpcError::invalid_request(
             "A request body is expected but none was provided",
@@ -182,11 +182,11 @@ async fn upload_blob(
     if declared_length(&req)?.is_some_and(|length| length > limit) {
         return Err(payload_too_large());
     }
-    let store = open_store(&state, &caller.did).await?;
+    let store = open_store(&state, &uploader).await?;
 
     let meter = Arc::new(Mutex::new(UploadMeter::default()));
     let body = metered_body(req.body_stream()?, Arc::clone(&meter), limit);
-    let stored = state.blobs.put_temp(&caller.did, body).await;
+    let stored = state.blobs.put_temp(&uploader, body).await;
     let (digest, size, head, refusal) = {
         let mut meter = meter
             .lock()
@@ -216,12 +216,12 @@ async fn upload_blob(
     };
     match tracked {
         TrackedUpload::TakenDown => {
-            discard_temp(&state, &caller.did, &temp_key).await;
+            discard_temp(&state, &uploader, &temp_key).await;
             return Err(XrpcError::invalid_request(
                 "Blob has been takendown, cannot re-upload",
             ));
         }
-        TrackedUpload::AlreadyPermanent => discard_temp(&state, &caller.did, &temp_key).await,
+        TrackedUpload::AlreadyPermanent => discard_temp(&state, &uploader, &temp_key).await,
         TrackedUpload::Temporary => {
             // Records that already reference it (a repository import)
             // make it permanent at once.
@@ -230,11 +230,54 @@ async fn upload_blob(
             })
             .await?;
             if referenced {
-                make_permanent(&state, &store, &caller.did, &cid, &temp_key).await?;
+                make_permanent(&state, &store, &uploader, &cid, &temp_key).await?;
             }
         }
     }
     XrpcResponse::json(&json!({ "blob": blob_json(&cid, &mime_type, size) }))
+}
+
+/// The NSID of uploadBlob, the `lxm` a service token for it carries.
+const UPLOAD_BLOB: &str = "com.atproto.repo.uploadBlob";
+
+/// Who uploads: the account of a session access token (not taken down),
+/// or the issuer of a service token (one with an `lxm` claim, as the
+/// reference tells them apart) that an account of this PDS signed for
+/// `uploadBlob` with this PDS as audience: how a video service uploads on
+/// a user's behalf. The issuer's key is the account's signing key, which
+/// its DID document publishes.
+async fn upload_caller(state: &PdsState, req: &XrpcRequest) -> Result<String, XrpcError> {
+    let service_token = bearer_token(req.head()).filter(|token| {
+        decode_claims_unverified(token)
+            .ok()
+            .is_some_and(|claims| claims.get("lxm").is_some_and(|lxm| !lxm.is_null()))
+    });
+    let Some(token) = service_token else {
+        let caller = require_access(state, req, Access::Standard)?;
+        check_not_taken_down(state, &caller.did).await?;
+        return Ok(caller.did);
+    };
+    let actors = Arc::clone(state.storage.actors());
+    let resolver = move |iss: String, _force_refresh: bool| {
+        let actors = Arc::clone(&actors);
+        async move {
+            let did = iss.split('#').next().unwrap_or_default().to_owned();
+            let key = run_blocking(move || {
+                if !actors.exists(&did) {
+                    return Err(crate::Error::AccountNotFound(did));
+                }
+                actors.open(&did)?.signing_key()
+            })
+            .await
+            .map_err(|err| AuthError::KeyResolution(err.to_string()))?;
+            Ok(key.public_key())
+        }
+    };
+    let claims = ServiceJwtVerifier::new(Some(&state.info.did), Some(UPLOAD_BLOB))
+        .verify(token, &resolver)
+        .await
+        .map_err(|err| XrpcError::from_service_auth(&err))?;
+    Ok(claims.issuer_did().to_owned())
 }
 
 /// The reference's `checkTakedown` of uploadBlob: the caller's account
@@ -676,10 +719,7 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
     let route_limit =
         usize::try_from(state.blob_upload_limit.saturating_add(1)).unwrap_or(usize::MAX);
     router
-        .procedure(
-            "com.atproto.repo.uploadBlob",
-            with_state(state, upload_blob),
-        )?
+        .procedure(UPLOAD_BLOB, with_state(state, upload_blob))?
         .max_body_bytes(route_limit);
     router.query(
         "com.atproto.repo.listMissingBlobs",
