@@ -32,7 +32,8 @@ use atp_xrpc::server::{bearer_token, Router, XrpcError, XrpcRequest, XrpcRespons
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hyper::header::{HeaderName, HeaderValue};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::auth::{is_admin, optional_access, require_access, Access};
@@ -136,14 +137,61 @@ fn cid_for_digest(digest: &[u8]) -> Result<Cid, XrpcError> {
     Cid::try_from(bytes.as_slice()).map_err(XrpcError::internal)
 }
 
+/// Answers are written with their keys in the reference's order (struct
+/// fields serialize in declaration order).
+#[derive(Serialize)]
+struct BlobJson {
+    #[serde(rename = "$type")]
+    kind: &'static str,
+    #[serde(rename = "ref")]
+    link: LinkJson,
+    #[serde(rename = "mimeType")]
+    mime_type: String,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct LinkJson {
+    #[serde(rename = "$link")]
+    link: String,
+}
+
+#[derive(Serialize)]
+struct UploadAnswer {
+    blob: BlobJson,
+}
+
+#[derive(Serialize)]
+struct ListBlobsAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+    cids: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct MissingBlob {
+    cid: String,
+    #[serde(rename = "recordUri")]
+    record_uri: String,
+}
+
+#[derive(Serialize)]
+struct ListMissingBlobsAnswer {
+    blobs: Vec<MissingBlob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
+}
+
 /// The blob JSON of the protocol's data model.
-fn blob_json(cid: &Cid, mime_type: &str, size: u64) -> Value {
-    json!({
-        "$type": "blob",
-        "ref": { "$link": cid.to_string() },
-        "mimeType": mime_type,
-        "size": size,
-    })
+fn blob_json(cid: &Cid, mime_type: &str, size: u64) -> BlobJson {
+    BlobJson {
+        kind: "blob",
+        link: LinkJson {
+            link: cid.to_string(),
+        },
+        mime_type: mime_type.to_owned(),
+        size,
+    }
 }
 
 /// Whether the request announces a body (the reference's check).
@@ -234,7 +282,9 @@ async fn upload_blob(
             }
         }
     }
-    XrpcResponse::json(&json!({ "blob": blob_json(&cid, &mime_type, size) }))
+    XrpcResponse::json(&UploadAnswer {
+        blob: blob_json(&cid, &mime_type, size),
+    })
 }
 
 /// The NSID of uploadBlob, the `lxm` a service token for it carries.
@@ -683,11 +733,10 @@ async fn list_blobs(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespon
         blob_index::list_blobs(store, since.as_deref(), cursor.as_deref(), limit)
     })
     .await?;
-    let mut body = json!({ "cids": cids });
-    if let Some(last) = cids.last() {
-        body["cursor"] = json!(last);
-    }
-    XrpcResponse::json(&body)
+    XrpcResponse::json(&ListBlobsAnswer {
+        cursor: cids.last().cloned(),
+        cids,
+    })
 }
 
 async fn list_missing_blobs(
@@ -702,15 +751,12 @@ async fn list_missing_blobs(
         blob_index::list_missing_blobs(store, cursor.as_deref(), limit)
     })
     .await?;
-    let blobs: Vec<Value> = missing
-        .iter()
-        .map(|(cid, uri)| json!({ "cid": cid, "recordUri": uri }))
+    let cursor = missing.last().map(|(cid, _)| cid.clone());
+    let blobs = missing
+        .into_iter()
+        .map(|(cid, record_uri)| MissingBlob { cid, record_uri })
         .collect();
-    let mut body = json!({ "blobs": blobs });
-    if let Some((last, _)) = missing.last() {
-        body["cursor"] = json!(last);
-    }
-    XrpcResponse::json(&body)
+    XrpcResponse::json(&ListMissingBlobsAnswer { blobs, cursor })
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
