@@ -347,8 +347,10 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     assert_eq!(posts_of(&url, &alice[1]).await.len(), 1);
 
     // An interrupted row: dave's account and first post exist, the output
-    // only says "started". The rerun finishes it without a second post.
-    succeeded(
+    // only says "started" with his DID. The rerun finishes it without a
+    // second post. Frank's "started" row has no DID: his existing account
+    // is not taken over.
+    let dave_created = succeeded(
         &pds(
             dir.path(),
             &url,
@@ -385,13 +387,30 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         )
         .await,
     );
+    let dave_did = field_of(&dave_created, "DID:");
+    succeeded(
+        &pds(
+            dir.path(),
+            &url,
+            &[
+                "account",
+                "create",
+                "--handle",
+                "frank.test",
+                "--email",
+                "frank@example.com",
+            ],
+        )
+        .await,
+    );
     {
         use std::io::Write;
         let mut out = std::fs::OpenOptions::new()
             .append(true)
             .open(&out_path)
             .unwrap();
-        writeln!(out, "dave.test,,,started").unwrap();
+        writeln!(out, "dave.test,{dave_did},,started").unwrap();
+        writeln!(out, "frank.test,,,started").unwrap();
     }
     {
         use std::io::Write;
@@ -400,6 +419,7 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
             .open(&csv_path)
             .unwrap();
         writeln!(input, "dave,Dave,Resumed,,Hi").unwrap();
+        writeln!(input, "frank,Frank,,,").unwrap();
     }
     let third = pds(
         dir.path(),
@@ -408,12 +428,18 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     )
     .await;
     assert!(
-        stdout(&third).contains("5 rows: 0 created, 1 resumed, 2 already done, 2 failed"),
+        stdout(&third).contains("6 rows: 0 created, 1 resumed, 2 already done, 3 failed"),
         "{}\n{}",
         stdout(&third),
         stderr(&third)
     );
+    assert!(
+        stderr(&third).contains("line 7 (frank.test): the handle belongs to did:plc:"),
+        "{}",
+        stderr(&third)
+    );
     let dave = last_row(&output_rows(&out_path), "dave.test");
+    assert_eq!(dave[1], dave_did);
     assert_eq!(dave[3], "done");
     let dave_posts = posts_of(&url, &dave[1]).await;
     assert_eq!(dave_posts.len(), 1, "{dave_posts:?}");

@@ -9,12 +9,13 @@
 //!
 //! The output CSV (`handle,did,app_password,status`) is appended to and
 //! flushed row by row, so an interrupted import resumes where it stopped:
-//! a handle whose last output row is `done` is skipped; a handle with a
-//! `started` row is taken up again (its password reset with the admin
-//! password, the profile put again, the first post written only if the
-//! account has no post yet, the app password made anew). A handle that
-//! already exists without any output row belongs to someone else and is
-//! refused. Each row's error is reported and the batch goes on.
+//! a handle whose last output row is `done` is skipped; a handle whose
+//! `started` row names the DID the handle resolves to is taken up again
+//! (its password reset with the admin password, the profile put again, the
+//! first post written only if the account has no post yet, the app
+//! password made anew). A handle that already exists under another DID, or
+//! without any output row, belongs to someone else and is refused. Each
+//! row's error is reported and the batch goes on.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -320,8 +321,19 @@ async fn import_row(
                 "the handle is already taken by an account this import did not create".to_owned(),
             ))
         }
+        (Some(did), Some(prior)) if prior.did != did => {
+            return Err(Error::Usage(if prior.did.is_empty() {
+                format!(
+                    "the handle belongs to {did}, but this import recorded no DID for it: check the account, then add a started row with its DID to the output to take it up"
+                )
+            } else {
+                format!(
+                    "the handle belongs to {did}, not to {} as this import recorded",
+                    prior.did
+                )
+            }));
+        }
         (Some(did), Some(_)) => {
-            log.append(&started(handle, &did))?;
             let _: Value = conn
                 .admin()?
                 .procedure(
