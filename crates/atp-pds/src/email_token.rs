@@ -13,6 +13,9 @@ use crate::account::AccountStore;
 use crate::error::{Error, Result};
 use crate::time;
 
+/// How long an email token stays valid (the reference PDS's 15 minutes).
+pub const EMAIL_TOKEN_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
 /// What an email token authorizes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EmailTokenPurpose {
@@ -100,5 +103,92 @@ impl AccountStore {
             }
             Ok(Ok(()))
         })?
+    }
+}
+
+/// Whether a token requested at `requested` (stored form) is still valid
+/// at `now`.
+fn check_age(
+    requested: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime: Duration,
+) -> Result<()> {
+    let lifetime = chrono::Duration::from_std(lifetime)
+        .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))?;
+    if time::parse(requested)? + lifetime <= now {
+        return Err(Error::ExpiredToken);
+    }
+    Ok(())
+}
+
+impl AccountStore {
+    /// Checks the token of `did` for `purpose` without consuming it:
+    /// [`Error::InvalidToken`] when it does not match,
+    /// [`Error::ExpiredToken`] when it is older than `lifetime`.
+    pub fn check_email_token(
+        &self,
+        did: &str,
+        purpose: EmailTokenPurpose,
+        token: &str,
+        lifetime: Duration,
+    ) -> Result<()> {
+        let now = self.now();
+        let given = token.trim().to_uppercase();
+        let row: Option<(String, String)> = self.db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
+                    params![purpose.as_str(), did],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?)
+        })?;
+        match row {
+            Some((stored, requested)) if crate::password::constant_time_eq(&stored, &given) => {
+                check_age(&requested, now, lifetime)
+            }
+            _ => Err(Error::InvalidToken),
+        }
+    }
+
+    /// Finds the account whose token for `purpose` is `token` (for a
+    /// password reset, where the caller is not logged in), consumes the
+    /// token and returns the account's DID. A matching but expired token
+    /// is removed and refused with [`Error::ExpiredToken`].
+    pub fn redeem_email_token(
+        &self,
+        purpose: EmailTokenPurpose,
+        token: &str,
+        lifetime: Duration,
+    ) -> Result<String> {
+        let now = self.now();
+        let given = token.trim().to_uppercase();
+        if given.is_empty() {
+            return Err(Error::InvalidToken);
+        }
+        self.db.write(|tx| {
+            let row: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT did, requested_at FROM email_token WHERE purpose = ?1 AND token = ?2",
+                    params![purpose.as_str(), given],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let Some((did, requested)) = row else {
+                return Ok(Err(Error::InvalidToken));
+            };
+            tx.execute(
+                "DELETE FROM email_token WHERE purpose = ?1 AND did = ?2",
+                params![purpose.as_str(), did],
+            )?;
+            Ok(check_age(&requested, now, lifetime).map(|()| did))
+        })?
+    }
+
+    /// Removes every email token of `did` (after its address changed);
+    /// returns how many there were.
+    pub fn delete_email_tokens(&self, did: &str) -> Result<usize> {
+        self.db
+            .write(|tx| Ok(tx.execute("DELETE FROM email_token WHERE did = ?1", [did])?))
     }
 }
