@@ -145,6 +145,17 @@ pub fn track_upload(
     })
 }
 
+/// The blob kept under the temporary key `temp_key`, if any.
+pub fn blob_by_temp_key(store: &ActorStore, temp_key: &str) -> Result<Option<BlobRow>> {
+    store.database().read(|tx| {
+        let sql = format!("SELECT {COLUMNS} FROM blob WHERE temp_key = ?1");
+        tx.query_row(&sql, [temp_key], read_row)
+            .optional()?
+            .map(from_row)
+            .transpose()
+    })
+}
+
 /// Whether any record references blob `cid`.
 pub fn has_records_for_blob(store: &ActorStore, cid: &Cid) -> Result<bool> {
     let cid = cid.to_string();

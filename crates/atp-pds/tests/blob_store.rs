@@ -173,6 +173,9 @@ async fn blob_store_suite(store: &dyn BlobStore) {
     assert!(store.sweep_temp(past).await.unwrap().is_empty());
     assert!(store.has_temp(ALICE, &stale).await.unwrap());
     let future = SystemTime::now() + Duration::from_secs(60);
+    let listed = store.stale_temp(future).await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(store.has_temp(ALICE, &stale).await.unwrap());
     let swept = store.sweep_temp(future).await.unwrap();
     assert_eq!(swept.len(), 1, "{swept:?}");
     assert_eq!(

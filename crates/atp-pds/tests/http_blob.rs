@@ -955,3 +955,54 @@ async fn a_service_token_of_the_account_may_upload_for_it() {
     assert_eq!((status, name.as_str()), (401, "BadJwtSignature"));
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(90);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(&pds, &alice, "image/png", &png).await;
+
+    // A commit referencing it whose blob hook never ran.
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    let key = store.signing_key().unwrap();
+    let mut repo = store.open_repo().unwrap();
+    let profile = Ipld::Map(BTreeMap::from([
+        (
+            "$type".to_owned(),
+            Ipld::String("app.bsky.actor.profile".to_owned()),
+        ),
+        (
+            "avatar".to_owned(),
+            blob_ipld(cid, "image/png", png.len() as i128),
+        ),
+    ]));
+    repo.create_record("app.bsky.actor.profile", "self", &profile)
+        .unwrap();
+    let rev = atp_syntax::TidClock::global().next().to_string();
+    let blobs = BTreeMap::from([("app.bsky.actor.profile/self".to_owned(), vec![cid])]);
+    store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+
+    let later = SystemTime::now() + Duration::from_secs(60);
+    assert_eq!(sweep_temp_blobs_before(&state, later).await.unwrap(), 0);
+    assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    assert_eq!(
+        blob_index::get_blob(&store, &cid)
+            .unwrap()
+            .unwrap()
+            .temp_key,
+        None
+    );
+    let served = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    pds.stop().await;
+}

@@ -10,7 +10,9 @@ use futures_util::StreamExt;
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{check_did, check_temp_key, new_temp_key, BlobStore, BoxFuture, ByteStream, SweptTemp};
+use super::{
+    check_did, check_temp_key, new_temp_key, BlobStore, BoxFuture, ByteStream, TempUpload,
+};
 use crate::error::Result;
 
 /// Name of the directory of temporary uploads under the root (a DID always
@@ -191,47 +193,43 @@ fn file_stream(file: fs::File) -> ByteStream {
     ))
 }
 
-/// Removes the entries of `<root>/tmp/<did>/` older than `cutoff`
-/// (blocking).
-fn sweep_temp_blocking(temp_root: &Path, cutoff: SystemTime) -> io::Result<Vec<SweptTemp>> {
-    let mut swept = Vec::new();
+/// The temporary uploads under `temp_root` last written before `cutoff`;
+/// stale side files are removed (blocking).
+fn stale_temp_blocking(temp_root: &Path, cutoff: SystemTime) -> io::Result<Vec<TempUpload>> {
+    let mut stale = Vec::new();
     let dids = match std::fs::read_dir(temp_root) {
         Ok(dids) => dids,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(swept),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(stale),
         Err(err) => return Err(err),
     };
     for did_dir in dids {
         let did_dir = did_dir?;
-        if !did_dir.file_type()?.is_dir() {
+        let did = did_dir.file_name().to_string_lossy().into_owned();
+        if !did_dir.file_type()?.is_dir() || check_did(&did).is_err() {
             continue;
         }
-        let did = did_dir.file_name().to_string_lossy().into_owned();
-        let mut removed_any = false;
         for entry in std::fs::read_dir(did_dir.path())? {
             let entry = entry?;
             let meta = entry.metadata()?;
             if !meta.is_file() || meta.modified()? >= cutoff {
                 continue;
             }
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(err),
-            }
-            removed_any = true;
             let key = entry.file_name().to_string_lossy().into_owned();
-            if !key.starts_with('.') {
-                swept.push(SweptTemp {
+            if key.starts_with('.') && key.ends_with(".partial") {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            } else if check_temp_key(&key).is_ok() {
+                stale.push(TempUpload {
                     did: did.clone(),
                     key,
                 });
             }
         }
-        if removed_any {
-            std::fs::File::open(did_dir.path())?.sync_all()?;
-        }
     }
-    Ok(swept)
+    Ok(stale)
 }
 
 impl BlobStore for DiskBlobStore {
@@ -349,14 +347,14 @@ impl BlobStore for DiskBlobStore {
         })
     }
 
-    fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<SweptTemp>>> {
+    fn stale_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<TempUpload>>> {
         let temp_root = self.temp_root.clone();
         Box::pin(async move {
-            let swept =
-                tokio::task::spawn_blocking(move || sweep_temp_blocking(&temp_root, cutoff))
+            let stale =
+                tokio::task::spawn_blocking(move || stale_temp_blocking(&temp_root, cutoff))
                     .await
-                    .map_err(|err| crate::Error::Internal(format!("temp sweep task: {err}")))??;
-            Ok(swept)
+                    .map_err(|err| crate::Error::Internal(format!("temp listing task: {err}")))??;
+            Ok(stale)
         })
     }
 }

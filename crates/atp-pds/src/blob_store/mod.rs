@@ -5,7 +5,8 @@
 //! ([`BlobStore::put_temp`]). When a record that references it is
 //! committed, the blob is moved to its permanent place, named by its CID
 //! ([`BlobStore::make_permanent`]). Temporary uploads that no record ever
-//! referenced are removed after a while ([`BlobStore::sweep_temp`]).
+//! referenced are removed after a while ([`BlobStore::stale_temp`],
+//! [`BlobStore::sweep_temp`]).
 //!
 //! Two stores are provided:
 //!
@@ -70,9 +71,9 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 /// one hour).
 pub const TEMP_BLOB_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
-/// A temporary upload removed by [`BlobStore::sweep_temp`].
+/// A temporary upload, as [`BlobStore::stale_temp`] lists them.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SweptTemp {
+pub struct TempUpload {
     /// The account that uploaded it.
     pub did: String,
     /// Its temporary key.
@@ -140,9 +141,22 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// (account deletion).
     fn delete_all<'a>(&'a self, did: &'a str) -> BoxFuture<'a, Result<()>>;
 
-    /// Removes the temporary uploads of every account last written before
-    /// `cutoff` and returns them.
-    fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<SweptTemp>>>;
+    /// The temporary uploads of every account last written before
+    /// `cutoff` (side files of interrupted writes that old are removed on
+    /// the way).
+    fn stale_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<TempUpload>>>;
+
+    /// Deletes the temporary uploads last written before `cutoff` and
+    /// returns them.
+    fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<TempUpload>>> {
+        Box::pin(async move {
+            let stale = self.stale_temp(cutoff).await?;
+            for temp in &stale {
+                self.delete_temp(&temp.did, &temp.key).await?;
+            }
+            Ok(stale)
+        })
+    }
 
     /// Stores `bytes` as a new temporary upload (see
     /// [`BlobStore::put_temp`]).

@@ -23,7 +23,7 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 use super::{
     check_did, check_temp_key, new_temp_key, remote_error, BlobStore, BoxFuture, ByteStream,
-    SweptTemp,
+    TempUpload,
 };
 use crate::error::{Error, Result};
 
@@ -748,23 +748,24 @@ impl BlobStore for S3BlobStore {
         })
     }
 
-    fn sweep_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<SweptTemp>>> {
+    fn stale_temp(&self, cutoff: SystemTime) -> BoxFuture<'_, Result<Vec<TempUpload>>> {
         Box::pin(async move {
-            let mut swept = Vec::new();
+            let mut stale = Vec::new();
             for (object, modified) in self.list_objects(&format!("{TEMP_PREFIX}/")).await? {
                 if modified.is_some_and(|modified| modified >= cutoff) {
                     continue;
                 }
-                self.delete_object(&object).await?;
                 let mut parts = object.splitn(3, '/').skip(1);
                 if let (Some(did), Some(key)) = (parts.next(), parts.next()) {
-                    swept.push(SweptTemp {
-                        did: did.to_owned(),
-                        key: key.to_owned(),
-                    });
+                    if check_did(did).is_ok() && check_temp_key(key).is_ok() {
+                        stale.push(TempUpload {
+                            did: did.to_owned(),
+                            key: key.to_owned(),
+                        });
+                    }
                 }
             }
-            Ok(swept)
+            Ok(stale)
         })
     }
 }

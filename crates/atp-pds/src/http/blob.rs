@@ -541,27 +541,47 @@ pub async fn update_blob_takedown(
 
 /// Removes the temporary uploads last written before `cutoff` from the
 /// blob store and their rows from the accounts' blob indexes; returns how
-/// many went.
+/// many went. An old upload that a record references (its move failed
+/// after the commit) is made permanent instead.
 pub async fn sweep_temp_blobs_before(
     state: &PdsState,
     cutoff: SystemTime,
 ) -> Result<usize, XrpcError> {
-    let swept = state.blobs.sweep_temp(cutoff).await.map_err(to_xrpc)?;
-    let count = swept.len();
-    let actors = Arc::clone(state.storage.actors());
-    run_blocking(move || {
-        for temp in swept {
-            if !actors.exists(&temp.did) {
-                continue;
+    let stale = state.blobs.stale_temp(cutoff).await.map_err(to_xrpc)?;
+    let mut removed = 0;
+    for temp in stale {
+        let actors = Arc::clone(state.storage.actors());
+        let (did, key) = (temp.did.clone(), temp.key.clone());
+        let indexed = run_blocking(move || {
+            if !actors.exists(&did) {
+                return Ok(None);
             }
-            let store = actors.open(&temp.did)?;
-            blob_index::forget_temp(&store, &temp.key)?;
+            let store = actors.open(&did)?;
+            let referenced = match blob_index::blob_by_temp_key(&store, &key)? {
+                Some(row) if blob_index::has_records_for_blob(&store, &row.cid)? => Some(row.cid),
+                _ => None,
+            };
+            Ok(Some((store, referenced)))
+        })
+        .await
+        .map_err(to_xrpc)?;
+        if let Some((store, Some(cid))) = &indexed {
+            if let Err(err) = make_permanent(state, store, &temp.did, cid, &temp.key).await {
+                tracing::warn!(did = %temp.did, %cid, error = %err.message(), "referenced temporary blob still not permanent");
+            }
+            continue;
         }
-        Ok(())
-    })
-    .await
-    .map_err(to_xrpc)?;
-    Ok(count)
+        if let Err(err) = state.blobs.delete_temp(&temp.did, &temp.key).await {
+            tracing::warn!(did = %temp.did, key = %temp.key, error = %err, "could not delete a stale temporary blob");
+            continue;
+        }
+        if let Some((store, None)) = indexed {
+            let key = temp.key.clone();
+            on_store(&store, move |store| blob_index::forget_temp(store, &key)).await?;
+        }
+        removed += 1;
+    }
+    Ok(removed)
 }
 
 /// Removes the temporary uploads older than `age` (see
