@@ -45,6 +45,7 @@ use crate::blob_index::{self, TrackedUpload};
 use crate::blob_refs::{find_blob_refs, BlobRef};
 use crate::blob_store::{sniff_mime_type, ByteStream, SNIFF_BYTES, TEMP_BLOB_LIFETIME};
 use crate::db::run_blocking;
+use crate::repo_writer::RepoLocks;
 
 /// How often the temporary area is swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10 * 60);
@@ -255,6 +256,10 @@ async fn upload_blob(
     let cid = cid_for_digest(&digest)?;
     let mime_type = sniff_mime_type(&head).unwrap_or(declared_type);
 
+    // Under the repository's write lock, as the reference tracks the upload
+    // in a transaction of the actor store: a concurrent write sees it
+    // tracked, and made permanent if a record references it.
+    let _lock = RepoLocks::global().lock(&uploader).await.map_err(to_xrpc)?;
     let tracked = {
         let (cid, mime_type, temp_key) = (cid, mime_type.clone(), temp_key.clone());
         on_store(&store, move |store| {
@@ -550,6 +555,9 @@ pub async fn sweep_temp_blobs_before(
     let stale = state.blobs.stale_temp(cutoff).await.map_err(to_xrpc)?;
     let mut removed = 0;
     for temp in stale {
+        // Under the repository's write lock: a write cannot check this
+        // upload and then find it gone.
+        let _lock = RepoLocks::global().lock(&temp.did).await.map_err(to_xrpc)?;
         let actors = Arc::clone(state.storage.actors());
         let (did, key) = (temp.did.clone(), temp.key.clone());
         let indexed = run_blocking(move || {
