@@ -10,7 +10,7 @@ use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_pds::blob_store::{BlobStore, DiskBlobStore, S3BlobStore, S3Config};
 use atp_pds::handle_resolver::HandleResolver;
 use atp_pds::http::{router, PdsState, ServiceInfo};
-use atp_pds::mailer::{LogMailer, Mailer};
+use atp_pds::mailer::{LogMailer, Mailer, SmtpMailer};
 use atp_pds::service::{ServiceConfig, ServiceKeys};
 use atp_pds::Storage;
 use atp_xrpc::auth::SessionTokenAuthority;
@@ -165,11 +165,9 @@ fn blob_store(settings: &Settings) -> Result<Arc<dyn BlobStore>, Error> {
 fn mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Error> {
     match &settings.email {
         Some(email) => {
-            tracing::warn!(
-                from = %email.from_address,
-                "PDS_EMAIL_SMTP_URL is set but this build cannot send mail over SMTP yet: emails are written to the log"
-            );
-            Ok(Arc::new(LogMailer))
+            let mailer = SmtpMailer::new(&email.smtp_url, &email.from_address)?;
+            tracing::info!(from = %email.from_address, "emails sent over SMTP");
+            Ok(Arc::new(mailer))
         }
         None => {
             tracing::info!("no PDS_EMAIL_SMTP_URL: emails are written to the log, not sent");

@@ -1,7 +1,7 @@
 //! The `pds` binary end to end: `pds serve` configured with the reference
 //! PDS's variables (environment and env file), refused configurations, the
-//! development defaults, and the operator commands against the running
-//! server.
+//! development defaults, mail over SMTP, and the operator commands against
+//! the running server.
 
 #![allow(clippy::unwrap_used)]
 
@@ -512,4 +512,85 @@ async fn without_configuration_a_development_server_keeps_its_secrets_in_pds_dat
     );
     assert!(field(&created, "DID:").starts_with("did:plc:"), "{created}");
     assert!(!created.contains("bob-password"));
+}
+
+#[tokio::test]
+async fn mail_goes_to_the_configured_smtp_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let mail_dir = dir.path().join("mail");
+    std::fs::create_dir(&mail_dir).unwrap();
+    let smtp_port = free_port();
+    let script = atp_test_vectors::workspace_root()
+        .join("tests")
+        .join("python")
+        .join("smtp_sink.py");
+    // The sink serves until its standard input closes: keep it open.
+    let mut sink = Command::new(atp_test_vectors::python())
+        .arg(&script)
+        .arg(&mail_dir)
+        .arg(smtp_port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", smtp_port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the SMTP sink did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let port = free_port();
+    let vars = vec![
+        ("PDS_PORT", port.to_string()),
+        (
+            "PDS_EMAIL_SMTP_URL",
+            format!("smtp://127.0.0.1:{smtp_port}"),
+        ),
+        ("PDS_EMAIL_FROM_ADDRESS", "noreply@pds.test".to_owned()),
+    ];
+    let server = Server::start(dir.path(), port, &vars, &[]).await;
+    succeeded(
+        &pds_async(
+            dir.path(),
+            &vars,
+            &[
+                "account",
+                "create",
+                "--handle",
+                "carol.test",
+                "--email",
+                "carol@example.com",
+            ],
+        )
+        .await,
+    );
+    let _: Value = server
+        .client()
+        .procedure(
+            "com.atproto.server.requestPasswordReset",
+            &(),
+            &json!({ "email": "carol@example.com" }),
+        )
+        .await
+        .unwrap();
+    let mail = mail_dir.join("1.eml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !mail.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no mail delivered:\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let text = std::fs::read_to_string(&mail).unwrap();
+    assert!(text.contains("X-Envelope-To: carol@example.com"), "{text}");
+    assert!(text.contains("noreply@pds.test"), "{text}");
+    drop(server);
+    drop(sink.stdin.take());
+    let _ = sink.kill();
+    let _ = sink.wait();
 }
