@@ -30,8 +30,11 @@ import {
   startSmtp,
   tail,
 } from './lib/servers.mjs'
+import { startAppView, startRelay } from './lib/standins.mjs'
 
 const target = process.env.E2E_TARGET || 'ours'
+// Largest blob upload the PDS accepts in this run (PDS_BLOB_UPLOAD_LIMIT).
+const BLOB_UPLOAD_LIMIT = 100_000
 // A hard limit on the whole run, so that nothing can hang a CI job.
 const runLimitMs = Number(process.env.E2E_RUN_LIMIT_SECONDS || 900) * 1000
 
@@ -162,8 +165,17 @@ try {
   cleanups.push(plc.stop)
   const smtp = await startSmtp(mailDir)
   cleanups.push(smtp.stop)
+  const appView = await startAppView({ plcUrl: plc.url })
+  cleanups.push(appView.stop)
+  const relay = await startRelay()
+  cleanups.push(relay.stop)
   const port = await freePort()
   const env = pdsEnvironment({ port, dataDir, plcUrl: plc.url, smtpUrl: smtp.url })
+  // the stand-in peers, and a small blob limit (the oversized-blob step)
+  env.PDS_BSKY_APP_VIEW_URL = appView.url
+  env.PDS_BSKY_APP_VIEW_DID = appView.did
+  env.PDS_CRAWLERS = relay.url
+  env.PDS_BLOB_UPLOAD_LIMIT = String(BLOB_UPLOAD_LIMIT)
   if (process.env.E2E_SMTP === 'off') {
     // diagnosis only: a PDS that cannot mail yet still runs the other steps
     // (the mail steps then fail)
@@ -177,6 +189,7 @@ try {
   process.on('exit', () => pds.kill())
   await pds.start()
   console.log(`e2e: PDS (${target}) at ${pds.url}, PLC at ${plc.url}, SMTP on ${smtp.port}`)
+  console.log(`e2e: stand-in AppView ${appView.did} at ${appView.url}, stand-in relay at ${relay.url}`)
   const control = await startControl(pds)
 
   const files = testFiles()
@@ -190,6 +203,10 @@ try {
     E2E_ADMIN_PASSWORD: env.PDS_ADMIN_PASSWORD,
     E2E_PLC_ROTATION_KEY_HEX: env.PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX,
     E2E_SERVICE_DID: 'did:web:localhost',
+    E2E_APPVIEW_URL: appView.url,
+    E2E_APPVIEW_DID: appView.did,
+    E2E_RELAY_URL: relay.url,
+    E2E_BLOB_UPLOAD_LIMIT: env.PDS_BLOB_UPLOAD_LIMIT,
   })
   const counts = countsFromTap()
   const crashed = pds.exited()

@@ -29,6 +29,10 @@ export const env = {
   serviceDid: process.env.E2E_SERVICE_DID || 'did:web:localhost',
   adminPassword: required('E2E_ADMIN_PASSWORD'),
   rotationKeyHex: required('E2E_PLC_ROTATION_KEY_HEX'),
+  appViewUrl: required('E2E_APPVIEW_URL'),
+  appViewDid: required('E2E_APPVIEW_DID'),
+  relayUrl: required('E2E_RELAY_URL'),
+  blobUploadLimit: Number(required('E2E_BLOB_UPLOAD_LIMIT')),
 }
 
 /** The did:key of the PLC rotation key the PDS was configured with. */

@@ -40,7 +40,9 @@ export async function startPlc() {
   const http = await server.start()
   const { port } = http.address()
   return {
-    url: `http://127.0.0.1:${port}`,
+    // a name, not an IP address: the reference PDS's resolver refuses
+    // IP-literal hosts
+    url: `http://localhost:${port}`,
     stop: () => server.destroy(),
   }
 }
