@@ -39,7 +39,7 @@ use hyper::{Method, Request, Response, StatusCode};
 pub use auth::{bearer_token, AuthFn, Authenticator, BoxFuture, Credentials};
 pub use params::QueryParams;
 pub use rate_limit::{KeyFn, RateLimitStatus, RateLimiter};
-pub use request::{RequestHead, XrpcRequest};
+pub use request::{RequestHead, XrpcRequest, MIN_BODY_RATE};
 pub use response::{ResponseBody, XrpcResponse};
 pub use serve::XrpcServer;
 pub use xrpc_error::{standard_name_and_text, XrpcError};

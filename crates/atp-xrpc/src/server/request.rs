@@ -212,8 +212,10 @@ impl XrpcRequest {
     }
 
     /// The body as a stream of chunks, for bodies too large to hold in
-    /// memory. The size limit and the read timeout (per chunk) still apply:
-    /// the stream ends with an error when they are exceeded.
+    /// memory. The size limit and the read timeout (per chunk) still apply,
+    /// and so does a floor on the average rate (after the read timeout,
+    /// [`MIN_BODY_RATE`] bytes a second), so a client trickling bytes is cut
+    /// off: the stream ends with an error when any of them is exceeded.
     pub fn body_stream(
         &mut self,
     ) -> Result<impl Stream<Item = Result<Bytes, XrpcError>> + Send + 'static, XrpcError> {
@@ -225,6 +227,7 @@ impl XrpcRequest {
         let timeout = self.body_timeout;
         let body = self.take_body()?;
         let state = (body, 0usize, false);
+        let started = tokio::time::Instant::now();
         let chunks: BodyStream = Box::pin(futures_util::stream::unfold(
             state,
             move |(mut body, seen, done)| async move {
@@ -232,7 +235,11 @@ impl XrpcRequest {
                     return None;
                 }
                 loop {
-                    let next = match tokio::time::timeout(timeout, body.frame()).await {
+                    // The time allowed so far grows with the bytes received.
+                    let earned = Duration::from_secs_f64(seen as f64 / MIN_BODY_RATE as f64);
+                    let deadline =
+                        (started + timeout + earned).min(tokio::time::Instant::now() + timeout);
+                    let next = match tokio::time::timeout_at(deadline, body.frame()).await {
                         Ok(next) => next,
                         Err(_) => return Some((Err(body_timeout()), (body, seen, true))),
                     };
@@ -258,6 +265,10 @@ impl XrpcRequest {
         Ok(chunks)
     }
 }
+
+/// The slowest average rate, in bytes a second, at which a streamed body
+/// may arrive once the read timeout has passed.
+pub const MIN_BODY_RATE: u64 = 1024;
 
 /// A boxed stream of body chunks.
 type BodyStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, XrpcError>> + Send>>;
