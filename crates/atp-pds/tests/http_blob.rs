@@ -1006,3 +1006,70 @@ async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() 
     assert_eq!(served.bytes, png);
     pds.stop().await;
 }
+
+#[tokio::test]
+async fn the_record_methods_drive_the_blob_lifecycle() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let client = pds.bearer(&alice.access_jwt);
+    let png = png_bytes(120);
+    let cid = atp_crypto::cid_for_raw(&png);
+    let blob = upload(&pds, &alice, "image/png", &png).await["blob"].clone();
+
+    let created: Value = client
+        .procedure(
+            "com.atproto.repo.createRecord",
+            &(),
+            &json!({
+                "repo": alice.did,
+                "collection": "app.bsky.feed.post",
+                "record": {
+                    "$type": "app.bsky.feed.post",
+                    "text": "a picture",
+                    "createdAt": "2024-01-01T00:00:00.000Z",
+                    "embed": {
+                        "$type": "app.bsky.embed.images",
+                        "images": [{"alt": "", "image": blob}],
+                    },
+                },
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    let served = pds
+        .client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": alice.did, "cid": cid.to_string()}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(served.bytes, png);
+    let listed: Value = pds
+        .client()
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(listed["cids"], json!([cid.to_string()]));
+
+    let rkey = created["uri"].as_str().unwrap().rsplit('/').next().unwrap();
+    let _: Value = client
+        .procedure(
+            "com.atproto.repo.deleteRecord",
+            &(),
+            &json!({"repo": alice.did, "collection": "app.bsky.feed.post", "rkey": rkey}),
+        )
+        .await
+        .unwrap();
+    let listed: Value = pds
+        .client()
+        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
+        .await
+        .unwrap();
+    assert_eq!(listed, json!({"cids": []}));
+    assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
+    pds.stop().await;
+}
