@@ -13,7 +13,7 @@
 //!   URL), whatever the method; or
 //! * the method is in `app.bsky.*` or `chat.bsky.*`: the target is
 //!   `state.appview`. Without an AppView the answer is the reference's 400
-//!   `InvalidRequest` "No service configured for <method>".
+//!   `InvalidRequest` "No service configured for `<method>`".
 //!
 //! Other methods are answered 501 `MethodNotImplemented`. Account
 //! management methods are never forwarded (400 `InvalidToken`, "Bad token
