@@ -266,6 +266,31 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     .unwrap();
     let csv_arg = csv_path.to_str().unwrap();
 
+    // Without the admin password no invite code can be made: nothing starts.
+    let no_admin = tokio::task::spawn_blocking({
+        let dir: PathBuf = dir.path().to_path_buf();
+        let url = url.clone();
+        let csv = csv_path.clone();
+        move || {
+            Command::new(PDS)
+                .args(["--pds-url", &url, "accounts", "import", "--no-progress"])
+                .arg(&csv)
+                .current_dir(&dir)
+                .env_clear()
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(!no_admin.status.success());
+    assert!(
+        stderr(&no_admin).contains("no admin password"),
+        "{}",
+        stderr(&no_admin)
+    );
+    assert!(!out_path.exists());
+
     // First run: two accounts, two failures reported per row.
     let first = pds(
         dir.path(),

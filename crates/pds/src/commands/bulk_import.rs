@@ -225,7 +225,6 @@ struct ServerFacts {
 pub async fn run(conn: &Connection, options: &ImportOptions) -> Result<ImportSummary, Error> {
     let rows = read_input(&options.input)?;
     let mut state = read_output(&options.output)?;
-    let mut log = OutputLog::open(&options.output)?;
 
     let description = conn.describe().await?;
     let handle_domain = description
@@ -243,6 +242,13 @@ pub async fn run(conn: &Connection, options: &ImportOptions) -> Result<ImportSum
         handle_domain,
         invite_required: invite_required(conn).await?,
     };
+
+    if facts.invite_required {
+        // Every row needs an invite code: stop before the first row rather
+        // than failing each one.
+        conn.admin()?;
+    }
+    let mut log = OutputLog::open(&options.output)?;
 
     let bar = if options.progress {
         let bar = ProgressBar::new(rows.len() as u64);
