@@ -12,7 +12,9 @@
 // and exits nonzero when anything failed. E2E_KEEP=1 keeps the temporary
 // folder (data, mail, PDS log) for inspection; it is kept on failure anyway.
 // E2E_SMTP=off (diagnosis only) leaves the mail settings out of the PDS's
-// environment.
+// environment. E2E_TARGET=both (scripts/e2e-migration.sh) starts ours as the
+// PDS under test and the reference beside it (E2E_REFERENCE_PDS_URL), for
+// the migration suite in migration/.
 
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
@@ -183,18 +185,42 @@ try {
     delete env.PDS_EMAIL_FROM_ADDRESS
     console.log('e2e: E2E_SMTP=off: the PDS gets no mail settings')
   }
-  const pds = new PdsProcess({ target, env, logFile: pdsLog })
+  // E2E_TARGET=both (the migration suite): ours is the PDS under test and
+  // the reference runs beside it on the same directory, mail and peers
+  const primary = target === 'both' ? 'ours' : target
+  const pds = new PdsProcess({ target: primary, env, logFile: pdsLog })
   cleanups.push(() => pds.stop())
   // never leave the PDS running behind an interrupted runner
   process.on('exit', () => pds.kill())
   await pds.start()
-  console.log(`e2e: PDS (${target}) at ${pds.url}, PLC at ${plc.url}, SMTP on ${smtp.port}`)
+  console.log(`e2e: PDS (${primary}) at ${pds.url}, PLC at ${plc.url}, SMTP on ${smtp.port}`)
+  const second = {}
+  if (target === 'both') {
+    const refPort = await freePort()
+    const refEnv = {
+      ...pdsEnvironment({ port: refPort, dataDir: path.join(workDir, 'reference-data'), plcUrl: plc.url, smtpUrl: smtp.url }),
+      PDS_BSKY_APP_VIEW_URL: appView.url,
+      PDS_BSKY_APP_VIEW_DID: appView.did,
+      PDS_CRAWLERS: relay.url,
+      PDS_BLOB_UPLOAD_LIMIT: String(BLOB_UPLOAD_LIMIT),
+      // its own service DID, so that tokens for one are not good at the other
+      PDS_SERVICE_DID: `did:web:localhost%3A${refPort}`,
+    }
+    const refLog = path.join(workDir, 'reference-pds.log')
+    const ref = new PdsProcess({ target: 'reference', env: refEnv, logFile: refLog })
+    cleanups.push(() => ref.stop())
+    process.on('exit', () => ref.kill())
+    await ref.start()
+    console.log(`e2e: reference PDS beside it at ${ref.url} (log ${refLog})`)
+    second.E2E_REFERENCE_PDS_URL = ref.url
+    second.E2E_REFERENCE_SERVICE_DID = refEnv.PDS_SERVICE_DID
+  }
   console.log(`e2e: stand-in AppView ${appView.did} at ${appView.url}, stand-in relay at ${relay.url}`)
   const control = await startControl(pds)
 
   const files = testFiles()
   const result = await runTests(files, {
-    E2E_TARGET: target,
+    E2E_TARGET: primary,
     E2E_PDS_URL: pds.url,
     E2E_PLC_URL: plc.url,
     E2E_MAIL_DIR: mailDir,
@@ -207,6 +233,7 @@ try {
     E2E_APPVIEW_DID: appView.did,
     E2E_RELAY_URL: relay.url,
     E2E_BLOB_UPLOAD_LIMIT: env.PDS_BLOB_UPLOAD_LIMIT,
+    ...second,
   })
   const counts = countsFromTap()
   const crashed = pds.exited()

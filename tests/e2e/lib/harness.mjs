@@ -33,6 +33,9 @@ export const env = {
   appViewDid: required('E2E_APPVIEW_DID'),
   relayUrl: required('E2E_RELAY_URL'),
   blobUploadLimit: Number(required('E2E_BLOB_UPLOAD_LIMIT')),
+  // the reference PDS beside ours (E2E_TARGET=both, the migration suite)
+  referencePdsUrl: process.env.E2E_REFERENCE_PDS_URL || null,
+  referenceServiceDid: process.env.E2E_REFERENCE_SERVICE_DID || null,
 }
 
 /** The did:key of the PLC rotation key the PDS was configured with. */

@@ -47,7 +47,8 @@ export const APPVIEW_DISPLAY_NAME = 'Served by the stand-in AppView'
  * (served at /.well-known/did.json); its URL `http://localhost:<port>`.
  */
 export async function startAppView({ plcUrl }) {
-  const idResolver = new IdResolver({ plcUrl, timeout: 10_000 })
+  // the default fetch refuses plain http and loopback addresses
+  const idResolver = new IdResolver({ plcUrl, timeout: 10_000, fetch: (input, init) => fetch(input, init) })
   const seen = []
   let did = null
   let url = null
