@@ -323,3 +323,100 @@ async fn s3_blob_store() {
         .await
         .is_err());
 }
+
+/// A loopback TCP proxy in front of moto that drops its first connection
+/// without answering, answers the second with a 503, and pipes the others
+/// through (or, with `always_fail`, drops every connection).
+struct FlakyProxy {
+    url: String,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyProxy {
+    async fn start(upstream: &str, always_fail: bool) -> FlakyProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = std::sync::Arc::clone(&connections);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if always_fail || n == 1 {
+                        drop(conn);
+                    } else if n == 2 {
+                        // Read the request (head and body), then refuse it.
+                        let mut seen = Vec::new();
+                        let mut buf = [0u8; 4096];
+                        loop {
+                            let Ok(read) = conn.read(&mut buf).await else {
+                                return;
+                            };
+                            if read == 0 {
+                                return;
+                            }
+                            seen.extend_from_slice(&buf[..read]);
+                            if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                                let head =
+                                    String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                                let length: usize = head
+                                    .lines()
+                                    .find_map(|l| l.strip_prefix("content-length:"))
+                                    .map(|v| v.trim().parse().unwrap())
+                                    .unwrap_or(0);
+                                if seen.len() >= end + 4 + length {
+                                    break;
+                                }
+                            }
+                        }
+                        let _ = conn
+                            .write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            )
+                            .await;
+                        let _ = conn.shutdown().await;
+                    } else if let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                    }
+                });
+            }
+        });
+        FlakyProxy { url, connections }
+    }
+}
+
+#[tokio::test]
+async fn s3_requests_are_tried_again_after_transient_failures() {
+    let moto = Moto::start().await;
+    moto.store("flaky").await;
+    let proxy = FlakyProxy::start(&moto.url, false).await;
+    let mut config = moto.config("flaky");
+    config.endpoint = Some(proxy.url.clone());
+    let store = S3BlobStore::new(&config).unwrap();
+
+    // Dropped, then 503, then through.
+    let bytes = Bytes::from_static(b"eventually stored");
+    let cid = atp_crypto::cid_for_raw(&bytes);
+    let key = store.put_temp_bytes(ALICE, bytes.clone()).await.unwrap();
+    assert!(proxy.connections.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    store.make_permanent(ALICE, &key, &cid).await.unwrap();
+    assert_eq!(store.get_bytes(ALICE, &cid).await.unwrap().unwrap(), bytes);
+
+    // A server that never answers: the error comes back after the tries.
+    let dead = FlakyProxy::start(&moto.url, true).await;
+    let mut config = moto.config("flaky");
+    config.endpoint = Some(dead.url.clone());
+    let store = S3BlobStore::new(&config).unwrap();
+    assert!(store.put_temp_bytes(ALICE, bytes).await.is_err());
+    assert_eq!(
+        dead.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}

@@ -34,6 +34,25 @@ const SIGNATURE_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// every part but the last).
 const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// Tries of a request that fails in a way worth trying again.
+const ATTEMPTS: u32 = 3;
+
+/// Whether an answer's status says "try again" (server-side trouble).
+fn is_transient(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT
+    )
+}
+
+/// The pause before try number `attempt + 1`: 100 ms, then 400 ms.
+fn retry_delay(attempt: u32) -> Duration {
+    Duration::from_millis(100 * 4u64.pow(attempt.saturating_sub(1)))
+}
+
 /// Key prefix of permanent blobs (the reference PDS's layout).
 const STORED_PREFIX: &str = "blocks";
 /// Key prefix of temporary uploads.
@@ -300,7 +319,10 @@ impl S3BlobStore {
             .map_err(|err| remote_error(format!("cannot build S3 request: {err}")))
     }
 
-    /// Sends a request and reads the whole answer within `timeout`.
+    /// Sends a request and reads the whole answer within `timeout`,
+    /// trying again (up to [`ATTEMPTS`] times in all) after a failed
+    /// connection, a timeout or a 500/502/503/504 answer, except for `POST`
+    /// (starting or completing a multipart upload is not repeatable).
     async fn send(
         &self,
         method: Method,
@@ -309,7 +331,34 @@ impl S3BlobStore {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer> {
-        let request = Self::request(method, &url, &headers, body)?;
+        let attempts = if method == Method::POST { 1 } else { ATTEMPTS };
+        let mut attempt = 1;
+        loop {
+            let outcome = self
+                .send_once(method.clone(), &url, &headers, body.clone(), timeout)
+                .await;
+            let transient = match &outcome {
+                Ok(answer) => is_transient(answer.status),
+                Err(_) => true,
+            };
+            if !transient || attempt >= attempts {
+                return outcome;
+            }
+            tokio::time::sleep(retry_delay(attempt)).await;
+            attempt += 1;
+        }
+    }
+
+    /// One exchange of [`S3BlobStore::send`].
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &url::Url,
+        headers: &[(String, String)],
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Answer> {
+        let request = Self::request(method, url, headers, body)?;
         let exchange = async {
             let response = self
                 .http
@@ -552,11 +601,25 @@ impl S3BlobStore {
     async fn get_object(&self, key: &str) -> Result<Option<ByteStream>> {
         let url =
             GetObject::new(&self.bucket, self.credentials.as_ref(), key).sign(SIGNATURE_LIFETIME);
-        let request = Self::request(Method::GET, &url, &[], Bytes::new())?;
-        let response = tokio::time::timeout(self.request_timeout, self.http.request(request))
-            .await
-            .map_err(|_| remote_error("S3 request timed out"))?
-            .map_err(|err| remote_error(format!("S3 request failed: {err}")))?;
+        let mut attempt = 1;
+        let response = loop {
+            let request = Self::request(Method::GET, &url, &[], Bytes::new())?;
+            let outcome = tokio::time::timeout(self.request_timeout, self.http.request(request))
+                .await
+                .map_err(|_| remote_error("S3 request timed out"))
+                .and_then(|sent| {
+                    sent.map_err(|err| remote_error(format!("S3 request failed: {err}")))
+                });
+            let transient = match &outcome {
+                Ok(response) => is_transient(response.status()),
+                Err(_) => true,
+            };
+            if !transient || attempt >= ATTEMPTS {
+                break outcome?;
+            }
+            tokio::time::sleep(retry_delay(attempt)).await;
+            attempt += 1;
+        };
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
