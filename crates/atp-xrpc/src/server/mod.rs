@@ -336,6 +336,28 @@ impl Router {
         self.routes.contains_key(nsid)
     }
 
+    /// The route of a registered method, to add options (rate limits,
+    /// body limit) after it was registered elsewhere.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use atp_xrpc::server::{RateLimiter, Router, XrpcResponse};
+    ///
+    /// let mut router = Router::new();
+    /// router.query("com.example.ping", |_req| async { Ok(XrpcResponse::empty()) })?;
+    /// let limiter = Arc::new(RateLimiter::per_ip("ping", 10, Duration::from_secs(60)));
+    /// router
+    ///     .route_mut("com.example.ping")
+    ///     .expect("registered")
+    ///     .rate_limit(limiter);
+    /// assert!(router.route_mut("com.example.pong").is_none());
+    /// # Ok::<(), atp_xrpc::Error>(())
+    /// ```
+    pub fn route_mut(&mut self, nsid: &str) -> Option<&mut Route> {
+        self.routes.get_mut(nsid)
+    }
+
     /// Answers one request; `remote_addr` is the peer of the connection.
     pub(crate) async fn handle(
         &self,
