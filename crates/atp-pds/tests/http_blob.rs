@@ -15,7 +15,8 @@ use atp_pds::blob_index;
 use atp_pds::blob_refs::BlobRef;
 use atp_pds::blob_store::BlobStore;
 use atp_pds::http::blob::{
-    after_commit, check_write_blobs, sweep_temp_blobs_before, update_blob_takedown,
+    after_commit, check_write_blobs, collect_dereferenced_blobs, sweep_temp_blobs_before,
+    update_blob_takedown,
 };
 use atp_pds::http::PdsState;
 use bytes::Bytes;
@@ -1070,6 +1071,48 @@ async fn the_record_methods_drive_the_blob_lifecycle() {
     assert_eq!(listed, json!({"cids": []}));
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
     let store = state.storage.actors().open(&alice.did).unwrap();
+    assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn blobs_left_unreferenced_by_a_repository_swap_are_collected_on_demand() {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    let png = png_bytes(70);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(&pds, &alice, "image/png", &png).await;
+    write_profile(
+        &state,
+        &alice.did,
+        Some((cid, "image/png", png.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        collect_dereferenced_blobs(&state, &alice.did)
+            .await
+            .unwrap(),
+        0
+    );
+
+    // The references vanish without a commit of deletes (as when an
+    // import replaces the repository).
+    let store = state.storage.actors().open(&alice.did).unwrap();
+    store
+        .transact(|tx| {
+            tx.sql().execute("DELETE FROM record_blob", [])?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(
+        collect_dereferenced_blobs(&state, &alice.did)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
     assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
     pds.stop().await;
 }

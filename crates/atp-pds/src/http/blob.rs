@@ -500,14 +500,35 @@ pub async fn after_commit(
         .iter()
         .any(|op| matches!(op.action, WriteAction::Update | WriteAction::Delete));
     if dereferences {
-        let unreferenced = on_store(&store, blob_index::take_dereferenced).await?;
-        if !unreferenced.is_empty() {
-            if let Err(err) = state.blobs.delete_many(did, &unreferenced).await {
-                tracing::error!(%did, error = %err, "could not delete dereferenced blobs");
-            }
-        }
+        collect_in(state, &store, did).await?;
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Deletes `did`'s permanent blobs that no record references (from the
+/// index, then from the blob store) and returns how many went. The write
+/// hooks do it after each commit that updates or deletes records; call it
+/// after replacing a whole repository (an import), under the
+/// repository's write lock.
+pub async fn collect_dereferenced_blobs(state: &PdsState, did: &str) -> Result<usize, XrpcError> {
+    let store = open_store(state, did).await?;
+    collect_in(state, &store, did).await
+}
+
+async fn collect_in(
+    state: &PdsState,
+    store: &Arc<ActorStore>,
+    did: &str,
+) -> Result<usize, XrpcError> {
+    let unreferenced = on_store(store, blob_index::take_dereferenced).await?;
+    if !unreferenced.is_empty() {
+        // The rows are gone: a failure here leaves bytes nobody can reach,
+        // which is logged rather than failing the write.
+        if let Err(err) = state.blobs.delete_many(did, &unreferenced).await {
+            tracing::error!(%did, error = %err, "could not delete dereferenced blobs");
+        }
+    }
+    Ok(unreferenced.len())
 }
 
 /// Applies (`Some(reference)`) or lifts (`None`) a moderation takedown of
