@@ -46,6 +46,14 @@ pub enum Command {
     /// Create many accounts from a CSV file.
     #[command(subcommand)]
     Accounts(AccountsCommand),
+    /// Ask relays to crawl this server (com.atproto.sync.requestCrawl).
+    RequestCrawl {
+        /// Relay URLs [default: PDS_CRAWLERS, else https://bsky.network].
+        relays: Vec<String>,
+        /// The server's public host name [default: PDS_HOSTNAME].
+        #[arg(long)]
+        hostname: Option<String>,
+    },
 }
 
 /// `pds account ...`.

@@ -87,6 +87,15 @@ fn run_operator_command(cli: &Cli, env: &Environment) -> ExitCode {
         }
     };
     let conn = Connection::new(cli.pds_url.as_deref(), env);
+    if let Command::RequestCrawl { relays, hostname } = &cli.command {
+        return match runtime.block_on(request_crawl(relays, hostname.as_deref(), env)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("pds: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(operator_command(&cli.command, &conn)) {
         Ok(code) => code,
         Err(err) => {
@@ -96,9 +105,51 @@ fn run_operator_command(cli: &Cli, env: &Environment) -> ExitCode {
     }
 }
 
+/// The relay every PDS is usually crawled by.
+const DEFAULT_RELAY: &str = "https://bsky.network";
+
+/// `pds request-crawl`: `requestCrawl` with this server's host name to
+/// each relay; every relay is tried, the first failure is returned.
+async fn request_crawl(
+    relays: &[String],
+    hostname: Option<&str>,
+    env: &Environment,
+) -> Result<(), Error> {
+    let hostname = hostname
+        .or_else(|| env.get("PDS_HOSTNAME"))
+        .ok_or_else(|| Error::Usage("no host name: set PDS_HOSTNAME or pass --hostname".into()))?;
+    let relays: Vec<String> = if relays.is_empty() {
+        match env.get("PDS_CRAWLERS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            None => vec![DEFAULT_RELAY.to_owned()],
+        }
+    } else {
+        relays.to_vec()
+    };
+    let mut first_error = None;
+    for relay in &relays {
+        match atp_pds::crawlers::request_crawl(relay, hostname).await {
+            Ok(()) => println!("{relay}: asked to crawl {hostname}"),
+            Err(err) => {
+                eprintln!("{relay}: {err}");
+                first_error.get_or_insert(Error::Xrpc(err));
+            }
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(()),
+    }
+}
+
 async fn operator_command(command: &Command, conn: &Connection) -> Result<ExitCode, Error> {
     match command {
-        Command::Serve => {}
+        Command::Serve | Command::RequestCrawl { .. } => {}
         Command::Account(AccountCommand::Create {
             handle,
             email,

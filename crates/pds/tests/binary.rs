@@ -594,3 +594,70 @@ async fn mail_goes_to_the_configured_smtp_server() {
     let _ = sink.kill();
     let _ = sink.wait();
 }
+
+#[tokio::test]
+async fn request_crawl_tells_each_relay_the_host_name() {
+    use atp_xrpc::server::{Router, ServerConfig, XrpcResponse, XrpcServer};
+    use std::sync::{Arc, Mutex};
+
+    // A relay that records the host names it is asked to crawl.
+    let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let mut router = Router::new();
+    let seen = Arc::clone(&asked);
+    router
+        .procedure("com.atproto.sync.requestCrawl", move |mut req| {
+            let seen = Arc::clone(&seen);
+            async move {
+                let body: Value = req.json().await?;
+                seen.lock()
+                    .unwrap()
+                    .push(body["hostname"].as_str().unwrap_or_default().to_owned());
+                Ok(XrpcResponse::empty())
+            }
+        })
+        .unwrap();
+    let relay = XrpcServer::bind("127.0.0.1:0", router, ServerConfig::default())
+        .await
+        .unwrap();
+    let relay_url = format!("http://{}", relay.local_addr());
+    let dir = tempfile::tempdir().unwrap();
+
+    let told = succeeded(
+        &pds_async(
+            dir.path(),
+            &[],
+            &["request-crawl", &relay_url, "--hostname", "pds.example.com"],
+        )
+        .await,
+    );
+    assert!(told.contains("asked to crawl pds.example.com"), "{told}");
+    // From the settings: PDS_HOSTNAME and PDS_CRAWLERS.
+    succeeded(
+        &pds_async(
+            dir.path(),
+            &[
+                ("PDS_HOSTNAME", "other.example.com".to_owned()),
+                ("PDS_CRAWLERS", format!("{relay_url}, {relay_url}")),
+            ],
+            &["request-crawl"],
+        )
+        .await,
+    );
+    assert_eq!(
+        *asked.lock().unwrap(),
+        vec!["pds.example.com", "other.example.com", "other.example.com"]
+    );
+
+    // No host name, or a relay that is not there: a failure.
+    let no_host = pds_async(dir.path(), &[], &["request-crawl", &relay_url]).await;
+    assert!(!no_host.status.success());
+    assert!(String::from_utf8_lossy(&no_host.stderr).contains("PDS_HOSTNAME"));
+    relay.shutdown().await;
+    let gone = pds_async(
+        dir.path(),
+        &[],
+        &["request-crawl", &relay_url, "--hostname", "pds.example.com"],
+    )
+    .await;
+    assert!(!gone.status.success());
+}
