@@ -1,7 +1,7 @@
 //! The `pds` binary: assembles the workspace crates into a Personal Data
 //! Server (`pds serve`) and gives its operator commands that talk XRPC to
 //! a running server (`pds account`, `pds invite`, `pds repo`, `pds post`,
-//! `pds accounts import`).
+//! `pds accounts import`) or to relays (`pds request-crawl`).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
