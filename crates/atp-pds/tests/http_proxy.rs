@@ -22,6 +22,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 
+/// More audiences the stand-ins accept (a did:plc made by a test).
+static EXTRA_AUDIENCE: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 /// The configured AppView's DID.
 const APPVIEW_DID: &str = "did:web:appview.test";
 
@@ -128,7 +131,10 @@ async fn answer(
             async move { signing_key(&directory, &iss).await }
         };
         let mut outcome = Err(AuthError::BadAudience);
-        for aud in [APPVIEW_DID, did_web.as_str()] {
+        let extra = EXTRA_AUDIENCE.lock().unwrap().clone();
+        let mut audiences = vec![APPVIEW_DID.to_owned(), did_web.clone()];
+        audiences.extend(extra);
+        for aud in &audiences {
             outcome = ServiceJwtVerifier::new(Some(aud), Some(&nsid))
                 .verify(token, &resolver)
                 .await;
@@ -555,5 +561,51 @@ async fn without_an_appview() {
         .await
         .unwrap();
     assert_eq!(prefs, json!({ "preferences": [] }));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn the_proxy_header_resolves_a_did_plc_through_the_directory() {
+    use atp_crypto::{Algorithm, SigningKey};
+    use atp_did_plc::GenesisBuilder;
+
+    let (pds, appview) = start().await;
+    let alice = pds.create("alice").await;
+    // A service whose did:plc document points its #atproto_pds at the stand-in.
+    let key = SigningKey::generate(Algorithm::K256);
+    let port = appview.did_web.rsplit("%3A").next().unwrap();
+    let genesis = GenesisBuilder::new()
+        .rotation_key(key.did_key())
+        .signing_key(key.did_key())
+        .handle("service.example.com")
+        .pds_endpoint(format!("http://127.0.0.1:{port}"))
+        .sign(&key)
+        .unwrap();
+    pds.directory()
+        .submit(&genesis.did, &genesis.operation)
+        .await
+        .unwrap();
+    EXTRA_AUDIENCE.lock().unwrap().push(genesis.did.clone());
+
+    let header = format!("{}#atproto_pds", genesis.did);
+    let (status, _, _, body) = get(
+        &pds,
+        Some(&alice.access_jwt),
+        "app.bsky.feed.getTimeline",
+        "?limit=1",
+        &[("atproto-proxy", &header)],
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let seen = last(&appview);
+    assert_eq!(seen.path, "/xrpc/app.bsky.feed.getTimeline?limit=1");
+    assert_eq!(
+        seen.verified,
+        Some((
+            alice.did.clone(),
+            genesis.did.clone(),
+            Some("app.bsky.feed.getTimeline".to_owned())
+        ))
+    );
     pds.stop().await;
 }
