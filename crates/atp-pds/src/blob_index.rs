@@ -171,6 +171,16 @@ pub fn has_records_for_blob(store: &ActorStore, cid: &Cid) -> Result<bool> {
     })
 }
 
+/// [`mark_permanent`] inside a write transaction of the store (so that
+/// the change is stored together with a commit).
+pub fn mark_permanent_in(tx: &rusqlite::Transaction<'_>, temp_key: &str) -> Result<()> {
+    tx.execute(
+        "UPDATE blob SET temp_key = NULL WHERE temp_key = ?1",
+        [temp_key],
+    )?;
+    Ok(())
+}
+
 /// Marks the blob kept under `temp_key` permanent (its bytes were moved).
 pub fn mark_permanent(store: &ActorStore, temp_key: &str) -> Result<()> {
     store.database().write(|tx| {
