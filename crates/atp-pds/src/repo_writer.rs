@@ -813,9 +813,13 @@ async fn document_signing_key(state: &PdsState, did: &str) -> Option<atp_crypto:
     signing_key_in_document(&doc)
 }
 
-/// The key of the `#atproto` verification method of a DID document.
+/// The key of the `#atproto` verification method of a DID document: a
+/// `Multikey` (multicodec-prefixed), or the legacy
+/// `EcdsaSecp256k1VerificationKey2019` / `EcdsaSecp256r1VerificationKey2019`
+/// form (the bare point), which the PLC directory still serves.
 pub fn signing_key_in_document(doc: &Value) -> Option<atp_crypto::PublicKey> {
-    doc.get("verificationMethod")?
+    let method = doc
+        .get("verificationMethod")?
         .as_array()?
         .iter()
         .find(|method| {
@@ -823,9 +827,17 @@ pub fn signing_key_in_document(doc: &Value) -> Option<atp_crypto::PublicKey> {
                 .get("id")
                 .and_then(Value::as_str)
                 .is_some_and(|id| id.ends_with("#atproto"))
-        })
-        .and_then(|method| method.get("publicKeyMultibase")?.as_str())
-        .and_then(|text| atp_crypto::PublicKey::from_multibase(text).ok())
+        })?;
+    let text = method.get("publicKeyMultibase")?.as_str()?;
+    let legacy = match method.get("type").and_then(Value::as_str) {
+        Some("EcdsaSecp256k1VerificationKey2019") => Some(atp_crypto::Algorithm::K256),
+        Some("EcdsaSecp256r1VerificationKey2019") => Some(atp_crypto::Algorithm::P256),
+        _ => None,
+    };
+    match legacy {
+        Some(alg) => atp_crypto::did_key::parse_legacy_multibase(alg, text).ok(),
+        None => atp_crypto::PublicKey::from_multibase(text).ok(),
+    }
 }
 
 /// Takes `did`'s lock and applies `writes` in one commit (see

@@ -100,6 +100,19 @@ pub struct CreatedAccount {
     pub commit: CommitData,
 }
 
+/// An account created for a DID that already exists (moving in from
+/// another PDS); it starts deactivated.
+#[derive(Clone, Debug)]
+pub struct MovedInAccount {
+    /// The account row.
+    pub account: Account,
+    /// The account's new signing key here as `did:key` (the DID document
+    /// is to list it before the account is activated).
+    pub signing_did_key: String,
+    /// The empty repository's first commit.
+    pub commit: CommitData,
+}
+
 /// The PDS's storage: configuration, accounts, per-account stores.
 #[derive(Debug, Clone)]
 pub struct Storage {
@@ -241,6 +254,100 @@ impl Storage {
                         tracing::warn!(%did, error = %plc_err, "could not build a tombstone for a failed account creation");
                     }
                 }
+                Err(err)
+            }
+        }
+    }
+
+    /// Creates an account for a DID that already exists elsewhere (an
+    /// account moving in from another PDS, as the reference's
+    /// `createAccount` with `did`): a new signing key and an empty
+    /// repository here, no directory operation, and the account starts
+    /// deactivated until its repository is imported and its DID document
+    /// points here.
+    pub async fn create_account_for_did(
+        &self,
+        did: &str,
+        request: CreateAccountRequest,
+    ) -> Result<MovedInAccount> {
+        atp_syntax::Did::new(did)?;
+        let handle = normalize_handle(&request.handle)?;
+        if !self.config.handle_allowed(&handle) {
+            return Err(Error::InvalidInput(format!(
+                "handle {handle} is not under a domain of this service"
+            )));
+        }
+        let email = normalize_email(&request.email)?;
+        if request.password.is_empty() {
+            return Err(Error::InvalidInput("password is empty".to_owned()));
+        }
+        {
+            let accounts = Arc::clone(&self.accounts);
+            let actors = Arc::clone(&self.actors);
+            let (handle, email, owner) = (handle.clone(), email.clone(), did.to_owned());
+            let invite = request.invite_code.clone();
+            let required = self.config.invite_required;
+            run_blocking(move || {
+                if accounts.account_by_did(&owner)?.is_some() || actors.exists(&owner) {
+                    return Err(Error::InvalidInput(format!(
+                        "an account already exists for {owner}"
+                    )));
+                }
+                accounts.check_available(&handle, &email)?;
+                match invite {
+                    Some(code) => accounts.ensure_invite_available(&code),
+                    None if required => Err(Error::InviteCodeRequired),
+                    None => Ok(()),
+                }
+            })
+            .await?;
+        }
+
+        let signing_key = crate::keys::generate_signing_key();
+        let signing_did_key = signing_key.did_key();
+        let commit = {
+            let actors = Arc::clone(&self.actors);
+            let did = did.to_owned();
+            run_blocking(move || {
+                let store = actors.create(&did, &signing_key)?;
+                let result = (|| {
+                    let mut repo = store.open_repo()?;
+                    let rev = TidClock::global().next();
+                    store.commit(&mut repo, &signing_key, rev.as_str(), &BTreeMap::new())
+                })();
+                if result.is_err() {
+                    let _ = actors.remove(&did);
+                }
+                result
+            })
+            .await?
+        };
+
+        let new = NewAccount {
+            did: did.to_owned(),
+            handle,
+            email,
+            password: request.password,
+            invite_code: request.invite_code,
+        };
+        let accounts = Arc::clone(&self.accounts);
+        let owner = did.to_owned();
+        let created = run_blocking(move || {
+            accounts.create_account(&new)?;
+            accounts.deactivate(&owner, None)
+        })
+        .await;
+        match created {
+            Ok(account) => Ok(MovedInAccount {
+                account,
+                signing_did_key,
+                commit,
+            }),
+            Err(err) => {
+                let accounts = Arc::clone(&self.accounts);
+                let owner = did.to_owned();
+                let _ = run_blocking(move || accounts.delete_account(&owner)).await;
+                self.discard_store(did).await;
                 Err(err)
             }
         }

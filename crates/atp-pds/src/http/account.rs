@@ -3,8 +3,8 @@
 use super::with_state;
 use std::sync::Arc;
 
-use atp_xrpc::auth::AuthScope;
-use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
+use atp_xrpc::auth::{AuthError, AuthScope, ServiceJwtVerifier};
+use atp_xrpc::server::{bearer_token, Router, XrpcError, XrpcRequest, XrpcResponse};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -12,6 +12,7 @@ use super::errors::to_xrpc;
 use super::session::issue_session;
 use super::state::PdsState;
 use crate::error::Error;
+use crate::repo_writer::signing_key_in_document;
 use crate::storage::CreateAccountRequest;
 
 /// The method's NSID.
@@ -24,6 +25,7 @@ struct CreateAccountInput {
     email: Option<String>,
     password: Option<String>,
     invite_code: Option<String>,
+    did: Option<String>,
 }
 
 /// Checks a (lower-cased) handle against the service's handle domains as
@@ -81,6 +83,9 @@ async fn create_account(
         password,
         invite_code: input.invite_code,
     };
+    if let Some(did) = input.did {
+        return create_account_for_did(&state, &req, did, request).await;
+    }
     let created = state
         .storage
         .create_account(&state.keys, &state.directory, request)
@@ -105,6 +110,85 @@ async fn create_account(
         body["didDoc"] = serde_json::to_value(doc).map_err(XrpcError::internal)?;
     }
     XrpcResponse::json(&body)
+}
+
+/// `createAccount` with `did`: an account moving in from another PDS. As
+/// the reference: the caller proves control of the DID with a service
+/// token its current PDS signed (issuer the DID, audience this service,
+/// for `createAccount`); the account is created deactivated, with a new
+/// signing key, an empty repository and no directory operation, and
+/// nothing is announced on the firehose until it is activated.
+async fn create_account_for_did(
+    state: &Arc<PdsState>,
+    req: &XrpcRequest,
+    did: String,
+    request: CreateAccountRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    let requester = match bearer_token(req.head()) {
+        Some(token) => Some(verify_service_token(state, token).await?),
+        None => None,
+    };
+    if requester.as_deref() != Some(did.as_str()) {
+        return Err(XrpcError::auth_required(format!(
+            "Missing auth to create account with did: {did}"
+        )));
+    }
+    let email = request.email.clone();
+    let created = state
+        .storage
+        .create_account_for_did(&did, request)
+        .await
+        .map_err(|err| match err {
+            Error::EmailTaken => XrpcError::invalid_request(format!(
+                "Email already taken: {}",
+                email.trim().to_lowercase()
+            )),
+            other => to_xrpc(other),
+        })?;
+    let account = created.account;
+    let tokens = issue_session(state, &account.did, AuthScope::Access, None).await?;
+    let mut body = json!({
+        "handle": account.handle,
+        "did": account.did,
+        "accessJwt": tokens.access_jwt,
+        "refreshJwt": tokens.refresh_jwt,
+    });
+    if let Ok(doc) = state.directory.resolve(&account.did).await {
+        body["didDoc"] = doc;
+    }
+    XrpcResponse::json(&body)
+}
+
+/// Verifies a service token for `createAccount` addressed to this service
+/// and returns its issuer; the issuer's key is the `#atproto` key of its
+/// DID document (`did:plc` through the directory).
+async fn verify_service_token(state: &Arc<PdsState>, token: &str) -> Result<String, XrpcError> {
+    let directory = state.directory.clone();
+    let resolver = move |iss: String, _force_refresh: bool| {
+        let directory = directory.clone();
+        async move {
+            let did = iss.split('#').next().unwrap_or_default().to_owned();
+            if !did.starts_with("did:plc:") {
+                return Err(AuthError::KeyResolution(format!(
+                    "cannot resolve the key of {did}"
+                )));
+            }
+            let doc = directory
+                .resolve(&did)
+                .await
+                .map_err(|err| AuthError::KeyResolution(err.to_string()))?;
+            signing_key_in_document(&doc)
+                .ok_or_else(|| AuthError::KeyResolution("missing or bad key in did doc".to_owned()))
+        }
+    };
+    let claims = ServiceJwtVerifier::new(Some(&state.info.did), Some(NSID))
+        .verify(token, &resolver)
+        .await
+        .map_err(|err| {
+            tracing::debug!(error = %err, "createAccount: service token refused");
+            XrpcError::from_service_auth(&err)
+        })?;
+    Ok(claims.issuer_did().to_owned())
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {

@@ -420,7 +420,17 @@ async fn get_repo_status(
 /// Hands the crawlers configured in `state` to its event log and, the
 /// first time, asks them to crawl (the service is starting).
 fn start_crawlers(state: &PdsState) {
-    let hostname = hostname_of(&state.storage.config().public_url);
+    // The host name alone, as the reference sends its PDS_HOSTNAME: a
+    // development URL's port (`http://localhost:2583`) is not part of it.
+    let host = hostname_of(&state.storage.config().public_url);
+    let hostname = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty() && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            name.to_owned()
+        }
+        _ => host,
+    };
     let crawlers = Crawlers::new(hostname, state.crawlers.clone());
     if state.sequencer.set_crawlers(crawlers) {
         if let Some(crawlers) = state.sequencer.crawlers() {
