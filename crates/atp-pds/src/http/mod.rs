@@ -20,7 +20,8 @@
 //! * [`preferences`]: `app.bsky.actor` preferences; [`proxy`]: forwards
 //!   the rest to the AppView or the service an `atproto-proxy` header
 //!   names.
-//! * [`auth`]: who is calling; [`errors`]: storage errors as XRPC answers.
+//! * [`auth`]: who is calling; [`errors`]: storage errors as XRPC answers;
+//!   [`rate_limits`]: the limits on logins and sign-ups.
 
 pub mod account;
 pub mod account_status;
@@ -35,6 +36,7 @@ pub mod identity;
 pub mod invites;
 pub mod preferences;
 pub mod proxy;
+pub mod rate_limits;
 pub mod repo;
 pub mod session;
 pub mod state;
@@ -73,6 +75,9 @@ pub fn router(state: PdsState) -> Result<Router, atp_xrpc::Error> {
     preferences::register(&mut router, &state)?;
     // Last: forwards whatever the PDS does not serve itself.
     proxy::register(&mut router, &state)?;
+    if state.rate_limits {
+        rate_limits::install(&mut router);
+    }
     Ok(router)
 }
 

@@ -72,6 +72,9 @@ pub struct PdsState {
     pub blob_upload_limit: u64,
     /// Development mode: loopback addresses allowed, tokens logged.
     pub dev_mode: bool,
+    /// Rate limits on `createSession` and `createAccount` (see
+    /// [`crate::http::rate_limits`]); on unless turned off.
+    pub rate_limits: bool,
 }
 
 impl PdsState {
@@ -103,6 +106,7 @@ impl PdsState {
             crawlers: Vec::new(),
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
             dev_mode: false,
+            rate_limits: true,
         })
     }
 }
