@@ -326,7 +326,8 @@ pub struct Settings {
     /// How far back `subscribeRepos` replays, in milliseconds
     /// (`PDS_REPO_BACKFILL_LIMIT_MS`, default one day).
     pub repo_backfill_limit_ms: u64,
-    /// `PDS_RATE_LIMITS_ENABLED` (default false).
+    /// `PDS_RATE_LIMITS_ENABLED` (default false, as the reference when unset;
+    /// its installer sets it): limits on `createSession` and `createAccount`.
     pub rate_limits_enabled: bool,
     /// The contact email shown by `describeServer` (`PDS_CONTACT_EMAIL_ADDRESS`).
     pub contact_email: Option<String>,
@@ -696,11 +697,6 @@ impl Settings {
             .number::<u64>("PDS_REPO_BACKFILL_LIMIT_MS", "a number of milliseconds")
             .unwrap_or(DEFAULT_REPO_BACKFILL_LIMIT_MS);
         let rate_limits_enabled = r.boolean("PDS_RATE_LIMITS_ENABLED").unwrap_or(false);
-        if rate_limits_enabled {
-            warnings.push(
-                "PDS_RATE_LIMITS_ENABLED=true: this server has no rate limits yet; put them in the reverse proxy".to_owned(),
-            );
-        }
 
         let contact_email = r.text("PDS_CONTACT_EMAIL_ADDRESS");
         if let Some(address) = &contact_email {
@@ -1125,16 +1121,13 @@ mod tests {
             ("HOME", "/root"),
         ])
         .unwrap();
-        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings
             .iter()
             .any(|w| w.starts_with("PDS_HOSTNAM is not a known PDS setting")));
         assert!(warnings
             .iter()
             .any(|w| w.starts_with("PDS_SERVICE_NAME is a setting of the reference PDS")));
-        assert!(warnings
-            .iter()
-            .any(|w| w.starts_with("PDS_RATE_LIMITS_ENABLED=true")));
     }
 
     #[test]

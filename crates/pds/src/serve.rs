@@ -99,6 +99,7 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
     state.crawlers = settings.crawlers.clone();
     state.appview = settings.appview.clone();
     state.blob_upload_limit = settings.blob_upload_limit;
+    state.rate_limits = settings.rate_limits_enabled;
     state
         .sequencer
         .set_backfill_window(Duration::from_millis(settings.repo_backfill_limit_ms))?;
