@@ -360,6 +360,77 @@ impl Sequencer {
         Ok(seq)
     }
 
+    /// The rev of the latest `#commit` or `#sync` event of `did` in the
+    /// log, if any is kept.
+    pub fn last_announced_rev(&self, did: &str) -> Result<Option<String>> {
+        let stored: Option<Vec<u8>> = self.inner.db.read(|tx| {
+            Ok(tx
+                .query_row(
+                    "SELECT event FROM repo_seq WHERE did = ?1 AND event_type IN ('append', 'sync')
+                     ORDER BY seq DESC LIMIT 1",
+                    [did],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        match dagcbor::decode_ipld(&stored)? {
+            Ipld::Map(body) => match body.get("rev") {
+                Some(Ipld::String(rev)) => Ok(Some(rev.clone())),
+                _ => Err(Error::Corrupt(format!("event of {did} without rev"))),
+            },
+            _ => Err(Error::Corrupt(format!("event of {did} is not a map"))),
+        }
+    }
+
+    /// Announces with a `#sync` event each repository of an account for
+    /// which `is_active` holds whose head commit has no event: a commit is
+    /// stored before it is sequenced, so a crash between the two leaves it
+    /// unannounced. Run at start, before writes. A repository whose head
+    /// is older than the backfill window and has no kept event is left
+    /// alone (its events were pruned). Returns the DIDs announced.
+    pub fn announce_unsequenced_heads(
+        &self,
+        is_active: impl Fn(&str) -> bool,
+    ) -> Result<Vec<String>> {
+        let Some(actors) = self.inner.actors.get() else {
+            return Ok(Vec::new());
+        };
+        let window = self.backfill_window()?;
+        let now = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+        let cutoff = now.saturating_sub(u64::try_from(window.as_micros()).unwrap_or(u64::MAX));
+        let mut announced = Vec::new();
+        for did in actors.list_dids()? {
+            if !is_active(&did) {
+                continue;
+            }
+            let store = actors.open(&did)?;
+            let Some(root) = store.root()? else {
+                continue;
+            };
+            let last = self.last_announced_rev(&did)?;
+            if last.as_deref() == Some(root.rev.as_str()) {
+                continue;
+            }
+            if last.is_none() {
+                let recent = atp_syntax::Tid::new(&root.rev)
+                    .map(|tid| tid.timestamp_micros() >= cutoff)
+                    .unwrap_or(false);
+                if !recent {
+                    continue;
+                }
+            }
+            let bytes = atp_repo_mst::blockstore::BlockStore::get(&store.block_store(), &root.cid)
+                .map_err(|err| Error::Corrupt(format!("head commit of {did}: {err}")))?
+                .ok_or_else(|| Error::Corrupt(format!("head commit of {did} missing")))?;
+            self.sequence_sync(&did, &root.cid, &bytes, &root.rev)?;
+            announced.push(did);
+        }
+        Ok(announced)
+    }
+
     fn append(&self, did: &str, kind: EventKind, event: &Ipld) -> Result<i64> {
         let bytes = dagcbor::encode_ipld(event)?;
         let now = time::now_string();

@@ -98,6 +98,21 @@ async fn create_account(
             other => to_xrpc(other),
         })?;
     let account = created.account;
+    // As the reference announces a new account: its identity, its active
+    // status, then its first commit.
+    let (sequencer, owner, handle_seq, commit) = (
+        state.sequencer.clone(),
+        account.did.clone(),
+        account.handle.clone(),
+        created.commit.clone(),
+    );
+    crate::db::run_blocking(move || {
+        sequencer.sequence_identity(&owner, Some(&handle_seq))?;
+        sequencer.sequence_account(&owner, true, None)?;
+        sequencer.sequence_commit(&owner, &commit, &[])
+    })
+    .await
+    .map_err(to_xrpc)?;
     let tokens = issue_session(&state, &account.did, AuthScope::Access, None).await?;
     let mut body = json!({
         "handle": account.handle,

@@ -91,6 +91,26 @@ impl PdsState {
         let blobs = DiskBlobStore::new(storage.config().data_dir().join("blobs"));
         let sequencer = Sequencer::open(&storage.config().data_dir().join("sequencer.sqlite"))?
             .with_actor_stores(Arc::clone(storage.actors()));
+        // A crash between storing a commit and sequencing it leaves the
+        // head unannounced: announce the heads of active accounts with
+        // `#sync` now.
+        let accounts = Arc::clone(storage.accounts());
+        let is_active = |did: &str| {
+            let account = accounts.account_by_did(did);
+            matches!(account, Ok(Some(account)) if account.is_active())
+        };
+        match sequencer.announce_unsequenced_heads(is_active) {
+            Ok(dids) if !dids.is_empty() => {
+                tracing::warn!(
+                    ?dids,
+                    "repository heads without an event announced with #sync"
+                );
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::error!(error = %err, "could not check for unannounced repository heads")
+            }
+        }
         Ok(PdsState {
             storage,
             keys,
