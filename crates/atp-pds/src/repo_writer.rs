@@ -56,6 +56,7 @@ use serde_json::Value;
 use tokio::sync::OwnedMutexGuard;
 
 use crate::actor_store::ActorStore;
+use crate::blob_index;
 use crate::blob_refs::{find_blob_refs, BlobRef};
 use crate::error::Error;
 use crate::http::errors::to_xrpc;
@@ -681,11 +682,18 @@ async fn apply_locked(
     let commit = blocking(move || build_commit(&building, &writes, swap_commit)).await?;
 
     crate::http::blob::check_write_blobs(state, did, &refs).await?;
+    let moved = move_referenced_uploads(state, did, store, &blob_cids).await?;
 
     let storing = Arc::clone(store);
     let commit = blocking(move || {
         storing
-            .transact(|tx| tx.apply_commit(&commit, &blob_map))
+            .transact(|tx| {
+                tx.apply_commit(&commit, &blob_map)?;
+                for temp_key in &moved {
+                    blob_index::mark_permanent_in(tx.sql(), temp_key)?;
+                }
+                Ok(())
+            })
             .map_err(to_xrpc)?;
         Ok(commit)
     })
@@ -705,6 +713,36 @@ async fn apply_locked(
         tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
     }
     Ok(commit)
+}
+
+/// Moves the temporary uploads among `cids` to their permanent place,
+/// before the commit referencing them is stored: a crash after the commit
+/// can then never leave a record pointing at a temporary blob. Moving is
+/// idempotent (a blob already in place just drops its temporary copy), so
+/// a commit that fails after this and is retried moves nothing twice.
+/// Returns the temporary keys moved, to be marked permanent with the
+/// commit.
+async fn move_referenced_uploads(
+    state: &PdsState,
+    did: &str,
+    store: &Arc<ActorStore>,
+    cids: &[Cid],
+) -> Result<Vec<String>, XrpcError> {
+    let mut moved = Vec::new();
+    for cid in cids {
+        let (reading, cid) = (Arc::clone(store), *cid);
+        let row = blocking(move || blob_index::get_blob(&reading, &cid).map_err(to_xrpc)).await?;
+        let Some(temp_key) = row.and_then(|row| row.temp_key) else {
+            continue;
+        };
+        state
+            .blobs
+            .make_permanent(did, &temp_key, &cid)
+            .await
+            .map_err(to_xrpc)?;
+        moved.push(temp_key);
+    }
+    Ok(moved)
 }
 
 /// [`LockedRepo::import`], run with the lock held.
