@@ -690,6 +690,58 @@ mod tests {
     }
 
     #[test]
+    fn heads_stored_without_an_event_are_announced_with_sync() {
+        use atp_crypto::{Algorithm, SigningKey};
+        use atp_syntax::TidClock;
+
+        let dir = tempfile::tempdir().unwrap();
+        let actors = Arc::new(ActorStores::new(dir.path().join("actors")).unwrap());
+        let log = Sequencer::open(&dir.path().join("sequencer.sqlite"))
+            .unwrap()
+            .with_actor_stores(Arc::clone(&actors));
+        let key = SigningKey::generate(Algorithm::K256);
+        let commit_of = |did: &str| {
+            let store = actors.open(did).unwrap();
+            let mut repo = store.open_repo().unwrap();
+            let rev = TidClock::global().next();
+            store
+                .commit(&mut repo, &key, rev.as_str(), &BTreeMap::new())
+                .unwrap()
+        };
+        let (announced, lost, inactive) = (
+            "did:plc:ewvi7nxzyoun6zhxrhs64oiz",
+            "did:plc:yk4dd2qkboz2yv6tpubpc6co",
+            "did:plc:44ybard66vv44zksje25o7dz",
+        );
+        for did in [announced, lost, inactive] {
+            actors.create(did, &key).unwrap();
+            let commit = commit_of(did);
+            log.sequence_commit(did, &commit, &[]).unwrap();
+        }
+        // A second commit of `lost` and `inactive` is stored, then the
+        // process dies before sequencing it.
+        let head = commit_of(lost);
+        commit_of(inactive);
+        let before = log.latest_seq();
+
+        let is_active = |did: &str| did != inactive;
+        assert_eq!(
+            log.announce_unsequenced_heads(is_active).unwrap(),
+            vec![lost.to_owned()]
+        );
+        let events = log.events_after(before, 10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, EventKind::Sync);
+        assert_eq!(events[0].did, lost);
+        assert_eq!(log.last_announced_rev(lost).unwrap(), Some(head.rev));
+        // Once announced, nothing more is.
+        assert!(log
+            .announce_unsequenced_heads(is_active)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn numbers_go_up_across_pruning_and_reopening() {
         let (dir, log) = log();
         let did = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
