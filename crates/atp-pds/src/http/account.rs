@@ -99,7 +99,7 @@ async fn create_account(
         })?;
     let account = created.account;
     // As the reference announces a new account: its identity, its active
-    // status, then its first commit.
+    // status, its first commit, then a #sync with the repository's state.
     let (sequencer, owner, handle_seq, commit) = (
         state.sequencer.clone(),
         account.did.clone(),
@@ -109,7 +109,11 @@ async fn create_account(
     crate::db::run_blocking(move || {
         sequencer.sequence_identity(&owner, Some(&handle_seq))?;
         sequencer.sequence_account(&owner, true, None)?;
-        sequencer.sequence_commit(&owner, &commit, &[])
+        sequencer.sequence_commit(&owner, &commit, &[])?;
+        if let Some(bytes) = commit.blocks.get(&commit.cid) {
+            sequencer.sequence_sync(&owner, &commit.cid, bytes, &commit.rev)?;
+        }
+        Ok(())
     })
     .await
     .map_err(to_xrpc)?;
