@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 
+import { decodeAll } from '@atproto/lex-cbor'
 import { Firehose } from '@atproto/sync'
 
 import { createAccount, env, idResolver, newAgent, sleep, step } from '../lib/harness.mjs'
@@ -37,6 +38,27 @@ function subscribe(cursor) {
   })
   sub.running = sub.firehose.start()
   return sub
+}
+
+/**
+ * A plain WebSocket subscriber that keeps the type and DID of every frame
+ * (the Firehose class passes on no event for a commit without ops).
+ */
+function rawSubscribe(cursor) {
+  const raw = { frames: [], errors: [] }
+  const ws = new WebSocket(`${wsUrl}/xrpc/com.atproto.sync.subscribeRepos?cursor=${cursor}`)
+  ws.binaryType = 'arraybuffer'
+  ws.onmessage = (msg) => {
+    try {
+      const [header, body] = [...decodeAll(new Uint8Array(msg.data))]
+      raw.frames.push({ t: header.t, op: header.op, did: body.did ?? body.repo, seq: body.seq, ops: body.ops?.length })
+    } catch (err) {
+      raw.errors.push(String(err?.message || err))
+    }
+  }
+  ws.onerror = (evt) => raw.errors.push(`websocket error: ${evt?.message || evt?.type}`)
+  raw.close = () => ws.close()
+  return raw
 }
 
 /** One line per event, comparable between subscribers. */
@@ -67,6 +89,7 @@ async function waitUntil(check, what, ms = 15_000) {
 }
 
 let first // the subscriber from cursor 0
+let raw // the plain one beside it
 let second // the one that joins later
 const accounts = []
 const writes = [] // {commit, ops: [{action, uri, cid}]}
@@ -74,10 +97,12 @@ let middleSeq
 
 after(async () => {
   for (const sub of [first, second]) if (sub) await sub.firehose.destroy()
+  raw?.close()
 })
 
 test('a subscriber from cursor 0 connects before the writes', step, async () => {
   first = subscribe(0)
+  raw = rawSubscribe(0)
   // the replay from 0 reaches it before anything below happens
   await sleep(1000)
   assert.deepEqual(first.errors, [])
@@ -207,6 +232,25 @@ test('the first subscriber saw every commit, identity and account event, no erro
   const lastOfB = first.events.filter((e) => e.did === b.did && e.commit).at(-1)
   assert.equal(lastOfB.commit.toString(), head.data.cid)
   assert.equal(lastOfB.rev, head.data.rev)
+})
+
+test('the frames of each account, in order, as the reference sends them', step, async () => {
+  assert.ok(raw && accounts.length === 2, 'needs the earlier steps, which failed')
+  const [a, b] = accounts
+  const kinds = (did) => raw.frames.filter((f) => f.did === did).map((f) => (f.t === '#commit' ? `#commit/${f.ops}` : f.t))
+  // creation: identity, active, the empty first commit, then the #sync
+  // announcing the repository's state
+  const created = ['#identity', '#account', '#commit/0', '#sync']
+  const expectA = [...created, '#commit/1', '#commit/1', '#commit/1', '#commit/1', '#account', '#account', '#identity', '#sync']
+  const expectB = [...created, '#commit/1', '#commit/1', '#commit/2', '#identity']
+  await waitUntil(
+    () => kinds(a.did).length >= expectA.length && kinds(b.did).length >= expectB.length,
+    () => `frames: A ${JSON.stringify(kinds(a.did))}, B ${JSON.stringify(kinds(b.did))}; errors ${JSON.stringify(raw.errors)}`,
+  )
+  assert.deepEqual(raw.errors, [])
+  assert.deepEqual(kinds(a.did), expectA)
+  assert.deepEqual(kinds(b.did), expectB)
+  assert.ok(raw.frames.every((f) => f.op === 1), 'an error frame arrived')
 })
 
 test('a second subscriber from a cursor in the middle receives exactly the rest', step, async () => {
