@@ -256,6 +256,7 @@ async fn resolve_service(state: &PdsState, did: &str, id: &str) -> Result<String
 
 async fn fetch_did_web(state: &PdsState, url: &str) -> Result<serde_json::Value, XrpcError> {
     check_target_url(state, url)?;
+    ensure_public_target(state, url).await?;
     let request = Request::get(url)
         .header("accept", "application/did+ld+json, application/json")
         .body(Full::new(Bytes::new()))
@@ -282,6 +283,43 @@ async fn fetch_did_web(state: &PdsState, url: &str) -> Result<serde_json::Value,
     tokio::time::timeout(UPSTREAM_TIMEOUT, exchange)
         .await
         .map_err(|_| XrpcError::internal(format!("fetching {url}: timed out")))?
+}
+
+/// Outside development mode, a URL taken from a DID document (a did:web
+/// document's host, a service endpoint) must name a public address: an
+/// IP literal is checked as it is, a host name must resolve (within
+/// [`UPSTREAM_TIMEOUT`]) to public addresses only (see
+/// [`crate::handle_resolver::is_public_address`]), so a DID document cannot
+/// point the server at its own network. The operator's AppView is not
+/// checked.
+async fn ensure_public_target(state: &PdsState, url: &str) -> Result<(), XrpcError> {
+    if state.dev_mode {
+        return Ok(());
+    }
+    let forbidden =
+        || XrpcError::invalid_request(format!("Forbidden address for proxied request: {url}"));
+    let parsed = url::Url::parse(url).map_err(|_| forbidden())?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::IpAddr> = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => vec![ip.into()],
+        Some(url::Host::Ipv6(ip)) => vec![ip.into()],
+        Some(url::Host::Domain(host)) => {
+            let lookup = tokio::net::lookup_host((host.to_owned(), port));
+            match tokio::time::timeout(UPSTREAM_TIMEOUT, lookup).await {
+                Ok(Ok(found)) => found.map(|addr| addr.ip()).collect(),
+                _ => return Err(forbidden()),
+            }
+        }
+        None => return Err(forbidden()),
+    };
+    if addresses.is_empty()
+        || !addresses
+            .iter()
+            .all(|ip| crate::handle_resolver::is_public_address(*ip))
+    {
+        return Err(forbidden());
+    }
+    Ok(())
 }
 
 /// Outside development mode, only `https` URLs are contacted.
@@ -313,6 +351,8 @@ pub async fn target_of(
             }
         }
         let url = resolve_service(state, did, id).await?;
+        check_target_url(state, &url)?;
+        ensure_public_target(state, &url).await?;
         return Ok(Some(ProxyTarget {
             url,
             did: did.to_owned(),
