@@ -5,7 +5,8 @@
 // (importRepo), missing blobs are copied, the old PDS signs a PLC
 // operation (with the code it mails) that the new one submits, then the
 // new account is activated and the old one deactivated. Every record must
-// read back identically (same CIDs) from the new PDS.
+// read back identically (same CIDs) from the new PDS; the preferences come
+// along too.
 //
 // Runs with E2E_TARGET=both (scripts/e2e-migration.sh): ours at
 // E2E_PDS_URL, the reference at E2E_REFERENCE_PDS_URL.
@@ -16,7 +17,7 @@ import { test } from 'node:test'
 
 import { verifyRepoCar } from '@atproto/repo'
 
-import { env, idResolver, mailedToken, newAgent, newIdentity, step } from '../lib/harness.mjs'
+import { env, idResolver, mailedToken, newAgent, newIdentity, refused, step } from '../lib/harness.mjs'
 
 assert.ok(env.referencePdsUrl, 'the migration suite needs E2E_TARGET=both (scripts/e2e-migration.sh)')
 
@@ -42,7 +43,21 @@ async function populatedAccount(service, prefix) {
     rkey: 'self',
     record: { $type: 'app.bsky.actor.profile', displayName: prefix, avatar: up.data.blob },
   })
-  return { ...id, did, agent, blobCid: up.data.blob.ref.toString(), blobBytes: png }
+  const preferences = [
+    { $type: 'app.bsky.actor.defs#adultContentPref', enabled: false },
+    { $type: 'app.bsky.actor.defs#personalDetailsPref', birthDate: '1990-01-01T00:00:00.000Z' },
+  ]
+  await agent.app.bsky.actor.putPreferences({ preferences })
+  return { ...id, did, agent, preferences, blobCid: up.data.blob.ref.toString(), blobBytes: png }
+}
+
+/**
+ * The stored preferences (both PDSes add a declaredAgePref computed from
+ * the birth date; it is not stored, so it is left out).
+ */
+async function storedPreferences(agent) {
+  const res = await agent.app.bsky.actor.getPreferences()
+  return res.data.preferences.filter((p) => p.$type !== 'app.bsky.actor.defs#declaredAgePref')
 }
 
 /** Every record of `did` at `agent`'s PDS: `collection/rkey` -> CID. */
@@ -101,6 +116,11 @@ async function migrate(account, toUrl) {
   const stillMissing = await target.com.atproto.repo.listMissingBlobs({ limit: 100 })
   assert.deepEqual(stillMissing.data.blobs, [])
 
+  // the preferences, which live on the PDS, not in the repository
+  const prefs = await storedPreferences(from)
+  assert.deepEqual(prefs, account.preferences)
+  await target.app.bsky.actor.putPreferences({ preferences: prefs })
+
   // 3. the identity: the old PDS signs what the new one recommends
   const creds = await target.com.atproto.identity.getRecommendedDidCredentials()
   await from.com.atproto.identity.requestPlcOperationSignature()
@@ -118,6 +138,11 @@ async function migrate(account, toUrl) {
   await from.com.atproto.server.deactivateAccount({})
   status = await target.com.atproto.server.checkAccountStatus()
   assert.equal(status.data.activated, true)
+  // the old PDS no longer serves the repository
+  await refused(newAgent(from.serviceUrl.origin).com.atproto.sync.getRepo({ did }), {
+    error: 'RepoDeactivated',
+    status: 400,
+  })
   return { ...account, handle, agent: target, signingKey: data.signingKey }
 }
 
@@ -130,6 +155,7 @@ async function checkArrived(moved, before, toUrl) {
     const got = await moved.agent.com.atproto.repo.getRecord({ repo: moved.did, collection, rkey })
     assert.equal(got.data.cid, cid, `${key}`)
   }
+  assert.deepEqual(await storedPreferences(moved.agent), moved.preferences)
   const blob = await newAgent(toUrl).com.atproto.sync.getBlob({ did: moved.did, cid: moved.blobCid })
   assert.deepEqual(Buffer.from(blob.data), moved.blobBytes)
   // a post written there now lands in the moved repository, in a commit
