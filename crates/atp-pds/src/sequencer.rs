@@ -9,6 +9,12 @@
 //! writer, so events become visible to readers in sequence order, never
 //! with a gap that fills in later.
 //!
+//! A commit is stored in its repository before its event is appended
+//! here (two files); if the process dies in between, the next start
+//! announces that repository's head with a `#sync` event
+//! ([`Sequencer::announce_unsequenced_heads`]), so consumers learn the new
+//! head even though that commit's diff was never sequenced.
+//!
 //! Each append wakes subscribers ([`Sequencer::subscribe`]) and, at most
 //! once per [`crate::crawlers::NOTIFY_INTERVAL`], tells the configured
 //! relays to crawl. Events older than the backfill window
