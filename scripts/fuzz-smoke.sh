@@ -4,6 +4,9 @@
 #
 #   scripts/fuzz-smoke.sh [SECONDS_PER_TARGET]     (default 20)
 #
+# With the seven targets (one or more per library crate) the default is
+# about 140 s of fuzzing after the build; keep the total under CI's budget
+# of about three minutes (15 s per target if targets are added).
 # Works with the stable toolchain: cargo-fuzz passes flags that rustc only
 # accepts on nightly, so RUSTC_BOOTSTRAP=1 is set for these builds. Installs
 # cargo-fuzz if it is missing. FUZZ_SANITIZER=none|address|... picks the

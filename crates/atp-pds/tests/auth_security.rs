@@ -443,7 +443,7 @@ async fn app_password_sessions_cannot_reach_account_level_methods() {
         };
         assert_eq!(claims_of(token)["scope"], expected_scope);
         let client = pds.bearer(token);
-        let calls: [(&str, Value); 6] = [
+        let calls: [(&str, Value); 5] = [
             (
                 "com.atproto.server.createAppPassword",
                 json!({"name": "sneaky"}),
@@ -455,10 +455,6 @@ async fn app_password_sessions_cannot_reach_account_level_methods() {
                 json!({"email": "attacker@example.com"}),
             ),
             ("com.atproto.server.deactivateAccount", json!({})),
-            (
-                "com.atproto.server.createInviteCode",
-                json!({"useCount": 1}),
-            ),
         ];
         for (nsid, input) in calls {
             let result = client.procedure::<_, _, Value>(nsid, &(), &input).await;
@@ -468,6 +464,13 @@ async fn app_password_sessions_cannot_reach_account_level_methods() {
                 "{nsid} with an app password (privileged {privileged}): {status} {error}"
             );
         }
+        // Nor list the account's invite codes.
+        let (status, error, _) = refusal(
+            client
+                .query::<_, Value>("com.atproto.server.getAccountInviteCodes", &json!({}))
+                .await,
+        );
+        assert_eq!((status, error.as_str()), (400, "InvalidToken"));
         // importRepo (replaces the whole repository) needs the main password.
         let result = client
             .procedure_bytes(
