@@ -831,6 +831,7 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
             String::from_utf8_lossy(&raw.body)
         );
         let body = raw.json();
+        println!("importRepo refused: {}", body["message"]);
         assert!(
             body["error"].is_string() && body["message"].is_string(),
             "{body}"
