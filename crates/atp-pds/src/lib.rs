@@ -1,5 +1,5 @@
-//! The storage layer of an AT Protocol Personal Data Server, on embedded
-//! SQLite.
+//! An AT Protocol Personal Data Server: storage on embedded SQLite and the
+//! XRPC methods ([`http`]) that the `pds` binary serves.
 //!
 //! * [`db`]: opening SQLite files (WAL, `synchronous=FULL`), versioned
 //!   migrations, a writer plus pooled readers usable from async code.
@@ -13,6 +13,16 @@
 //! * [`service`]: the settings storage needs.
 //! * [`storage`]: the whole, with account creation (directory registration
 //!   included) and deletion.
+//! * [`repo_writer`]: the write path: one writer per repository, records
+//!   prepared and validated, commits signed and stored atomically, then
+//!   announced.
+//! * [`blob_store`] (disk or S3), [`blob_index`] and [`blob_refs`]: blob
+//!   bytes, their metadata, and the blobs a record references.
+//! * [`sequencer`]: the durable event log behind the firehose;
+//!   [`crawlers`]: telling relays to crawl.
+//! * [`mailer`]: email over SMTP; [`handle_resolver`]: DNS and HTTPS handle
+//!   resolution with SSRF guards.
+//! * [`http`]: the XRPC methods, one module per group.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -45,8 +55,8 @@ pub mod app_password;
 pub mod blob_index;
 pub mod blob_refs;
 pub mod blob_store;
-pub mod crawlers;
 pub mod block_store;
+pub mod crawlers;
 pub mod db;
 pub mod email_token;
 pub mod error;
