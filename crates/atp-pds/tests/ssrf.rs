@@ -187,7 +187,7 @@ async fn outbound_fetches_are_bounded_in_time_and_size() {
 
     // A well-known answer far over the size limit: not taken as a DID.
     let mut huge = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\ndid:plc:aaaaaaaaaaaaaaaaaaaaaaaa".to_vec();
-    huge.extend(std::iter::repeat_n(b' ', 1024 * 1024));
+    huge.extend(vec![b' '; 1024 * 1024]);
     let huge: &'static [u8] = Box::leak(huge.into_boxed_slice());
     let big = Counter::start(huge).await;
     let resolver = HandleResolver::new(true)

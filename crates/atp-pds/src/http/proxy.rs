@@ -51,7 +51,11 @@
 //! `atproto-repo-rev` header included), so a just-written record may be
 //! missing from such views for as long as the AppView lags.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use atp_xrpc::auth::{create_service_jwt, AuthScope, ServiceJwtParams};
@@ -62,8 +66,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use super::auth::{require_access, Access};
@@ -230,6 +235,74 @@ fn http_client() -> Result<&'static HttpClient, XrpcError> {
     Ok(CLIENT.get_or_init(|| client))
 }
 
+/// Resolves host names for requests whose target a DID document chose:
+/// only the public addresses of a name are returned (none: an error), so
+/// the connection goes to an address that was checked, even if the name's
+/// answers change between a check and the connection.
+#[derive(Clone, Copy, Debug, Default)]
+struct PublicAddressResolver;
+
+impl tower_service::Service<Name> for PublicAddressResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let public: Vec<SocketAddr> = found
+                .filter(|addr| crate::handle_resolver::is_public_address(addr.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{} has no public address", name.as_str()),
+                ));
+            }
+            Ok(public.into_iter())
+        })
+    }
+}
+
+type PublicHttpClient = Client<HttpsConnector<HttpConnector<PublicAddressResolver>>, Full<Bytes>>;
+
+/// The outgoing HTTP client for targets chosen by DID documents outside
+/// development mode: it connects to public addresses only.
+fn public_http_client() -> Result<&'static PublicHttpClient, XrpcError> {
+    static CLIENT: OnceLock<PublicHttpClient> = OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client);
+    }
+    let mut http = HttpConnector::new_with_resolver(PublicAddressResolver);
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(XrpcError::internal)?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    let client = Client::builder(TokioExecutor::new()).build(connector);
+    Ok(CLIENT.get_or_init(|| client))
+}
+
+/// Sends `request` with the public-addresses-only client when `public_only`
+/// (a target a DID document chose, outside development mode), else with
+/// the ordinary client.
+fn request_with(
+    public_only: bool,
+    request: Request<Full<Bytes>>,
+) -> Result<ResponseFuture, XrpcError> {
+    Ok(if public_only {
+        public_http_client()?.request(request)
+    } else {
+        http_client()?.request(request)
+    })
+}
+
 /// Resolves `did`'s document and finds service `id` in it.
 async fn resolve_service(state: &PdsState, did: &str, id: &str) -> Result<String, XrpcError> {
     let unresolved = || XrpcError::invalid_request("could not resolve proxy did");
@@ -261,10 +334,9 @@ async fn fetch_did_web(state: &PdsState, url: &str) -> Result<serde_json::Value,
         .header("accept", "application/did+ld+json, application/json")
         .body(Full::new(Bytes::new()))
         .map_err(XrpcError::internal)?;
-    let client = http_client()?;
+    let pending = request_with(!state.dev_mode, request)?;
     let exchange = async {
-        let response = client
-            .request(request)
+        let response = pending
             .await
             .map_err(|e| XrpcError::internal(format!("fetching {url}: {e}")))?;
         if !response.status().is_success() {
@@ -291,7 +363,9 @@ async fn fetch_did_web(state: &PdsState, url: &str) -> Result<serde_json::Value,
 /// [`UPSTREAM_TIMEOUT`]) to public addresses only (see
 /// [`crate::handle_resolver::is_public_address`]), so a DID document cannot
 /// point the server at its own network. The operator's AppView is not
-/// checked.
+/// checked. The request itself then goes through
+/// [`public_http_client`], which connects only to public addresses of the
+/// name (no DNS rebinding between this check and the connection).
 async fn ensure_public_target(state: &PdsState, url: &str) -> Result<(), XrpcError> {
     if state.dev_mode {
         return Ok(());
@@ -421,7 +495,14 @@ pub async fn forward(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse,
         )),
         None => None,
     };
-    send(req, &target, authorization).await
+    // The operator's AppView may be anywhere; other targets come from DID
+    // documents.
+    let public_only = !state.dev_mode
+        && state
+            .appview
+            .as_ref()
+            .map_or(true, |appview| appview.url != target.url);
+    send(req, &target, authorization, public_only).await
 }
 
 /// Sends the request on to `target` and turns the answer into ours.
@@ -429,6 +510,7 @@ async fn send(
     mut req: XrpcRequest,
     target: &ProxyTarget,
     authorization: Option<String>,
+    public_only: bool,
 ) -> Result<XrpcResponse, XrpcError> {
     let head = req.head().clone();
     let path = head
@@ -475,7 +557,7 @@ async fn send(
         XrpcError::new(StatusCode::BAD_GATEWAY, "Upstream service unreachable")
             .with_name("UpstreamFailure")
     };
-    let response = tokio::time::timeout(UPSTREAM_TIMEOUT, http_client()?.request(request))
+    let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request_with(public_only, request)?)
         .await
         .map_err(|_| unreachable("timed out".to_owned()))?
         .map_err(|e| unreachable(e.to_string()))?;
