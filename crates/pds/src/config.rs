@@ -326,8 +326,10 @@ pub struct Settings {
     /// How far back `subscribeRepos` replays, in milliseconds
     /// (`PDS_REPO_BACKFILL_LIMIT_MS`, default one day).
     pub repo_backfill_limit_ms: u64,
-    /// `PDS_RATE_LIMITS_ENABLED` (default false, as the reference when unset;
-    /// its installer sets it): limits on `createSession` and `createAccount`.
+    /// `PDS_RATE_LIMITS_ENABLED`: limits on `createSession` and
+    /// `createAccount`. On by default, as the reference's installer sets
+    /// it, except in development mode (tests and bulk imports on loopback
+    /// would trip them).
     pub rate_limits_enabled: bool,
     /// The contact email shown by `describeServer` (`PDS_CONTACT_EMAIL_ADDRESS`).
     pub contact_email: Option<String>,
@@ -696,7 +698,7 @@ impl Settings {
         let repo_backfill_limit_ms = r
             .number::<u64>("PDS_REPO_BACKFILL_LIMIT_MS", "a number of milliseconds")
             .unwrap_or(DEFAULT_REPO_BACKFILL_LIMIT_MS);
-        let rate_limits_enabled = r.boolean("PDS_RATE_LIMITS_ENABLED").unwrap_or(false);
+        let rate_limits_enabled = r.boolean("PDS_RATE_LIMITS_ENABLED").unwrap_or(!dev_mode);
 
         let contact_email = r.text("PDS_CONTACT_EMAIL_ADDRESS");
         if let Some(address) = &contact_email {
