@@ -224,7 +224,10 @@ pub(crate) fn account_where(
     value: &str,
 ) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE {column} = ?1");
-    let cols = tx.query_row(&sql, [value], account_from_row).optional()?;
+    let cols = tx
+        .prepare_cached(&sql)?
+        .query_row([value], account_from_row)
+        .optional()?;
     cols.map(account_from_columns).transpose()
 }
 

@@ -189,11 +189,8 @@ fn split_path(path: &str) -> Result<(&str, &str)> {
 
 fn get_root(tx: &Transaction<'_>, did: &str) -> Result<Option<RepoRoot>> {
     let row: Option<(String, String)> = tx
-        .query_row(
-            "SELECT cid, rev FROM repo_root WHERE did = ?1",
-            [did],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT cid, rev FROM repo_root WHERE did = ?1")?
+        .query_row([did], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     row.map(|(cid, rev)| {
         Ok(RepoRoot {
@@ -266,11 +263,12 @@ impl ActorTransaction<'_> {
 
     /// Moves the repository root.
     pub fn set_root(&self, cid: &Cid, rev: &str) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (did) DO UPDATE SET cid = ?2, rev = ?3, indexed_at = ?4",
-            params![self.did, cid.to_string(), rev, time::now_string()],
-        )?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO repo_root (did, cid, rev, indexed_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (did) DO UPDATE SET cid = ?2, rev = ?3, indexed_at = ?4",
+            )?
+            .execute(params![self.did, cid.to_string(), rev, time::now_string()])?;
         Ok(())
     }
 
@@ -279,19 +277,20 @@ impl ActorTransaction<'_> {
     pub fn index_record(&self, path: &str, cid: &Cid, rev: &str) -> Result<()> {
         let (collection, rkey) = split_path(path)?;
         let uri = format!("at://{}/{path}", self.did);
-        self.tx.execute(
-            "INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO record (uri, cid, collection, rkey, repo_rev, indexed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (uri) DO UPDATE SET cid = ?2, repo_rev = ?5, indexed_at = ?6",
-            params![
+            )?
+            .execute(params![
                 uri,
                 cid.to_string(),
                 collection,
                 rkey,
                 rev,
                 time::now_string()
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
@@ -523,7 +522,11 @@ impl ActorStore {
         let uri = format!("at://{}/{collection}/{rkey}", self.did);
         self.db.read(|tx| {
             let sql = format!("SELECT {RECORD_COLUMNS} FROM record WHERE uri = ?1");
-            let Some(row) = tx.query_row(&sql, [&uri], record_from_row).optional()? else {
+            let Some(row) = tx
+                .prepare_cached(&sql)?
+                .query_row([&uri], record_from_row)
+                .optional()?
+            else {
                 return Ok(None);
             };
             let entry = record_from_columns(row)?;
@@ -696,12 +699,71 @@ impl ActorStore {
     }
 }
 
-/// The stores of all accounts under `<data>/actors`, each opened once and
-/// shared, so that writes to one repository go through one writer.
+/// Most actor stores kept open while no one uses them. Each open store
+/// holds SQLite connections and their page caches (up to a few MiB): the
+/// server's memory must not grow with the number of accounts, only with
+/// the number in use. Reopening one costs a file open and a schema check.
+pub const MAX_IDLE_OPEN_STORES: usize = 32;
+
+/// The stores of all accounts under `<data>/actors`. A store in use is
+/// open once and shared, so that writes to one repository go through one
+/// writer; of the stores no one uses, the [`MAX_IDLE_OPEN_STORES`] used
+/// last stay open.
 #[derive(Debug)]
 pub struct ActorStores {
     root: PathBuf,
-    open: Mutex<HashMap<String, Arc<ActorStore>>>,
+    open: Mutex<OpenStores>,
+}
+
+/// The open stores, each with the tick of its last use.
+#[derive(Debug, Default)]
+struct OpenStores {
+    stores: HashMap<String, (Arc<ActorStore>, u64)>,
+    tick: u64,
+}
+
+impl OpenStores {
+    fn get(&mut self, did: &str) -> Option<Arc<ActorStore>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.stores.get_mut(did).map(|(store, used)| {
+            *used = tick;
+            Arc::clone(store)
+        })
+    }
+
+    /// Adds `store`, then closes the least recently used stores that no
+    /// one holds beyond the idle limit.
+    fn insert(&mut self, did: &str, store: &Arc<ActorStore>) {
+        self.tick += 1;
+        self.stores
+            .insert(did.to_owned(), (Arc::clone(store), self.tick));
+        if self.stores.len() <= MAX_IDLE_OPEN_STORES {
+            return;
+        }
+        let mut idle: Vec<(u64, String)> = self
+            .stores
+            .iter()
+            .filter(|(_, (store, _))| Arc::strong_count(store) == 1)
+            .map(|(did, (_, used))| (*used, did.clone()))
+            .collect();
+        let excess = idle.len().saturating_sub(MAX_IDLE_OPEN_STORES);
+        if excess == 0 {
+            return;
+        }
+        idle.sort_unstable();
+        for (_, did) in idle.into_iter().take(excess) {
+            self.stores.remove(&did);
+        }
+    }
+
+    fn remove(&mut self, did: &str) {
+        self.stores.remove(did);
+    }
+
+    fn len(&self) -> usize {
+        self.stores.len()
+    }
 }
 
 fn poisoned() -> Error {
@@ -715,7 +777,7 @@ impl ActorStores {
         fs::create_dir_all(&root)?;
         Ok(ActorStores {
             root,
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(OpenStores::default()),
         })
     }
 
@@ -735,7 +797,7 @@ impl ActorStores {
         self.open
             .lock()
             .map_err(|_| poisoned())?
-            .insert(did.to_owned(), Arc::clone(&store));
+            .insert(did, &store);
         Ok(store)
     }
 
@@ -743,11 +805,16 @@ impl ActorStores {
     pub fn open(&self, did: &str) -> Result<Arc<ActorStore>> {
         let mut cache = self.open.lock().map_err(|_| poisoned())?;
         if let Some(store) = cache.get(did) {
-            return Ok(Arc::clone(store));
+            return Ok(store);
         }
         let store = Arc::new(ActorStore::open(&self.dir_for(did), did)?);
-        cache.insert(did.to_owned(), Arc::clone(&store));
+        cache.insert(did, &store);
         Ok(store)
+    }
+
+    /// How many stores are open now (in use or kept idle).
+    pub fn open_count(&self) -> usize {
+        self.open.lock().map(|cache| cache.len()).unwrap_or(0)
     }
 
     /// Removes `did`'s store and key from disk; returns whether there was

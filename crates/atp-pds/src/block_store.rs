@@ -49,18 +49,15 @@ pub(crate) fn insert_blocks(
             params.push(size);
             params.push(*bytes);
         }
-        tx.execute(&sql, params.as_slice())?;
+        tx.prepare_cached(&sql)?.execute(params.as_slice())?;
     }
     Ok(())
 }
 
 pub(crate) fn get_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
     Ok(tx
-        .query_row(
-            "SELECT content FROM repo_block WHERE cid = ?1",
-            [cid.to_string()],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT content FROM repo_block WHERE cid = ?1")?
+        .query_row([cid.to_string()], |row| row.get(0))
         .optional()?)
 }
 
@@ -207,11 +204,9 @@ impl BlockStore for SqliteBlockStore {
     fn has(&self, cid: &Cid) -> Result<bool, atp_repo_mst::Error> {
         self.db
             .read(|tx| {
-                Ok(tx.query_row(
-                    "SELECT EXISTS(SELECT 1 FROM repo_block WHERE cid = ?1)",
-                    [cid.to_string()],
-                    |row| row.get(0),
-                )?)
+                Ok(tx
+                    .prepare_cached("SELECT EXISTS(SELECT 1 FROM repo_block WHERE cid = ?1)")?
+                    .query_row([cid.to_string()], |row| row.get(0))?)
             })
             .map_err(store_error)
     }

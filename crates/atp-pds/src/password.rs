@@ -30,6 +30,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 
 use rand_core::{OsRng, RngCore};
 use subtle::ConstantTimeEq;
@@ -66,10 +67,93 @@ impl fmt::Debug for PasswordHash {
 fn derive(password: &[u8], salt: &[u8], log_n: u8, r: u32, p: u32, len: usize) -> Result<Vec<u8>> {
     let params = scrypt::Params::new(log_n, r, p, len)
         .map_err(|err| Error::Corrupt(format!("bad scrypt parameters: {err}")))?;
-    let mut out = vec![0u8; len];
-    scrypt::scrypt(password, salt, &params, &mut out)
-        .map_err(|err| Error::Corrupt(format!("bad scrypt output length: {err}")))?;
-    Ok(out)
+    let job = HashJob {
+        password: password.to_vec(),
+        salt: salt.to_vec(),
+        params,
+        len,
+    };
+    match hashing_threads() {
+        Some(pool) => pool.run(job),
+        None => job.run(),
+    }
+}
+
+/// One scrypt derivation.
+struct HashJob {
+    password: Vec<u8>,
+    salt: Vec<u8>,
+    params: scrypt::Params,
+    len: usize,
+}
+
+impl HashJob {
+    fn run(&self) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; self.len];
+        scrypt::scrypt(&self.password, &self.salt, &self.params, &mut out)
+            .map_err(|err| Error::Corrupt(format!("bad scrypt output length: {err}")))?;
+        Ok(out)
+    }
+}
+
+type HashReply = mpsc::SyncSender<Result<Vec<u8>>>;
+
+/// A few threads (one per CPU, at most 4) that run every scrypt
+/// derivation of the process. Each derivation allocates 16 MiB
+/// (`128 * r * N` bytes); run on whatever thread asked, those blocks were
+/// kept by the allocator in one arena per thread (up to 8 per CPU), and
+/// the server's memory grew by hundreds of MiB under account creation.
+/// On a fixed set of threads they are reused, and concurrent derivations
+/// are bounded by the CPUs that can run them.
+struct HashingThreads {
+    jobs: mpsc::Sender<(HashJob, HashReply)>,
+}
+
+impl HashingThreads {
+    fn start() -> Option<Self> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let (jobs, queue) = mpsc::channel::<(HashJob, HashReply)>();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut started = 0;
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new()
+                .name(format!("scrypt-{n}"))
+                .spawn(move || loop {
+                    let next = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((job, reply)) = next else { return };
+                    // the asker may have gone away: nothing to do then
+                    let _ = reply.send(job.run());
+                });
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        (started > 0).then_some(HashingThreads { jobs })
+    }
+
+    /// Runs `job` on one of the threads and waits for it (on this thread
+    /// if they are gone).
+    fn run(&self, job: HashJob) -> Result<Vec<u8>> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if let Err(mpsc::SendError((job, _))) = self.jobs.send((job, reply)) {
+            return job.run();
+        }
+        answer
+            .recv()
+            .map_err(|_| Error::Internal("password hashing thread stopped".to_owned()))?
+    }
+}
+
+fn hashing_threads() -> Option<&'static HashingThreads> {
+    static THREADS: OnceLock<Option<HashingThreads>> = OnceLock::new();
+    THREADS.get_or_init(HashingThreads::start).as_ref()
 }
 
 fn check_password(password: &str) -> Result<()> {
