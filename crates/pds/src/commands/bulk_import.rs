@@ -13,8 +13,11 @@
 //! `started` row names the DID the handle resolves to is taken up again
 //! (its password reset with the admin password, the profile put again, the
 //! first post written only if the account has no post yet, the app
-//! password made anew). A handle that already exists under another DID, or
-//! without any output row, belongs to someone else and is refused. Each
+//! password made anew). A `started` row without a DID (the run stopped
+//! while the account was being created) takes up the account only if it
+//! carries the email this import gives. A handle that already exists under
+//! another DID, or without any output row, belongs to someone else and is
+//! refused. Each
 //! row's error is reported and the batch goes on.
 
 use std::collections::HashMap;
@@ -327,6 +330,16 @@ async fn import_row(
                 "the handle is already taken by an account this import did not create".to_owned(),
             ))
         }
+        (Some(did), Some(prior))
+            if prior.did.is_empty()
+                && created_by_this_import(conn, facts, handle, &did).await? =>
+        {
+            // Interrupted between createAccount's answer and the `started`
+            // row with the DID: the account carries the email this import
+            // gives, so it is ours to take up.
+            log.append(&started(handle, &did))?;
+            reset_and_login(conn, &did, &password).await?
+        }
         (Some(did), Some(prior)) if prior.did != did => {
             return Err(Error::Usage(if prior.did.is_empty() {
                 format!(
@@ -339,22 +352,12 @@ async fn import_row(
                 )
             }));
         }
-        (Some(did), Some(_)) => {
-            let _: Value = conn
-                .admin()?
-                .procedure(
-                    "com.atproto.admin.updateAccountPassword",
-                    &(),
-                    &json!({ "did": did, "password": password }),
-                )
-                .await?;
-            conn.login(&did, &password).await?
-        }
+        (Some(did), Some(_)) => reset_and_login(conn, &did, &password).await?,
         (None, _) => {
             log.append(&started(handle, ""))?;
             let mut input = json!({
                 "handle": handle,
-                "email": format!("{handle}@{}", facts.email_domain),
+                "email": import_email(facts, handle),
                 "password": password,
             });
             if facts.invite_required {
@@ -385,6 +388,42 @@ async fn import_row(
     };
     log.append(&done)?;
     Ok(done)
+}
+
+/// The email address this import gives `handle`.
+fn import_email(facts: &ServerFacts, handle: &str) -> String {
+    format!("{handle}@{}", facts.email_domain)
+}
+
+/// Whether the account `did` (found under `handle`, for which an earlier
+/// run wrote a `started` row without a DID) was created by that run: its
+/// email is the one this import gives. An account made otherwise is not
+/// taken over.
+async fn created_by_this_import(
+    conn: &Connection,
+    facts: &ServerFacts,
+    handle: &str,
+    did: &str,
+) -> Result<bool, Error> {
+    let info: Value = conn
+        .admin()?
+        .query("com.atproto.admin.getAccountInfo", &json!({ "did": did }))
+        .await?;
+    let email = info.get("email").and_then(Value::as_str).unwrap_or("");
+    Ok(email.eq_ignore_ascii_case(&import_email(facts, handle)))
+}
+
+/// Sets the account's password with the admin password and signs in.
+async fn reset_and_login(conn: &Connection, did: &str, password: &str) -> Result<Session, Error> {
+    let _: Value = conn
+        .admin()?
+        .procedure(
+            "com.atproto.admin.updateAccountPassword",
+            &(),
+            &json!({ "did": did, "password": password }),
+        )
+        .await?;
+    conn.login(did, password).await
 }
 
 fn started(handle: &str, did: &str) -> OutputRow {
