@@ -15,6 +15,7 @@
 #   BENCH_MANY_ACCOUNTS  accounts created for the memory figure (ours only;
 #                        default 10000, capped by BENCH_ACCOUNTS_SECONDS)
 #   BENCH_ACCOUNTS_SECONDS  cap on creating them (default 120)
+#   BENCH_PDS_OUT        the file to write (default docs/benchmarks.md)
 #   BENCH_SKIP_REFERENCE=1  run ours only (the report keeps the reference's
 #                        figures of the last run, if any)
 #
@@ -34,7 +35,7 @@ ACCOUNTS_SECONDS=${BENCH_ACCOUNTS_SECONDS:-120}
 target_dir=${CARGO_TARGET_DIR:-target}
 work="$target_dir/bench-pds"
 results="$work/results.jsonl"
-out=docs/benchmarks.md
+out=${BENCH_PDS_OUT:-docs/benchmarks.md}
 node22=tests/e2e/node_modules/.bin/node
 
 step() { printf '\n==> %s\n' "$*" >&2; }
@@ -150,6 +151,7 @@ if [ "${1:-}" != "--report-only" ]; then
   "$target_dir/release/pds-load" --url "http://127.0.0.1:$port" --target ours \
     --pid "$ours_pid" --scenario idle --json-out "$results" 2>/dev/null
   stop "$ours_pid"
+  rm -rf "$work/ours/data"
   load_middle=$(load)
 
   if [ "${BENCH_SKIP_REFERENCE:-}" != 1 ]; then
@@ -177,6 +179,7 @@ if [ "${1:-}" != "--report-only" ]; then
       idle,create-one,create-many,apply-writes,get-record,list-records,upload-blob,create-account,firehose,get-repo
     stop "$ref_pid"
     stop "$plc_pid"
+    rm -rf "$work/reference/data"
   fi
   load_after=$(load)
   printf '%s\n%s\n%s\n' "$load_before" "$load_middle" "$load_after" >"$work/load.txt"
@@ -229,7 +232,7 @@ const scenarios = [
   ['apply-writes', 'applyWrites, 10 creates per call (records/s)'],
   ['get-record', 'getRecord'],
   ['list-records', 'listRecords, 50 per page'],
-  ['upload-blob', 'uploadBlob, 64 KiB'],
+  ['upload-blob', 'uploadBlob, 16 KiB'],
   ['create-account', 'createAccount'],
   ['firehose', 'firehose writes while 100 subscribers read (commits/s)'],
   ['get-repo', 'getRepo (CAR bytes/s)'],
@@ -244,7 +247,8 @@ w('started on loopback by `scripts/bench-pds.sh` and driven by the same load')
 w('generator (`benches/src/bin/pds-load`, `cargo run --release -p atp-benches')
 w('--bin pds-load -- --help`), one server after the other. Every timed scenario')
 w(`runs ${env.BENCH_DURATION} s with ${env.BENCH_CONCURRENCY} requests in flight (closed loop: a worker sends`)
-w('its next request when the previous one is answered). Latencies are per')
+w('its next request when the previous one is answered; the firehose writers are')
+w('64, paced to at most 1,000 commits/s). Latencies are per')
 w('request, p50 and p99 by nearest rank. Both servers run with rate limits off and')
 w('invites not required; ours uses its embedded PLC directory, the reference the')
 w('in-memory `@did-plc/server` of tests/e2e. Memory is VmRSS of the server process')
@@ -271,7 +275,7 @@ w()
 
 const fo = find('ours', 'firehose')
 const fr = find('reference', 'firehose')
-const fh = (l) => l ? `${rate(l.throughput)} written (aim ${l.extra.target_rate}/s), ${l.extra.delivered_per_subscriber_per_s.toFixed(0)} commits/s delivered to each of ${l.extra.subscribers} subscribers, delay p50 ${ms(l.extra.delay_p50_ms)}, p99 ${ms(l.extra.delay_p99_ms)}, max ${ms(l.extra.delay_max_ms)}, ${l.extra.missed} deliveries missing after a 10 s drain` : 'not measured'
+const fh = (l) => l ? `${rate(l.throughput)} written by ${l.extra.writers} concurrent createRecord over 20 accounts (aim ${l.extra.target_rate}/s), ${l.extra.delivered_per_subscriber_per_s.toFixed(0)} commits/s delivered to each of ${l.extra.subscribers} subscribers, delay p50 ${ms(l.extra.delay_p50_ms)}, p99 ${ms(l.extra.delay_p99_ms)}, max ${ms(l.extra.delay_max_ms)}, ${l.extra.missed} deliveries missing after a 10 s drain` : 'not measured'
 w('Firehose (delay: from sending createRecord to a subscriber receiving its `#commit`):')
 w()
 w(`- ours: ${fh(fo)}.`)

@@ -92,7 +92,7 @@ pub async fn firehose(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     let rate = o.rate.max(1);
     let start = Instant::now();
     let (x2, sent2) = (x.clone(), sent.clone());
-    let outcome = drive(o.concurrency, Limit::Time(duration), move |i| {
+    let outcome = drive(o.firehose_writers, Limit::Time(duration), move |i| {
         let (x, writers, sent) = (x2.clone(), writers.clone(), sent2.clone());
         async move {
             // paced: write i is due at start + i / rate
@@ -142,6 +142,7 @@ pub async fn firehose(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     };
     let subscribers = o.subscribers.max(1) as f64;
     m.extra.insert("subscribers".into(), json!(o.subscribers));
+    m.extra.insert("writers".into(), json!(o.firehose_writers));
     m.extra.insert("target_rate".into(), json!(o.rate));
     m.extra.insert("produced".into(), json!(produced));
     m.extra.insert("frames_received".into(), json!(frames));

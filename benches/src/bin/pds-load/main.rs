@@ -91,9 +91,16 @@ pub struct Options {
     /// Firehose subscribers.
     #[arg(long, default_value_t = 100)]
     subscribers: usize,
+    /// Concurrent createRecord requests of the firehose writers (paced to
+    /// `--rate`; many are needed since each waits for its commit).
+    #[arg(long, default_value_t = 64)]
+    firehose_writers: usize,
     /// Commits per second the firehose writers aim at.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// Size of each uploadBlob body in KiB.
+    #[arg(long, default_value_t = 16)]
+    blob_kib: usize,
     /// The server's process id, to read its resident memory.
     #[arg(long)]
     pid: Option<u32>,

@@ -283,12 +283,13 @@ pub async fn get_repo(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     Ok(m)
 }
 
-/// uploadBlob of distinct 64 KiB bodies on one account.
+/// uploadBlob of distinct `--blob-kib` KiB bodies on one account.
 pub async fn upload_blob(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     let account = x.create_account().await?;
     // deterministic noise: xorshift
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..64 * 1024)
+    let blob_bytes = o.blob_kib.max(1) * 1024;
+    let noise: Vec<u8> = (0..blob_bytes)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
@@ -315,7 +316,7 @@ pub async fn upload_blob(x: &Xrpc, o: &Options) -> Result<Measured, RequestError
     })
     .await;
     let mut m = Measured::new(outcome, "blobs");
-    m.extra.insert("blob_bytes".into(), json!(64 * 1024));
+    m.extra.insert("blob_bytes".into(), json!(blob_bytes));
     Ok(m)
 }
 
