@@ -25,6 +25,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use atp_xrpc::client::XrpcClient;
 use serde_json::{json, Value};
 
 use crate::client::{random_password, upload_image, Connection, Session};
@@ -369,7 +370,14 @@ async fn import_row(
                 .await?;
             let did = string_field(&answer, "did", "createAccount")?;
             log.append(&started(handle, &did))?;
-            conn.login(&did, &password).await?
+            // createAccount answers with a session: no second password
+            // check (a scrypt hash on the server) is needed.
+            let access = string_field(&answer, "accessJwt", "createAccount")?;
+            Session {
+                client: XrpcClient::new(conn.url())?.with_bearer(&access)?,
+                did,
+                handle: handle.to_owned(),
+            }
         }
     };
 
