@@ -169,7 +169,11 @@ async fn client_steps(
         )
         .await?;
     if read["cid"] != json!(post_cid) {
-        return Err(format!("getRecord answered CID {}, expected {post_cid}", read["cid"]).into());
+        return Err(format!(
+            "getRecord answered CID {}, expected {post_cid}",
+            read["cid"]
+        )
+        .into());
     }
     report(&format!("read it back: {}", read["value"]["text"]));
 
@@ -178,7 +182,10 @@ async fn client_steps(
         .query_bytes("com.atproto.sync.getRepo", &json!({ "did": did }))
         .await?
         .bytes;
-    report(&format!("exported the repository: {} bytes of CAR", car.len()));
+    report(&format!(
+        "exported the repository: {} bytes of CAR",
+        car.len()
+    ));
 
     // 7. Verify it as any other service would: the key comes from the DID
     //    document the directory serves, not from the PDS.
@@ -200,7 +207,9 @@ async fn client_steps(
         .map(|(path, cid)| (path.clone(), cid.to_string()))
         .collect();
     if !records.contains(&(post_path.clone(), post_cid.clone())) {
-        return Err(format!("the exported repository lacks {post_path} with CID {post_cid}").into());
+        return Err(
+            format!("the exported repository lacks {post_path} with CID {post_cid}").into(),
+        );
     }
     report(&format!(
         "verified: commit rev {} signed by {did_key}, {} records, the post among them",

@@ -24,6 +24,9 @@ async fn the_embedded_pds_tour_runs() {
         .contains(&(tour.post_path.clone(), tour.post_cid.clone())));
     assert!(tour.car_len > 0);
     assert_eq!(tour.rev.len(), 13);
-    assert!(steps.iter().any(|s| s.starts_with("verified: ")), "{steps:?}");
+    assert!(
+        steps.iter().any(|s| s.starts_with("verified: ")),
+        "{steps:?}"
+    );
     assert_eq!(steps.last().unwrap(), "PDS and PLC directory stopped");
 }

@@ -70,7 +70,10 @@ fn the_museum_walkthrough_runs_end_to_end() {
             .lines()
             .find(|l| l.starts_with(&format!("{handle}.test ")))
             .unwrap_or_else(|| panic!("{handle}.test is not listed\n{all}"));
-        assert!(line.contains("did:plc:") && line.ends_with("active"), "{line}");
+        assert!(
+            line.contains("did:plc:") && line.ends_with("active"),
+            "{line}"
+        );
     }
     // The post with an image was written.
     let post_uri = stdout
@@ -84,7 +87,12 @@ fn the_museum_walkthrough_runs_end_to_end() {
     let work = std::fs::read_dir(tmp.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("museum-walkthrough."))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("museum-walkthrough.")
+        })
         .unwrap();
     let car = std::fs::read(work.join("astrolabe.test.car")).unwrap();
     let did = post_uri
@@ -111,6 +119,6 @@ fn the_museum_walkthrough_runs_end_to_end() {
     let rkey = post_uri.rsplit('/').next().unwrap();
     assert!(paths.contains(&format!("app.bsky.feed.post/{rkey}").as_str()));
 
-    // The server was stopped and nothing else was left running on its data.
-    assert!(stdout.trim_end().ends_with("done"), "{stdout}");
+    // The script reached its last step (stopping the server).
+    assert!(stdout.lines().any(|l| l == "done"), "{stdout}");
 }
