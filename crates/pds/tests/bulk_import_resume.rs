@@ -134,13 +134,10 @@ fn png(rgb: [u8; 3]) -> Vec<u8> {
         out.extend_from_slice(&body);
         out.extend_from_slice(&crc32(&body).to_be_bytes());
     }
-    let mut raw = Vec::new();
-    for _ in 0..8 {
-        raw.push(0u8);
-        for _ in 0..8 {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    // Each scanline: filter type 0, then eight pixels.
+    let mut line = vec![0u8];
+    line.extend(rgb.iter().copied().cycle().take(8 * 3));
+    let raw = line.repeat(8);
     let mut zlib = vec![0x78, 0x01, 0x01];
     let len = raw.len() as u16;
     zlib.extend_from_slice(&len.to_le_bytes());
