@@ -48,7 +48,7 @@ pub enum Command {
     Accounts(AccountsCommand),
     /// Ask relays to crawl this server (com.atproto.sync.requestCrawl).
     RequestCrawl {
-        /// Relay URLs [default: PDS_CRAWLERS, else https://bsky.network].
+        /// Relay URLs [default: PDS_CRAWLERS, else <https://bsky.network>].
         relays: Vec<String>,
         /// The server's public host name [default: PDS_HOSTNAME].
         #[arg(long)]
