@@ -16,6 +16,10 @@
 #                        default 10000, capped by BENCH_ACCOUNTS_SECONDS)
 #   BENCH_ACCOUNTS_SECONDS  cap on creating them (default 120)
 #   BENCH_PDS_OUT        the file to write (default docs/benchmarks.md)
+#   BENCH_PDS_WORK       where the servers keep their data and the results
+#                        (default target/bench-pds; its file system is named
+#                        in the report: on tmpfs an fsync costs nothing)
+#   BENCH_NO_BUILD=1     use the binaries already in target/release
 #   BENCH_SKIP_REFERENCE=1  run ours only (the report keeps the reference's
 #                        figures of the last run, if any)
 #
@@ -33,7 +37,7 @@ FILL_SECONDS=${BENCH_FILL_SECONDS:-150}
 MANY_ACCOUNTS=${BENCH_MANY_ACCOUNTS:-10000}
 ACCOUNTS_SECONDS=${BENCH_ACCOUNTS_SECONDS:-120}
 target_dir=${CARGO_TARGET_DIR:-target}
-work="$target_dir/bench-pds"
+work=${BENCH_PDS_WORK:-$target_dir/bench-pds}
 results="$work/results.jsonl"
 out=${BENCH_PDS_OUT:-docs/benchmarks.md}
 node22=tests/e2e/node_modules/.bin/node
@@ -103,9 +107,14 @@ run_load() {
 }
 
 if [ "${1:-}" != "--report-only" ]; then
-  mkdir -p "$work"
-  step "building ours (release): pds and pds-load"
-  cargo build --release -p pds -p atp-benches --bin pds --bin pds-load
+  mkdir -p "$work/tmp"
+  # both servers' temporary files (blob uploads) next to their data
+  export TMPDIR="$PWD/$work/tmp"
+  case "$work" in /*) TMPDIR="$work/tmp" ;; esac
+  if [ "${BENCH_NO_BUILD:-}" != 1 ]; then
+    step "building ours (release): pds and pds-load"
+    cargo build --release -p pds -p atp-benches --bin pds --bin pds-load
+  fi
 
   if [ ! -x "$node22" ]; then
     (cd tests/e2e && npm ci --no-audit --no-fund)
@@ -169,8 +178,10 @@ if [ "${1:-}" != "--report-only" ]; then
     for _ in $(seq 100); do [ -s "$work/reference/plc-url" ] && break; sleep 0.1; done
     plc_url=$(head -n1 "$work/reference/plc-url")
     port=$(free_port)
+    refdata="$PWD/$work/reference/data"
+    case "$work" in /*) refdata="$work/reference/data" ;; esac
     # shellcheck disable=SC2046
-    env $(server_env "$port" "$PWD/$work/reference/data") PDS_DID_PLC_URL="$plc_url" \
+    env $(server_env "$port" "$refdata") PDS_DID_PLC_URL="$plc_url" \
       LOG_ENABLED=false "$node22" tests/e2e/reference/launch.mjs >"$work/reference/log" 2>&1 &
     ref_pid=$!
     pids+=("$ref_pid")
@@ -201,6 +212,7 @@ export BENCH_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 export BENCH_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 export BENCH_DURATION=$DURATION BENCH_CONCURRENCY=$CONCURRENCY
 export BENCH_OUT=$out
+export BENCH_FS=$(stat -f -c %T "$work")
 
 "$node22" --input-type=module <<'EOF'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
@@ -256,6 +268,7 @@ w('read from `/proc`, sampled every 20 ms.')
 w()
 w(`- Date: ${env.BENCH_DATE}, commit \`${env.BENCH_COMMIT}\`.`)
 w(`- Machine: ${env.BENCH_NPROC} CPUs (\`nproc\`), ${env.BENCH_CPU}, ${(Number(env.BENCH_MEMORY_KB) / 1024 / 1024).toFixed(1)} GiB; the load generator runs on the same CPUs.`)
+w(`- The servers' data directories were on a \`${env.BENCH_FS}\` file system${env.BENCH_FS === 'tmpfs' ? ' (memory): an fsync costs nothing there, so these figures leave out the disk waits of both servers (ours fsyncs every commit, the reference does not: see below)' : ''}.`)
 w(`- Load average (1, 5, 15 min) before ours: ${loadBefore}; between: ${loadMiddle}; after the reference: ${loadAfter} (the run itself adds about 2).`)
 if (Number(loadBefore.split(' ')[0]) > 0.5 * Number(env.BENCH_NPROC)) {
   w('  **The machine was busy before the run started** (other work compiling or running): both sides are slowed, not necessarily equally.')
