@@ -246,5 +246,14 @@ if (busy) p('- The machine was busy during this run: the ratios above carry that
 p()
 process.stdout.write(lines.join('\n'))
 EOF
+# The sections other scripts write (bench-import.sh, bench-pds.sh) are kept.
+if [ -f "$out" ]; then
+  awk 'kept || /^## (Bulk account import|PDS under load)/ { kept = 1; print }' "$out" >"$out.kept"
+  if [ -s "$out.kept" ]; then
+    printf '\n' >>"$out.tmp"
+    cat "$out.kept" >>"$out.tmp"
+  fi
+  rm -f "$out.kept"
+fi
 mv "$out.tmp" "$out"
 echo "wrote $out" >&2
