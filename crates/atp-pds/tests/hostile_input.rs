@@ -1004,6 +1004,9 @@ async fn open_subscription(addr: SocketAddr, recv_buffer: Option<u32>) -> TcpStr
     stream
 }
 
+/// Events of 100 kB written while a subscriber never reads.
+const STALLED_WRITES: usize = 450;
+
 /// Many subscribers at once; a subscriber that never reads is cut off
 /// while the others and the server carry on.
 async fn websocket_floods(pds: &Server, alice: &TestAccount) {
@@ -1024,9 +1027,10 @@ async fn websocket_floods(pds: &Server, alice: &TestAccount) {
         .unwrap();
     let text = "y".repeat(100_000);
     let mut writes = 0;
-    // Enough events to fill the socket buffers and the subscriber's queue
-    // (4 frames here); bounded.
-    for i in 0..120 {
+    // Enough events to fill the subscriber's queue (4 frames here) and the
+    // socket buffers, even where the kernel lets a receive buffer grow to
+    // 32 MiB (`tcp_rmem`); bounded.
+    for i in 0..STALLED_WRITES {
         let _: Value = client
             .procedure(
                 "com.atproto.repo.createRecord",
@@ -1041,9 +1045,9 @@ async fn websocket_floods(pds: &Server, alice: &TestAccount) {
             .unwrap();
         writes += 1;
     }
-    assert_eq!(writes, 120);
+    assert_eq!(writes, STALLED_WRITES);
     // Now read: the stream must end (cut off as too slow) rather than carry
-    // all 120 events.
+    // every event.
     let mut received = Vec::new();
     let mut chunk = [0u8; 64 * 1024];
     let ended = loop {
@@ -1053,9 +1057,13 @@ async fn websocket_floods(pds: &Server, alice: &TestAccount) {
             Err(_) => break false,
         }
     };
-    assert!(ended, "a subscriber that never read is cut off");
     assert!(
-        received.len() < 120 * 100_000,
+        ended,
+        "a subscriber that never read is cut off (received {} bytes)",
+        received.len()
+    );
+    assert!(
+        received.len() < STALLED_WRITES * 100_000,
         "the stalled subscriber was not sent everything ({} bytes)",
         received.len()
     );
