@@ -110,25 +110,9 @@ const FORWARDED_RESPONSE_HEADERS: [&str; 6] = [
     "content-type",
 ];
 
-/// Account management methods that are never forwarded.
-const PROTECTED_METHODS: [&str; 16] = [
-    "com.atproto.admin.sendEmail",
-    "com.atproto.identity.requestPlcOperationSignature",
-    "com.atproto.identity.signPlcOperation",
-    "com.atproto.identity.updateHandle",
-    "com.atproto.server.activateAccount",
-    "com.atproto.server.confirmEmail",
-    "com.atproto.server.createAppPassword",
-    "com.atproto.server.deactivateAccount",
-    "com.atproto.server.getAccountInviteCodes",
-    "com.atproto.server.getSession",
-    "com.atproto.server.listAppPasswords",
-    "com.atproto.server.requestAccountDelete",
-    "com.atproto.server.requestEmailConfirmation",
-    "com.atproto.server.requestEmailUpdate",
-    "com.atproto.server.revokeAppPassword",
-    "com.atproto.server.updateEmail",
-];
+/// Account management methods that are never forwarded (the same list
+/// `getServiceAuth` refuses to sign for).
+use super::account_status::PROTECTED_METHODS;
 
 /// Where a call goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
