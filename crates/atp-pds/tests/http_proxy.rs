@@ -346,18 +346,37 @@ async fn app_bsky_queries_reach_the_appview_with_a_service_jwt() {
         ))
     );
 
-    // Without a session: forwarded without a token.
-    let (status, _, _, body) = get(&pds, None, "app.bsky.feed.getTimeline", "", &[]).await;
-    assert_eq!(status, 200);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap()["viewer"],
-        Value::Null
-    );
-    let seen = last(&appview);
-    assert_eq!((seen.authorization, seen.verified), (None, None));
+    // Without a session: refused as the reference's proxy refuses it, and
+    // never forwarded.
+    let before = appview.seen.lock().unwrap().len();
+    for nsid in [
+        "app.bsky.feed.getTimeline",
+        "app.bsky.actor.getProfile",
+        "app.bsky.feed.getPostThread",
+        "chat.bsky.convo.listConvos",
+    ] {
+        let (status, _, _, body) = get(&pds, None, nsid, "", &[]).await;
+        assert_eq!(status, 401, "{nsid}");
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({ "error": "AuthMissing", "message": "Authentication Required" }),
+            "{nsid}"
+        );
+    }
+    // Also when the caller names the service.
+    let (status, _, _, _) = get(
+        &pds,
+        None,
+        "app.bsky.feed.getTimeline",
+        "",
+        &[("atproto-proxy", &format!("{APPVIEW_DID}#bsky_appview"))],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(appview.seen.lock().unwrap().len(), before);
 
     // A bad token is refused by the PDS, not forwarded.
-    let before = appview.seen.lock().unwrap().len();
     let (status, _, _, _) = get(
         &pds,
         Some("not-a-jwt"),
@@ -554,6 +573,24 @@ async fn without_an_appview() {
     );
     // Outside app.bsky and chat.bsky, without a header: not implemented.
     let (status, error, _) = refusal(client.query::<_, Value>("com.example.nothing", &()).await);
+    assert_eq!((status, error.as_str()), (501, "MethodNotImplemented"));
+    // Without a session the same: the target is looked for first, as in
+    // the reference.
+    let anonymous = pds.client();
+    let (status, _, message) = refusal(
+        anonymous
+            .query::<_, Value>("app.bsky.feed.getTimeline", &())
+            .await,
+    );
+    assert_eq!(
+        (status, message.as_str()),
+        (400, "No service configured for app.bsky.feed.getTimeline")
+    );
+    let (status, error, _) = refusal(
+        anonymous
+            .query::<_, Value>("com.example.nothing", &())
+            .await,
+    );
     assert_eq!((status, error.as_str()), (501, "MethodNotImplemented"));
     // The PDS's own methods are still its own.
     let prefs: Value = client

@@ -26,10 +26,18 @@
 //! `Authorization: Bearer <service JWT>` signed by the caller's own account
 //! key (`iss` the caller's DID, `aud` the target's DID, `lxm` the method,
 //! 60 seconds). The `chat.bsky.*` methods need the main password or a
-//! privileged app password, as in the reference. An invalid token is
-//! refused; a call without any `Authorization` is forwarded without one
-//! (the reference refuses it with 401 `AuthMissing`; the AppView serves
-//! such calls publicly anyway).
+//! privileged app password, as in the reference.
+//!
+//! Calls that reach the fallback need a session, as in the reference's
+//! proxy (it lets no method through without one): a call without
+//! `Authorization` is refused with 401 `AuthMissing` once its target is
+//! known (so a method with no service configured is still 400, and one
+//! the PDS does not forward still 501), an invalid token as the PDS's own
+//! methods refuse it, and nothing reaches the upstream. Handlers of the
+//! PDS's own methods that forward a call whose auth is optional (the
+//! reference's `pipethrough` without an issuer, e.g. `getRecord` of a repo
+//! hosted elsewhere) use [`forward`], which passes an anonymous call on
+//! without a token.
 //!
 //! The answer comes back with its status, body and `Content-Type`,
 //! `Content-Encoding`, `Content-Language`, `atproto-repo-rev`,
@@ -447,10 +455,30 @@ async fn service_token(
         .map_err(XrpcError::internal)
 }
 
+/// Whether a forwarded call must come with a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallerAuth {
+    /// Refused with 401 `AuthMissing` without `Authorization` (the
+    /// fallback, as the reference's proxy).
+    Required,
+    /// Passed on without a token when anonymous (a token given is still
+    /// checked).
+    Optional,
+}
+
 /// Forwards `req` to the service it is for (see the module docs) and
-/// returns that service's answer. Used by the fallback, and by handlers
-/// that forward when an `atproto-proxy` header names another service.
+/// returns that service's answer; an anonymous call is passed on without
+/// a token. Used by handlers whose own auth is optional, or which checked
+/// it already, when an `atproto-proxy` header names another service.
 pub async fn forward(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+    forward_with(state, req, CallerAuth::Optional).await
+}
+
+async fn forward_with(
+    state: &PdsState,
+    req: XrpcRequest,
+    auth: CallerAuth,
+) -> Result<XrpcResponse, XrpcError> {
     let nsid = req.head().nsid.clone();
     if PROTECTED_METHODS
         .iter()
@@ -462,7 +490,7 @@ pub async fn forward(state: &PdsState, req: XrpcRequest) -> Result<XrpcResponse,
         return Err(XrpcError::method_not_implemented());
     };
     check_target_url(state, &target.url)?;
-    let caller = if req.headers().contains_key(AUTHORIZATION) {
+    let caller = if auth == CallerAuth::Required || req.headers().contains_key(AUTHORIZATION) {
         Some(require_access(state, &req, Access::Standard)?)
     } else {
         None
@@ -618,7 +646,7 @@ fn upstream_error(status: StatusCode, headers: &hyper::HeaderMap, body: &[u8]) -
 }
 
 async fn fallback(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
-    forward(&state, req).await
+    forward_with(&state, req, CallerAuth::Required).await
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
