@@ -251,9 +251,48 @@ impl ActorTransaction<'_> {
         self.tx
     }
 
+    /// The account's DID.
+    pub fn did(&self) -> &str {
+        self.did
+    }
+
     /// The current root as seen inside the transaction.
     pub fn root(&self) -> Result<Option<RepoRoot>> {
         get_root(self.tx, self.did)
+    }
+
+    /// The CID of the record at `collection`/`rkey` in the record index
+    /// (taken-down records included), as seen inside the transaction.
+    pub fn record_cid(&self, collection: &str, rkey: &str) -> Result<Option<Cid>> {
+        let uri = format!("at://{}/{collection}/{rkey}", self.did);
+        let cid: Option<String> = self
+            .tx
+            .prepare_cached("SELECT cid FROM record WHERE uri = ?1")?
+            .query_row([&uri], |row| row.get(0))
+            .optional()?;
+        cid.map(|cid| Ok(atp_crypto::parse_cid(&cid)?)).transpose()
+    }
+
+    /// The record keys of `collection` whose backlink at `path` points to
+    /// `link_to`, as seen inside the transaction (see
+    /// [`ActorStore::backlink_conflicts`]).
+    pub fn backlink_conflicts(
+        &self,
+        collection: &str,
+        path: &str,
+        link_to: &str,
+    ) -> Result<Vec<String>> {
+        let mut stmt = self.tx.prepare_cached(
+            "SELECT record.rkey FROM record
+             JOIN backlink ON backlink.uri = record.uri
+             WHERE backlink.path = ?1 AND backlink.link_to = ?2
+               AND record.collection = ?3
+             ORDER BY record.rkey",
+        )?;
+        let rows = stmt
+            .query_map(params![path, link_to, collection], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(rows)
     }
 
     /// Stores blocks (chunked multi-row inserts), tagged with `rev`.
@@ -298,11 +337,14 @@ impl ActorTransaction<'_> {
     pub fn remove_record(&self, path: &str) -> Result<()> {
         let uri = format!("at://{}/{path}", self.did);
         self.tx
-            .execute("DELETE FROM record WHERE uri = ?1", [&uri])?;
+            .prepare_cached("DELETE FROM record WHERE uri = ?1")?
+            .execute([&uri])?;
         self.tx
-            .execute("DELETE FROM record_blob WHERE record_uri = ?1", [&uri])?;
+            .prepare_cached("DELETE FROM record_blob WHERE record_uri = ?1")?
+            .execute([&uri])?;
         self.tx
-            .execute("DELETE FROM backlink WHERE uri = ?1", [&uri])?;
+            .prepare_cached("DELETE FROM backlink WHERE uri = ?1")?
+            .execute([&uri])?;
         Ok(())
     }
 
@@ -311,12 +353,14 @@ impl ActorTransaction<'_> {
     pub fn set_record_backlinks(&self, path: &str, record: &Ipld) -> Result<()> {
         let uri = format!("at://{}/{path}", self.did);
         self.tx
-            .execute("DELETE FROM backlink WHERE uri = ?1", [&uri])?;
+            .prepare_cached("DELETE FROM backlink WHERE uri = ?1")?
+            .execute([&uri])?;
         for link in record_backlinks(record) {
-            self.tx.execute(
-                "INSERT OR IGNORE INTO backlink (uri, path, link_to) VALUES (?1, ?2, ?3)",
-                params![uri, link.path, link.link_to],
-            )?;
+            self.tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO backlink (uri, path, link_to) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![uri, link.path, link.link_to])?;
         }
         Ok(())
     }
@@ -337,12 +381,14 @@ impl ActorTransaction<'_> {
     pub fn set_record_blobs(&self, path: &str, blobs: &[Cid]) -> Result<()> {
         let uri = format!("at://{}/{path}", self.did);
         self.tx
-            .execute("DELETE FROM record_blob WHERE record_uri = ?1", [&uri])?;
+            .prepare_cached("DELETE FROM record_blob WHERE record_uri = ?1")?
+            .execute([&uri])?;
         for blob in blobs {
-            self.tx.execute(
-                "INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?1, ?2)",
-                params![blob.to_string(), uri],
-            )?;
+            self.tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO record_blob (blob_cid, record_uri) VALUES (?1, ?2)",
+                )?
+                .execute(params![blob.to_string(), uri])?;
         }
         Ok(())
     }

@@ -176,6 +176,51 @@ struct Inner {
     crawlers: OnceLock<Crawlers>,
     backfill_window: Mutex<Duration>,
     last_prune: Mutex<Option<Instant>>,
+    /// Events handed to [`Sequencer::append_events`] and not written yet.
+    waiting: Mutex<Vec<WaitingAppend>>,
+    /// Held by the caller writing the waiting events.
+    writer_turn: Mutex<()>,
+}
+
+/// An event ready to be appended: its account, kind and stored body
+/// (DAG-CBOR, without `seq` and `time`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEvent {
+    /// The account it is about.
+    pub did: String,
+    /// Its kind.
+    pub kind: EventKind,
+    /// The stored body.
+    pub body: Vec<u8>,
+}
+
+impl PendingEvent {
+    /// The `#commit` event of `commit`, just built for `did`, whose proof
+    /// nodes are read from `commit.blocks` and then from `stored` (the
+    /// blocks of the repository before the commit: a transaction that
+    /// holds them, or the account's store).
+    pub fn commit(
+        did: &str,
+        commit: &CommitData,
+        stored: Option<&dyn BlockSource>,
+    ) -> Result<Self> {
+        let event = commit_event(did, commit, stored)?;
+        Ok(PendingEvent {
+            did: did.to_owned(),
+            kind: EventKind::Commit,
+            body: dagcbor::encode_ipld(&event)?,
+        })
+    }
+}
+
+/// Where the sequence numbers of one caller's events (or the failure's
+/// message) go once they are written.
+type AppendOutcome = Arc<Mutex<Option<std::result::Result<Vec<i64>, String>>>>;
+
+/// One caller's events waiting for a writer.
+struct WaitingAppend {
+    events: Vec<PendingEvent>,
+    outcome: AppendOutcome,
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -212,10 +257,10 @@ fn action_name(action: WriteAction) -> &'static str {
     }
 }
 
-/// Blocks of a commit just made, then the account's stored blocks.
+/// Blocks of a commit just made, then the repository's stored blocks.
 struct CommitSource<'a> {
     fresh: &'a BlockMap,
-    stored: Option<crate::block_store::SqliteBlockStore>,
+    stored: Option<&'a dyn BlockSource>,
 }
 
 impl BlockSource for CommitSource<'_> {
@@ -223,8 +268,8 @@ impl BlockSource for CommitSource<'_> {
         if let Some(bytes) = self.fresh.get(cid) {
             return Ok(Some(bytes.clone()));
         }
-        match &self.stored {
-            Some(store) => atp_repo_mst::blockstore::BlockStore::get(store, cid),
+        match self.stored {
+            Some(store) => store.get_block(cid),
             None => Ok(None),
         }
     }
@@ -244,6 +289,8 @@ impl Sequencer {
                 crawlers: OnceLock::new(),
                 backfill_window: Mutex::new(DEFAULT_BACKFILL_WINDOW),
                 last_prune: Mutex::new(None),
+                waiting: Mutex::new(Vec::new()),
+                writer_turn: Mutex::new(()),
             }),
         })
     }
@@ -309,8 +356,19 @@ impl Sequencer {
     /// reference, the deprecated `blobs` field is sent empty.
     pub fn sequence_commit(&self, did: &str, commit: &CommitData, blobs: &[Cid]) -> Result<i64> {
         let _ = blobs;
-        let event = commit_event(did, commit, self.inner.actors.get())?;
-        self.append(did, EventKind::Commit, &event)
+        let stored = match self.inner.actors.get() {
+            Some(actors) if actors.exists(did) => {
+                Some(actors.open(did)?.block_store())
+            }
+            _ => None,
+        };
+        let event =
+            PendingEvent::commit(did, commit, stored.as_ref().map(|s| s as &dyn BlockSource))?;
+        Ok(self
+            .append_events(vec![event])?
+            .first()
+            .copied()
+            .unwrap_or(0))
     }
 
     /// Records a `#sync` event: the repository is now at `commit_cid`
@@ -438,25 +496,102 @@ impl Sequencer {
     }
 
     fn append(&self, did: &str, kind: EventKind, event: &Ipld) -> Result<i64> {
-        let bytes = dagcbor::encode_ipld(event)?;
-        let now = time::now_string();
-        let seq = self.inner.db.write(|tx| {
-            tx.execute(
-                "INSERT INTO repo_seq (did, event_type, event, sequenced_at) VALUES (?1, ?2, ?3, ?4)",
-                params![did, kind.stored_name(), bytes, now],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })?;
+        let event = PendingEvent {
+            did: did.to_owned(),
+            kind,
+            body: dagcbor::encode_ipld(event)?,
+        };
+        let seqs = self.append_events(vec![event])?;
+        seqs.first()
+            .copied()
+            .ok_or_else(|| Error::Internal("an appended event got no number".to_owned()))
+    }
+
+    /// Appends `events` in order, as consecutive sequence numbers, and
+    /// returns their numbers once they are durable. Concurrent callers
+    /// share transactions: while one caller writes, the events of the
+    /// others wait, and the next caller to write takes all of them in one
+    /// transaction (one fsync), each caller's events kept together and in
+    /// order. Blocks; call it from blocking code.
+    pub fn append_events(&self, events: Vec<PendingEvent>) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcome: AppendOutcome = Arc::new(Mutex::new(None));
         self.inner
-            .latest
-            .send_modify(|latest| *latest = (*latest).max(seq));
-        if let Some(crawlers) = self.inner.crawlers.get() {
-            crawlers.notify_of_update();
+            .waiting
+            .lock()
+            .map_err(|_| poisoned())?
+            .push(WaitingAppend {
+                events,
+                outcome: Arc::clone(&outcome),
+            });
+        {
+            let _turn = self.inner.writer_turn.lock().map_err(|_| poisoned())?;
+            // A writer before us may have taken our events already.
+            if outcome.lock().map_err(|_| poisoned())?.is_none() {
+                self.write_waiting()?;
+            }
         }
         if let Err(err) = self.prune_if_due() {
             tracing::warn!(error = %err, "could not prune the event log");
         }
-        Ok(seq)
+        let taken = outcome.lock().map_err(|_| poisoned())?.take();
+        match taken {
+            Some(Ok(seqs)) => Ok(seqs),
+            Some(Err(message)) => Err(Error::Internal(format!(
+                "could not append to the event log: {message}"
+            ))),
+            None => Err(Error::Internal(
+                "events were left unwritten in the event log queue".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes every waiting append in one transaction and hands each its
+    /// outcome. Called with the writer turn held.
+    fn write_waiting(&self) -> Result<()> {
+        let batch = std::mem::take(&mut *self.inner.waiting.lock().map_err(|_| poisoned())?);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let now = time::now_string();
+        let written = self.inner.db.write(|tx| {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO repo_seq (did, event_type, event, sequenced_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut all = Vec::with_capacity(batch.len());
+            for waiting in &batch {
+                let mut seqs = Vec::with_capacity(waiting.events.len());
+                for event in &waiting.events {
+                    insert.execute(params![event.did, event.kind.stored_name(), event.body, now])?;
+                    seqs.push(tx.last_insert_rowid());
+                }
+                all.push(seqs);
+            }
+            Ok(all)
+        });
+        match written {
+            Ok(all) => {
+                let last = all.iter().flatten().copied().max().unwrap_or(0);
+                for (waiting, seqs) in batch.iter().zip(all) {
+                    *waiting.outcome.lock().map_err(|_| poisoned())? = Some(Ok(seqs));
+                }
+                self.inner
+                    .latest
+                    .send_modify(|latest| *latest = (*latest).max(last));
+                if let Some(crawlers) = self.inner.crawlers.get() {
+                    crawlers.notify_of_update();
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for waiting in &batch {
+                    *waiting.outcome.lock().map_err(|_| poisoned())? = Some(Err(message.clone()));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn prune_if_due(&self) -> Result<()> {
@@ -618,11 +753,7 @@ fn encode_frame(seq: i64, kind: EventKind, stored: &[u8], time: &str) -> Result<
 }
 
 /// The stored body of a `#commit` event (without `seq` and `time`).
-fn commit_event(did: &str, commit: &CommitData, actors: Option<&Arc<ActorStores>>) -> Result<Ipld> {
-    let stored = match actors {
-        Some(actors) if actors.exists(did) => Some(actors.open(did)?.block_store()),
-        _ => None,
-    };
+fn commit_event(did: &str, commit: &CommitData, stored: Option<&dyn BlockSource>) -> Result<Ipld> {
     let source = CommitSource {
         fresh: &commit.blocks,
         stored,
@@ -745,6 +876,56 @@ mod tests {
             .announce_unsequenced_heads(is_active)
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn concurrent_appends_keep_each_callers_events_together_and_in_order() {
+        let (_dir, log) = log();
+        let threads: Vec<_> = (0..8)
+            .map(|thread| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let did = format!("did:plc:thread{thread}aaaaaaaaaaaaaaaa");
+                    let mut numbers = Vec::new();
+                    for call in 0..40u8 {
+                        let events = (0..3u8)
+                            .map(|n| PendingEvent {
+                                did: did.clone(),
+                                kind: EventKind::Identity,
+                                body: dagcbor::encode_ipld(&map(vec![
+                                    ("did", Ipld::String(did.clone())),
+                                    ("n", Ipld::Integer(i128::from(call * 3 + n))),
+                                ]))
+                                .unwrap(),
+                            })
+                            .collect();
+                        let seqs = log.append_events(events).unwrap();
+                        assert_eq!(seqs.len(), 3);
+                        assert_eq!(seqs[1], seqs[0] + 1);
+                        assert_eq!(seqs[2], seqs[0] + 2);
+                        numbers.extend(seqs);
+                    }
+                    (did, numbers)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for thread in threads {
+            let (did, numbers) = thread.join().unwrap();
+            // Each caller's events are stored under the numbers it got,
+            // in its order.
+            for (index, seq) in numbers.iter().enumerate() {
+                let event = log.events_after(seq - 1, 1).unwrap().remove(0);
+                assert_eq!((event.seq, event.did.as_str()), (*seq, did.as_str()));
+                let body: Ipld = event.frame.body().unwrap();
+                let Ipld::Map(body) = body else { panic!() };
+                assert_eq!(body.get("n"), Some(&Ipld::Integer(index as i128)));
+            }
+            all.extend(numbers);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (1..=8 * 40 * 3).collect::<Vec<i64>>());
+        assert_eq!(log.latest_seq(), 8 * 40 * 3);
     }
 
     #[test]

@@ -19,10 +19,12 @@ use super::auth::{require_access, Access};
 use super::errors::to_xrpc;
 use super::state::PdsState;
 use super::with_state;
-use crate::account::Account;
+use crate::account::{Account, AccountStore};
+use crate::actor_store::RecordEntry;
 use crate::db::run_blocking;
 use crate::repo_writer::{
-    lock_repo, prepare_create, prepare_delete, prepare_update, PreparedWrite, MAX_WRITES,
+    lock_repo, prepare_create, prepare_delete, prepare_update, submit, PreparedWrite,
+    WriteRequest, MAX_WRITES,
 };
 
 /// Largest JSON body of the record-writing methods (the reference's
@@ -142,15 +144,12 @@ async fn create_record(
         &input.record,
         input.validate,
     )?;
-    let repo = lock_repo(&state, &account.did).await?;
-    let mut writes = if input.validate == Some(false) {
-        Vec::new()
-    } else {
-        repo.backlink_conflicts(&write).await?
+    let request = WriteRequest::Create {
+        write: write.clone(),
+        replace_backlinks: input.validate != Some(false),
     };
-    writes.push(write.clone());
-    let commit = repo.apply(&state, writes, swap_commit).await?;
-    XrpcResponse::json(&write_json(&write, Some(&commit)))
+    let outcome = submit(&state, &account.did, request, swap_commit).await?;
+    XrpcResponse::json(&write_json(&write, outcome.commit.as_ref()))
 }
 
 #[derive(Deserialize)]
@@ -175,33 +174,25 @@ async fn put_record(state: Arc<PdsState>, mut req: XrpcRequest) -> Result<XrpcRe
         Some(None) => Some(None),
         Some(Some(text)) => Some(Some(parse_cid(text)?)),
     };
-    let did = account.did;
-    let repo = lock_repo(&state, &did).await?;
-    let current = repo.record_cid(&input.collection, &input.rkey).await?;
-    let write = if current.is_some() {
-        prepare_update(
-            &did,
-            &input.collection,
-            &input.rkey,
-            &input.record,
-            input.validate,
-        )?
-    } else {
-        prepare_create(
-            &did,
-            &input.collection,
-            Some(&input.rkey),
-            &input.record,
-            input.validate,
-        )?
-    }
+    // An update if the record exists when the write is applied, else a
+    // create (the checks are the same); the same record again commits
+    // nothing.
+    let write = prepare_update(
+        &account.did,
+        &input.collection,
+        &input.rkey,
+        &input.record,
+        input.validate,
+    )?
     .with_swap_record(swap_record);
-    // The same record again: nothing to commit.
-    if current.is_some() && current == write.cid {
-        return XrpcResponse::json(&write_json(&write, None));
-    }
-    let commit = repo.apply(&state, vec![write.clone()], swap_commit).await?;
-    XrpcResponse::json(&write_json(&write, Some(&commit)))
+    let outcome = submit(
+        &state,
+        &account.did,
+        WriteRequest::Put(write.clone()),
+        swap_commit,
+    )
+    .await?;
+    XrpcResponse::json(&write_json(&write, outcome.commit.as_ref()))
 }
 
 #[derive(Deserialize)]
@@ -225,17 +216,12 @@ async fn delete_record(
     let did = account.did;
     let write = prepare_delete(&did, &input.collection, &input.rkey)?
         .with_swap_record(swap_record.map(Some));
-    let repo = lock_repo(&state, &did).await?;
-    // Deleting what is not there changes nothing.
-    if repo
-        .record_cid(&input.collection, &input.rkey)
-        .await?
-        .is_none()
-    {
-        return XrpcResponse::json(&json!({}));
+    // Deleting what is not there changes nothing (no commit).
+    let outcome = submit(&state, &did, WriteRequest::Delete(write), swap_commit).await?;
+    match &outcome.commit {
+        Some(commit) => XrpcResponse::json(&json!({"commit": commit_json(commit)})),
+        None => XrpcResponse::json(&json!({})),
     }
-    let commit = repo.apply(&state, vec![write], swap_commit).await?;
-    XrpcResponse::json(&json!({"commit": commit_json(&commit)}))
 }
 
 #[derive(Deserialize)]
@@ -314,8 +300,7 @@ async fn apply_writes(
         .map(|op| prepare_op(&did, op, input.validate))
         .collect::<Result<Vec<_>, _>>()?;
     let swap_commit = parse_optional_cid(input.swap_commit.as_deref())?;
-    let repo = lock_repo(&state, &did).await?;
-    let commit = repo.apply(&state, writes.clone(), swap_commit).await?;
+    let commit = crate::repo_writer::apply_writes(&state, &did, writes.clone(), swap_commit).await?;
     let results: Vec<Value> = writes.iter().map(result_json).collect();
     XrpcResponse::json(&json!({"commit": commit_json(&commit), "results": results}))
 }

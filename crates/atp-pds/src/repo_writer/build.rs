@@ -1,0 +1,278 @@
+//! Building and storing the commits of a group of requests to one
+//! repository in one actor-store transaction.
+//!
+//! The requests run in order, each inside its own SAVEPOINT: it reads the
+//! head and record index through the transaction (so it sees the requests
+//! before it), checks its swaps, applies its writes to the repository,
+//! signs a commit at a new rev and stores it with its record index
+//! changes. A request that fails rolls back to its savepoint (nothing it
+//! did stays) and gets its own error; the others go on. The loaded tree
+//! is kept from one request to the next, and loaded again after a
+//! failure.
+
+use std::collections::BTreeMap;
+
+use atp_crypto::{Cid, SigningKey};
+use atp_repo_mst::proof::partial_tree::BlockSource;
+use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
+use atp_xrpc::server::XrpcError;
+
+use super::group::{WriteOutcome, WriteRequest};
+use super::prepare::{
+    bad_commit_swap, check_record_swap, invalid, next_rev, prepare_delete, PreparedWrite,
+};
+use super::tx_blocks::TxBlocks;
+use super::MAX_COMMIT_BYTES;
+use crate::actor_store::{ActorStore, ActorTransaction};
+use crate::blob_index;
+use crate::error::Error;
+use crate::http::errors::to_xrpc;
+use crate::sequencer::PendingEvent;
+
+/// One request of a group, its blob work done.
+pub(super) struct ReadyJob {
+    /// What it asks.
+    pub request: WriteRequest,
+    /// Its `swapCommit`.
+    pub swap_commit: Option<Cid>,
+    /// Temporary uploads moved for it, marked permanent with its commit.
+    pub moved: Vec<String>,
+}
+
+/// What a request of a group did, and its event for the log.
+pub(super) struct BuiltJob {
+    /// The answer.
+    pub outcome: WriteOutcome,
+    /// The `#commit` event of its commit, if it made one.
+    pub event: Option<PendingEvent>,
+}
+
+const SAVEPOINT: &str = "SAVEPOINT group_write";
+const RELEASE: &str = "RELEASE group_write";
+const ROLLBACK: &str = "ROLLBACK TO group_write; RELEASE group_write";
+
+/// Runs `jobs` in order in one transaction on `store`, signing with
+/// `key`. The outer error means nothing was stored (the transaction
+/// failed as a whole); otherwise each job has its own result, and the
+/// successful ones are durable when this returns.
+pub(super) fn commit_group(
+    store: &ActorStore,
+    key: &SigningKey,
+    jobs: Vec<ReadyJob>,
+) -> crate::Result<Vec<Result<BuiltJob, XrpcError>>> {
+    store.transact(|atx| {
+        let mut repo: Option<Repo<TxBlocks<'_>>> = None;
+        let mut results = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            atx.sql().execute_batch(SAVEPOINT)?;
+            let result = run_job(atx, &mut repo, key, job);
+            match &result {
+                Ok(_) => {
+                    atx.sql().execute_batch(RELEASE)?;
+                    if let Some(repo) = &repo {
+                        repo.store().clear_staged();
+                    }
+                }
+                Err(_) => {
+                    atx.sql().execute_batch(ROLLBACK)?;
+                    repo = None;
+                }
+            }
+            results.push(result);
+        }
+        Ok(results)
+    })
+}
+
+fn no_commit(writes: Vec<PreparedWrite>) -> BuiltJob {
+    BuiltJob {
+        outcome: WriteOutcome {
+            writes,
+            commit: None,
+        },
+        event: None,
+    }
+}
+
+/// The deletes of the records that `write` (a create) would duplicate:
+/// earlier records of its collection with the same backlink (a second
+/// follow or block of one account, like or repost of one record), as the
+/// reference removes them in the same commit.
+fn backlink_deletes(
+    atx: &ActorTransaction<'_>,
+    write: &PreparedWrite,
+) -> Result<Vec<PreparedWrite>, XrpcError> {
+    let Some(record) = &write.record else {
+        return Ok(Vec::new());
+    };
+    let mut rkeys: Vec<String> = Vec::new();
+    for link in crate::actor_store::record_backlinks(record) {
+        let found = atx
+            .backlink_conflicts(&write.collection, &link.path, &link.link_to)
+            .map_err(to_xrpc)?;
+        for rkey in found {
+            if rkey != write.rkey && !rkeys.contains(&rkey) {
+                rkeys.push(rkey);
+            }
+        }
+    }
+    rkeys
+        .iter()
+        .map(|rkey| prepare_delete(atx.did(), &write.collection, rkey))
+        .collect()
+}
+
+/// The writes `request` comes to on the current state, or its answer
+/// when it changes nothing.
+fn resolve_writes(
+    atx: &ActorTransaction<'_>,
+    request: WriteRequest,
+) -> Result<Result<Vec<PreparedWrite>, BuiltJob>, XrpcError> {
+    Ok(Ok(match request {
+        WriteRequest::Writes(writes) => writes,
+        WriteRequest::Create {
+            write,
+            replace_backlinks,
+        } => {
+            let mut writes = if replace_backlinks {
+                backlink_deletes(atx, &write)?
+            } else {
+                Vec::new()
+            };
+            writes.push(write);
+            writes
+        }
+        WriteRequest::Put(mut write) => {
+            let current = atx
+                .record_cid(&write.collection, &write.rkey)
+                .map_err(to_xrpc)?;
+            write.action = if current.is_some() {
+                WriteAction::Update
+            } else {
+                WriteAction::Create
+            };
+            // The same record again: nothing to commit.
+            if current.is_some() && current == write.cid {
+                return Ok(Err(no_commit(vec![write])));
+            }
+            vec![write]
+        }
+        WriteRequest::Delete(write) => {
+            // Deleting what is not there changes nothing.
+            let current = atx
+                .record_cid(&write.collection, &write.rkey)
+                .map_err(to_xrpc)?;
+            if current.is_none() {
+                return Ok(Err(no_commit(vec![write])));
+            }
+            vec![write]
+        }
+    }))
+}
+
+fn run_job<'a>(
+    atx: &'a ActorTransaction<'a>,
+    repo: &mut Option<Repo<TxBlocks<'a>>>,
+    key: &SigningKey,
+    job: ReadyJob,
+) -> Result<BuiltJob, XrpcError> {
+    let writes = match resolve_writes(atx, job.request)? {
+        Ok(writes) => writes,
+        Err(answer) => return Ok(answer),
+    };
+    let repo = match repo {
+        Some(repo) => repo,
+        None => repo.insert(load_repo(atx)?),
+    };
+    let commit = build_commit(repo, &writes, job.swap_commit, key)?;
+    let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+    for write in &writes {
+        blobs.insert(write.path(), write.blobs.iter().map(|blob| blob.cid).collect());
+    }
+    atx.apply_commit(&commit, &blobs).map_err(to_xrpc)?;
+    for temp_key in &job.moved {
+        blob_index::mark_permanent_in(atx.sql(), temp_key).map_err(to_xrpc)?;
+    }
+    let source: &dyn BlockSource = repo.store();
+    let event = PendingEvent::commit(atx.did(), &commit, Some(source)).map_err(to_xrpc)?;
+    Ok(BuiltJob {
+        outcome: WriteOutcome {
+            writes,
+            commit: Some(commit),
+        },
+        event: Some(event),
+    })
+}
+
+/// The repository at the head stored in the transaction.
+fn load_repo<'a>(atx: &'a ActorTransaction<'a>) -> Result<Repo<TxBlocks<'a>>, XrpcError> {
+    let Some(root) = atx.root().map_err(to_xrpc)? else {
+        return Err(invalid(format!("No repo root found for {}", atx.did())));
+    };
+    Repo::load(TxBlocks::new(atx.sql()), root.cid).map_err(|err| to_xrpc(err.into()))
+}
+
+/// Applies `writes` to `repo` and signs (but does not store) their commit
+/// on its head, which must be `swap_commit` when given.
+fn build_commit(
+    repo: &mut Repo<TxBlocks<'_>>,
+    writes: &[PreparedWrite],
+    swap_commit: Option<Cid>,
+    key: &SigningKey,
+) -> Result<CommitData, XrpcError> {
+    let (head_cid, head_rev) = match repo.head() {
+        Some((cid, commit)) => (*cid, commit.rev.clone()),
+        None => return Err(invalid(format!("No repo root found for {}", repo.did()))),
+    };
+    if let Some(swap) = swap_commit {
+        if swap != head_cid {
+            return Err(bad_commit_swap(&head_cid));
+        }
+    }
+    for write in writes {
+        let current = repo
+            .get_record_cid(&write.collection, &write.rkey)
+            .map_err(|err| to_xrpc(err.into()))?;
+        check_record_swap(write, current.as_ref())?;
+    }
+    for write in writes {
+        let outcome = match (write.action, &write.record) {
+            (WriteAction::Create, Some(record)) => repo
+                .create_record(&write.collection, &write.rkey, record)
+                .map(|_| ()),
+            (WriteAction::Update, Some(record)) => repo
+                .update_record(&write.collection, &write.rkey, record)
+                .map(|_| ()),
+            (WriteAction::Delete, _) => repo
+                .delete_record(&write.collection, &write.rkey)
+                .map(|_| ()),
+            (_, None) => {
+                return Err(to_xrpc(Error::Internal(format!(
+                    "record write without a record: {}",
+                    write.uri
+                ))))
+            }
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(atp_repo_mst::Error::RecordExists(_)) => {
+                return Err(invalid(format!("Record already exists: {}", write.uri)));
+            }
+            Err(atp_repo_mst::Error::RecordNotFound(_)) => {
+                return Err(invalid(format!("Could not find record: {}", write.uri)));
+            }
+            Err(atp_repo_mst::Error::Syntax(err)) => return Err(invalid(err.to_string())),
+            Err(atp_repo_mst::Error::InvalidMstKey(key)) => {
+                return Err(invalid(format!("Invalid record path: {key}")));
+            }
+            Err(other) => return Err(to_xrpc(other.into())),
+        }
+    }
+    let rev = next_rev(&head_rev);
+    let commit = repo.commit(key, &rev).map_err(|err| to_xrpc(err.into()))?;
+    let size: usize = commit.blocks.values().map(Vec::len).sum();
+    if size > MAX_COMMIT_BYTES {
+        return Err(invalid("Too many writes. Max event size: 2MB"));
+    }
+    Ok(commit)
+}

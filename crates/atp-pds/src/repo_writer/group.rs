@@ -1,0 +1,378 @@
+//! Group commit: the requests that wait for a repository while it is
+//! being written are committed together.
+//!
+//! [`submit`] queues a request for its repository and starts a task that
+//! takes the repository's write lock ([`RepoLocks`]). Whichever task
+//! holds the lock takes everything queued for the repository so far (a
+//! group) and, still holding the lock:
+//!
+//! 1. does each request's blob work (checks its blob references, moves
+//!    the temporary uploads it references to their permanent place: async
+//!    and idempotent, and needed before the commit that references them);
+//! 2. builds and stores one commit per request, in order, in one
+//!    actor-store transaction (one fsync; see [`super::build`]);
+//! 3. appends the group's `#commit` events to the event log in one call,
+//!    which itself shares its transaction with the appends of other
+//!    repositories running at the same time
+//!    ([`Sequencer::append_events`](crate::sequencer::Sequencer::append_events));
+//! 4. runs the blob hooks of the commits that need them, and answers each
+//!    request.
+//!
+//! So a request is answered only once its commit and its event are both
+//! durable, every request still gets its own commit, rev and event, the
+//! commits of a repository form one chain, and a group never spans two
+//! repositories (one SQLite file each). The work runs in its own task: a
+//! caller that goes away cannot cut a group short.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use atp_crypto::Cid;
+use atp_repo_mst::repo::{CommitData, WriteAction};
+use atp_xrpc::server::XrpcError;
+use tokio::sync::oneshot;
+
+use super::blocking;
+use super::build::{commit_group, ReadyJob};
+use super::key_cache;
+use super::locks::RepoLocks;
+use super::prepare::{invalid, PreparedWrite};
+use super::MAX_WRITES;
+use crate::actor_store::ActorStore;
+use crate::blob_index;
+use crate::blob_refs::BlobRef;
+use crate::error::Error;
+use crate::http::errors::to_xrpc;
+use crate::http::PdsState;
+
+/// Most record writes committed in one group (the requests of a group
+/// are taken whole, so a single request may exceed it).
+const MAX_GROUP_WRITES: usize = 1_000;
+
+/// What one request asks of its repository.
+#[derive(Clone, Debug)]
+pub enum WriteRequest {
+    /// These writes in one commit (`applyWrites`).
+    Writes(Vec<PreparedWrite>),
+    /// One create (`createRecord`); with `replace_backlinks`, earlier
+    /// records of its collection with the same backlink are deleted in
+    /// the same commit, as the reference does for follows, blocks, likes
+    /// and reposts.
+    Create {
+        /// The create.
+        write: PreparedWrite,
+        /// Whether to delete the records it duplicates.
+        replace_backlinks: bool,
+    },
+    /// `putRecord`: an update if the record exists (no commit at all when
+    /// it is the same record), else a create. The write's action is set
+    /// when it is applied.
+    Put(PreparedWrite),
+    /// `deleteRecord`: no commit when the record is not there.
+    Delete(PreparedWrite),
+}
+
+impl WriteRequest {
+    fn writes(&self) -> Vec<&PreparedWrite> {
+        match self {
+            WriteRequest::Writes(writes) => writes.iter().collect(),
+            WriteRequest::Create { write, .. } | WriteRequest::Put(write) | WriteRequest::Delete(write) => {
+                vec![write]
+            }
+        }
+    }
+
+    fn write_count(&self) -> usize {
+        match self {
+            WriteRequest::Writes(writes) => writes.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// What a request did.
+#[derive(Clone, Debug)]
+pub struct WriteOutcome {
+    /// The writes applied, as applied (a put's action decided, a create's
+    /// backlink deletes first).
+    pub writes: Vec<PreparedWrite>,
+    /// The stored commit; `None` when the request changed nothing.
+    pub commit: Option<CommitData>,
+}
+
+type Answer = Result<WriteOutcome, XrpcError>;
+
+struct Queued {
+    request: WriteRequest,
+    swap_commit: Option<Cid>,
+    reply: oneshot::Sender<Answer>,
+}
+
+type Queues = Mutex<HashMap<String, VecDeque<Queued>>>;
+
+fn queues() -> &'static Queues {
+    static QUEUES: OnceLock<Queues> = OnceLock::new();
+    QUEUES.get_or_init(Queues::default)
+}
+
+fn internal(message: &str) -> XrpcError {
+    to_xrpc(Error::Internal(message.to_owned()))
+}
+
+/// Applies `request` to `did`'s repository, committed together with the
+/// requests queued for it at the same time (see the module
+/// documentation), and returns what it did once it is durable.
+pub async fn submit(
+    state: &PdsState,
+    did: &str,
+    request: WriteRequest,
+    swap_commit: Option<Cid>,
+) -> Result<WriteOutcome, XrpcError> {
+    if request.write_count() > MAX_WRITES {
+        return Err(invalid("Too many writes. Max: 200"));
+    }
+    let (reply, answer) = oneshot::channel();
+    queues()
+        .lock()
+        .map_err(|_| internal("write queue lock poisoned"))?
+        .entry(did.to_owned())
+        .or_default()
+        .push_back(Queued {
+            request,
+            swap_commit,
+            reply,
+        });
+    let (state, owner) = (state.clone(), did.to_owned());
+    tokio::spawn(async move { lead(&state, &owner).await });
+    answer
+        .await
+        .map_err(|_| internal("the write task ended without an answer"))?
+}
+
+/// How many requests wait in `did`'s queue (not yet taken into a group).
+pub fn queued_requests(did: &str) -> usize {
+    queues()
+        .lock()
+        .map(|map| map.get(did).map_or(0, VecDeque::len))
+        .unwrap_or(0)
+}
+
+/// Takes the next group queued for `did`: requests in order, up to
+/// [`MAX_GROUP_WRITES`] writes (at least one request).
+fn take_group(did: &str) -> Vec<Queued> {
+    let Ok(mut map) = queues().lock() else {
+        return Vec::new();
+    };
+    let Some(queue) = map.get_mut(did) else {
+        return Vec::new();
+    };
+    let mut group = Vec::new();
+    let mut writes = 0;
+    while let Some(next) = queue.front() {
+        let count = next.request.write_count();
+        if !group.is_empty() && writes + count > MAX_GROUP_WRITES {
+            break;
+        }
+        writes += count;
+        if let Some(next) = queue.pop_front() {
+            group.push(next);
+        }
+    }
+    if queue.is_empty() {
+        map.remove(did);
+    }
+    group
+}
+
+/// Takes `did`'s lock and commits the groups queued for it until none is
+/// left.
+async fn lead(state: &PdsState, did: &str) {
+    let guard = match RepoLocks::global().lock(did).await {
+        Ok(guard) => guard,
+        Err(err) => {
+            let err = to_xrpc(err);
+            for queued in take_group(did) {
+                let _ = queued.reply.send(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    loop {
+        let group = take_group(did);
+        if group.is_empty() {
+            break;
+        }
+        let mut jobs = Vec::with_capacity(group.len());
+        let mut replies = Vec::with_capacity(group.len());
+        for queued in group {
+            jobs.push((queued.request, queued.swap_commit));
+            replies.push(queued.reply);
+        }
+        let answers = run_group(state, did, jobs).await;
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // A caller that went away just misses its answer.
+            let _ = reply.send(answer);
+        }
+    }
+    drop(guard);
+}
+
+/// The store of `did`, opened on the blocking pool.
+pub(super) async fn open_store(state: &PdsState, did: &str) -> Result<Arc<ActorStore>, XrpcError> {
+    let actors = Arc::clone(state.storage.actors());
+    let did = did.to_owned();
+    crate::db::run_blocking(move || actors.open(&did))
+        .await
+        .map_err(to_xrpc)
+}
+
+/// Commits `jobs` (requests to `did`'s repository, in order) as one
+/// group; the caller holds the repository's write lock. Returns one
+/// answer per job.
+pub(super) async fn run_group(
+    state: &PdsState,
+    did: &str,
+    jobs: Vec<(WriteRequest, Option<Cid>)>,
+) -> Vec<Answer> {
+    let count = jobs.len();
+    let store = match open_store(state, did).await {
+        Ok(store) => store,
+        Err(err) => return vec![Err(err); count],
+    };
+    let mut answers: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
+    let mut indexes = Vec::with_capacity(count);
+    let mut ready = Vec::with_capacity(count);
+    for (index, (request, swap_commit)) in jobs.into_iter().enumerate() {
+        if request.write_count() > MAX_WRITES {
+            answers[index] = Some(Err(invalid("Too many writes. Max: 200")));
+            continue;
+        }
+        match prepare_blobs(state, did, &store, &request).await {
+            Ok(moved) => {
+                indexes.push(index);
+                ready.push(ReadyJob {
+                    request,
+                    swap_commit,
+                    moved,
+                });
+            }
+            Err(err) => answers[index] = Some(Err(err)),
+        }
+    }
+    if !ready.is_empty() {
+        let storing = Arc::clone(&store);
+        let sequencer = state.sequencer.clone();
+        let owner = did.to_owned();
+        let built = blocking(move || {
+            let key = key_cache::signing_key(&storing).map_err(to_xrpc)?;
+            let mut built = commit_group(&storing, &key, ready).map_err(to_xrpc)?;
+            let events: Vec<_> = built
+                .iter_mut()
+                .filter_map(|job| job.as_mut().ok().and_then(|job| job.event.take()))
+                .collect();
+            if let Err(err) = sequencer.append_events(events) {
+                tracing::error!(did = %owner, error = %err, "could not sequence stored commits");
+            }
+            Ok(built)
+        })
+        .await;
+        match built {
+            Ok(built) => {
+                for (index, job) in indexes.into_iter().zip(built) {
+                    answers[index] = Some(job.map(|job| job.outcome));
+                }
+            }
+            Err(err) => {
+                for index in indexes {
+                    answers[index] = Some(Err(err.clone()));
+                }
+            }
+        }
+    }
+    for answer in answers.iter().flatten() {
+        let Ok(WriteOutcome {
+            writes,
+            commit: Some(commit),
+        }) = answer
+        else {
+            continue;
+        };
+        if needs_blob_hooks(writes, commit) {
+            if let Err(err) = crate::http::blob::after_commit(state, did, commit).await {
+                tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
+            }
+        }
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
+        .collect()
+}
+
+/// Whether the blob hooks have anything to do after `commit`: records
+/// that reference blobs were written, or records were replaced or
+/// deleted (their blobs may now be unreferenced).
+fn needs_blob_hooks(writes: &[PreparedWrite], commit: &CommitData) -> bool {
+    writes.iter().any(|write| !write.blobs.is_empty())
+        || commit
+            .ops
+            .iter()
+            .any(|op| matches!(op.action, WriteAction::Update | WriteAction::Delete))
+}
+
+/// Checks the blob references of `request` and moves the temporary
+/// uploads they name to their permanent place; returns the temporary
+/// keys moved.
+async fn prepare_blobs(
+    state: &PdsState,
+    did: &str,
+    store: &Arc<ActorStore>,
+    request: &WriteRequest,
+) -> Result<Vec<String>, XrpcError> {
+    let refs: Vec<BlobRef> = request
+        .writes()
+        .into_iter()
+        .flat_map(|write| write.blobs.iter().cloned())
+        .collect();
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::http::blob::check_write_blobs(state, did, &refs).await?;
+    let mut cids: Vec<Cid> = Vec::new();
+    for blob in &refs {
+        if !cids.contains(&blob.cid) {
+            cids.push(blob.cid);
+        }
+    }
+    move_referenced_uploads(state, did, store, &cids).await
+}
+
+/// Moves the temporary uploads among `cids` to their permanent place,
+/// before the commit referencing them is stored: a crash after the commit
+/// can then never leave a record pointing at a temporary blob. Moving is
+/// idempotent (a blob already in place just drops its temporary copy), so
+/// a commit that fails after this and is retried moves nothing twice.
+/// Returns the temporary keys moved, to be marked permanent with the
+/// commit.
+async fn move_referenced_uploads(
+    state: &PdsState,
+    did: &str,
+    store: &Arc<ActorStore>,
+    cids: &[Cid],
+) -> Result<Vec<String>, XrpcError> {
+    let mut moved = Vec::new();
+    for cid in cids {
+        let (reading, cid) = (Arc::clone(store), *cid);
+        let row = blocking(move || blob_index::get_blob(&reading, &cid).map_err(to_xrpc)).await?;
+        let Some(temp_key) = row.and_then(|row| row.temp_key) else {
+            continue;
+        };
+        state
+            .blobs
+            .make_permanent(did, &temp_key, &cid)
+            .await
+            .map_err(to_xrpc)?;
+        moved.push(temp_key);
+    }
+    Ok(moved)
+}

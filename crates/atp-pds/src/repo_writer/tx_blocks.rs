@@ -1,0 +1,64 @@
+//! A block store that reads through an account store's open write
+//! transaction: the commits of a group are built one after the other in
+//! one transaction, and each must see the blocks the ones before it
+//! stored there, which other connections cannot see yet.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use atp_crypto::Cid;
+use atp_repo_mst::blockstore::BlockStore;
+use atp_repo_mst::car::BlockMap;
+use rusqlite::Transaction;
+
+/// Reads blocks from the transaction; writes stay in memory (the commit
+/// builder's blocks are stored with their rev by
+/// [`ActorTransaction::apply_commit`](crate::actor_store::ActorTransaction::apply_commit)).
+/// Through the MST crate's blanket impl it is also a `BlockSource` for
+/// the proofs of `#commit` events.
+pub(super) struct TxBlocks<'a> {
+    tx: &'a Transaction<'a>,
+    staged: RefCell<HashMap<Cid, Vec<u8>>>,
+}
+
+impl<'a> TxBlocks<'a> {
+    /// A store over `tx` with nothing staged.
+    pub(super) fn new(tx: &'a Transaction<'a>) -> Self {
+        TxBlocks {
+            tx,
+            staged: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets the staged blocks (once they are stored in the
+    /// transaction).
+    pub(super) fn clear_staged(&self) {
+        self.staged.borrow_mut().clear();
+    }
+}
+
+fn store_error(err: crate::Error) -> atp_repo_mst::Error {
+    atp_repo_mst::Error::BlockStore(err.to_string())
+}
+
+impl BlockStore for TxBlocks<'_> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
+        if let Some(bytes) = self.staged.borrow().get(cid) {
+            return Ok(Some(bytes.clone()));
+        }
+        crate::block_store::get_block(self.tx, cid).map_err(store_error)
+    }
+
+    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {
+        self.staged.borrow_mut().insert(*cid, bytes.to_vec());
+        Ok(())
+    }
+
+    fn put_many(&self, blocks: &BlockMap) -> Result<(), atp_repo_mst::Error> {
+        let mut staged = self.staged.borrow_mut();
+        for (cid, bytes) in blocks {
+            staged.insert(*cid, bytes.clone());
+        }
+        Ok(())
+    }
+}
