@@ -60,6 +60,7 @@ pub mod crawlers;
 pub mod db;
 pub mod email_token;
 pub mod error;
+pub mod handle_policy;
 pub mod handle_resolver;
 pub mod http;
 pub mod invite;

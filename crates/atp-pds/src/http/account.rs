@@ -12,6 +12,7 @@ use super::errors::to_xrpc;
 use super::session::issue_session;
 use super::state::PdsState;
 use crate::error::Error;
+use crate::handle_policy::Requester;
 use crate::repo_writer::signing_key_in_document;
 use crate::storage::CreateAccountRequest;
 
@@ -28,49 +29,29 @@ struct CreateAccountInput {
     did: Option<String>,
 }
 
-/// Checks a (lower-cased) handle against the service's handle domains as
-/// the reference does: it must be one label under one of them, 3 to 18
-/// characters long. With no domains configured, any handle passes.
-pub fn check_service_handle(handle: &str, domains: &[String]) -> Result<(), XrpcError> {
-    if domains.is_empty() {
-        return Ok(());
-    }
-    let front = domains.iter().find_map(|domain| {
-        let domain = domain.to_ascii_lowercase();
-        handle
-            .strip_suffix(domain.as_str())
-            .filter(|front| !front.is_empty())
-    });
-    let Some(front) = front else {
-        return Err(XrpcError::invalid_request("Not a supported handle domain")
-            .with_name("UnsupportedDomain"));
-    };
-    let invalid = |message: &str| XrpcError::invalid_request(message).with_name("InvalidHandle");
-    if front.contains('.') {
-        return Err(invalid("Invalid characters in handle"));
-    }
-    if front.len() < 3 {
-        return Err(invalid("Handle too short"));
-    }
-    if front.len() > 18 {
-        return Err(invalid("Handle too long"));
-    }
-    Ok(())
-}
-
 async fn create_account(
     state: Arc<PdsState>,
     mut req: XrpcRequest,
 ) -> Result<XrpcResponse, XrpcError> {
     let input: CreateAccountInput = req.json().await?;
-    let handle = input.handle.trim().to_ascii_lowercase();
-    if atp_syntax::Handle::new(&handle).is_err() {
-        return Err(
-            XrpcError::invalid_request("Input/handle must be a valid handle")
-                .with_name("InvalidHandle"),
-        );
-    }
-    check_service_handle(&handle, &state.storage.config().handle_domains)?;
+    let domains = &state.storage.config().handle_domains;
+    let handle = match &input.did {
+        None => {
+            let requester = Requester::NewAccount;
+            state
+                .handle_policy
+                .check(&input.handle, domains, requester)?
+                .handle
+        }
+        // Moving in: a handle elsewhere must already name the DID.
+        Some(did) => {
+            let (requester, resolver) = (Requester::Account, &state.handles);
+            let policy = &state.handle_policy;
+            policy
+                .check_for_did(&input.handle, domains, requester, did, resolver)
+                .await?
+        }
+    };
     let email = input
         .email
         .ok_or_else(|| XrpcError::invalid_request("Email is required"))?;

@@ -29,6 +29,7 @@ use super::with_state;
 use crate::account::Account;
 use crate::db::run_blocking;
 use crate::error::Error;
+use crate::handle_policy::Requester;
 use crate::invite::{InviteCodeCursor, InviteCodeSort};
 use crate::time;
 
@@ -139,51 +140,9 @@ async fn get_account_infos(
     XrpcResponse::json(&json!({ "infos": infos }))
 }
 
-/// The normalized handle, or the reference's `InvalidHandle` refusal.
-fn normalize_handle(handle: &str) -> Result<String, XrpcError> {
-    atp_syntax::Handle::new(handle.trim())
-        .map(|handle| handle.as_str().to_owned())
-        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))
-}
-
 fn handle_taken(handle: &str) -> XrpcError {
     XrpcError::invalid_request(format!("Handle already taken: {handle}"))
         .with_name("HandleNotAvailable")
-}
-
-/// Checks a handle for `did` as the reference does for an operator (any
-/// valid handle): under a service domain the length rules apply; any other
-/// handle must already resolve to `did`.
-async fn validate_handle_for(
-    state: &PdsState,
-    did: &str,
-    handle: &str,
-) -> Result<String, XrpcError> {
-    let handle = normalize_handle(handle)?;
-    let parsed = atp_syntax::Handle::new(&handle)
-        .map_err(|err| XrpcError::invalid_request(err.to_string()).with_name("InvalidHandle"))?;
-    if parsed.has_disallowed_tld() {
-        return Err(
-            XrpcError::invalid_request("Handle TLD is invalid or disallowed")
-                .with_name("InvalidHandle"),
-        );
-    }
-    let domains = &state.storage.config().handle_domains;
-    let under_service_domain = domains.is_empty()
-        || domains
-            .iter()
-            .any(|domain| handle.ends_with(&domain.to_ascii_lowercase()));
-    if under_service_domain {
-        super::account::check_service_handle(&handle, domains)?;
-    } else {
-        let resolved = state.handles.resolve(&handle).await.ok().flatten();
-        if resolved.as_deref() != Some(did) {
-            return Err(XrpcError::invalid_request(
-                "External handle did not resolve to DID",
-            ));
-        }
-    }
-    Ok(handle)
 }
 
 /// Gives the account `did` the handle `handle` everywhere: checks it is
@@ -201,7 +160,12 @@ pub async fn set_account_handle(
     blocking(move || accounts.account_by_did(&owner))
         .await?
         .ok_or_else(|| XrpcError::invalid_request("Account not found"))?;
-    let handle = validate_handle_for(state, did, handle).await?;
+    // The operator may give any valid handle, reserved names included.
+    let domains = &state.storage.config().handle_domains;
+    let handle = state
+        .handle_policy
+        .check_for_did(handle, domains, Requester::Operator, did, &state.handles)
+        .await?;
     let accounts = Arc::clone(state.storage.accounts());
     let lookup = handle.clone();
     let holder = blocking(move || accounts.account_by_handle(&lookup)).await?;

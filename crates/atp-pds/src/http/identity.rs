@@ -35,6 +35,7 @@ use crate::account::Account;
 use crate::db::run_blocking;
 use crate::email_token::EmailTokenPurpose;
 use crate::error::Error;
+use crate::handle_policy::Requester;
 use crate::mailer::Mail;
 
 /// `com.atproto.identity.resolveHandle`.
@@ -76,6 +77,11 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
         SUBMIT_PLC_OPERATION,
         with_state(state, submit_plc_operation),
     )?;
+    // The per-account limits cover this module's updateHandle and the
+    // email and account-status token requests, registered before it.
+    if state.rate_limits {
+        super::rate_limits::install_per_account(router, &state.tokens);
+    }
     Ok(())
 }
 
@@ -156,37 +162,6 @@ async fn resolve_with_appview(url: &str, handle: &str) -> Result<String, XrpcErr
     Ok(answer.did)
 }
 
-/// Checks a handle the caller `did` wants (the reference's
-/// `normalizeAndValidateHandle` for an existing account): valid syntax and
-/// TLD; under a service domain, the service's length rules; elsewhere, it
-/// must already resolve to `did`.
-async fn validate_new_handle(
-    state: &PdsState,
-    handle: &str,
-    did: &str,
-) -> Result<String, XrpcError> {
-    let parsed = parse_handle(handle)?;
-    if parsed.has_disallowed_tld() {
-        return Err(
-            XrpcError::invalid_request("Handle TLD is invalid or disallowed")
-                .with_name("InvalidHandle"),
-        );
-    }
-    let handle = parsed.into_string();
-    let domains = &state.storage.config().handle_domains;
-    if is_service_handle(&handle, domains) {
-        super::account::check_service_handle(&handle, domains)?;
-    } else {
-        let resolved = state.handles.resolve(&handle).await.ok().flatten();
-        if resolved.as_deref() != Some(did) {
-            return Err(XrpcError::invalid_request(
-                "External handle did not resolve to DID",
-            ));
-        }
-    }
-    Ok(handle)
-}
-
 async fn update_handle(
     state: Arc<PdsState>,
     mut req: XrpcRequest,
@@ -201,7 +176,17 @@ async fn update_handle(
     account_by_did(&state, did.clone())
         .await
         .map_err(|_| XrpcError::invalid_request("Account not found"))?;
-    let handle = validate_new_handle(&state, &input.handle, &did).await?;
+    let domains = &state.storage.config().handle_domains;
+    let handle = state
+        .handle_policy
+        .check_for_did(
+            &input.handle,
+            domains,
+            Requester::Account,
+            &did,
+            &state.handles,
+        )
+        .await?;
 
     // Pessimistic check before touching the directory; the account store
     // enforces it again when the handle is written.

@@ -6,6 +6,7 @@ use atp_did_plc::client::PlcClient;
 use atp_xrpc::auth::SessionTokenAuthority;
 
 use crate::blob_store::{BlobStore, DiskBlobStore};
+use crate::handle_policy::HandlePolicy;
 use crate::handle_resolver::HandleResolver;
 use crate::mailer::{LogMailer, Mailer};
 use crate::sequencer::Sequencer;
@@ -72,9 +73,12 @@ pub struct PdsState {
     pub blob_upload_limit: u64,
     /// Development mode: loopback addresses allowed, tokens logged.
     pub dev_mode: bool,
-    /// Rate limits on `createSession` and `createAccount` (see
-    /// [`crate::http::rate_limits`]); on unless turned off.
+    /// Rate limits on logins, sign-ups and the email and handle methods
+    /// (see [`crate::http::rate_limits`]); on unless turned off.
     pub rate_limits: bool,
+    /// The handle rules: reserved names and the operator's banned words
+    /// (none by default).
+    pub handle_policy: HandlePolicy,
 }
 
 impl PdsState {
@@ -127,6 +131,7 @@ impl PdsState {
             blob_upload_limit: DEFAULT_BLOB_UPLOAD_LIMIT,
             dev_mode: false,
             rate_limits: true,
+            handle_policy: HandlePolicy::default(),
         })
     }
 }
