@@ -1,0 +1,151 @@
+//! Rate limits on the email, password-reset and handle methods, with the
+//! reference PDS's budgets: per account for the methods that need a
+//! session, per client for the others; off when the state turns limits
+//! off.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use atp_pds::http::rate_limits::{
+    PASSWORD_RESET_REQUESTS_PER_HOUR, TOKEN_EMAILS_PER_HOUR, UPDATE_HANDLE_PER_5_MINUTES,
+};
+use common::{refusal, Pds};
+use serde_json::{json, Value};
+
+async fn post(
+    pds: &Pds,
+    jwt: Option<&str>,
+    nsid: &str,
+    input: Value,
+) -> Result<Value, atp_xrpc::Error> {
+    let client = match jwt {
+        Some(jwt) => pds.bearer(jwt),
+        None => pds.client(),
+    };
+    client.procedure(nsid, &(), &input).await
+}
+
+/// Calls `nsid` `budget` times (each must not be rate limited), then once
+/// more, which must be.
+async fn spend(pds: &Pds, jwt: Option<&str>, nsid: &str, input: Value, budget: u32) {
+    for i in 0..budget {
+        if let Err(err) = post(pds, jwt, nsid, input.clone()).await {
+            let (status, error, _) = refusal::<Value>(Err(err));
+            assert_ne!(
+                (status, error.as_str()),
+                (429, "RateLimitExceeded"),
+                "{nsid} call {i}"
+            );
+        }
+    }
+    let (status, error, message) = refusal(post(pds, jwt, nsid, input).await);
+    assert_eq!(
+        (status, error.as_str(), message.as_str()),
+        (429, "RateLimitExceeded", "Rate Limit Exceeded"),
+        "{nsid}"
+    );
+}
+
+#[tokio::test]
+async fn token_emails_are_limited_per_account() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+    for nsid in [
+        "com.atproto.server.requestEmailConfirmation",
+        "com.atproto.server.requestEmailUpdate",
+        "com.atproto.server.requestAccountDelete",
+    ] {
+        spend(
+            &pds,
+            Some(&alice.access_jwt),
+            nsid,
+            json!({}),
+            TOKEN_EMAILS_PER_HOUR,
+        )
+        .await;
+        // Another account has its own budget.
+        post(&pds, Some(&bob.access_jwt), nsid, json!({}))
+            .await
+            .unwrap();
+    }
+    // Without a session the call is refused for that, not limited.
+    let (status, error, _) = refusal(
+        post(
+            &pds,
+            None,
+            "com.atproto.server.requestEmailConfirmation",
+            json!({}),
+        )
+        .await,
+    );
+    assert_eq!((status, error.as_str()), (401, "AuthMissing"));
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn handle_updates_are_limited_per_account() {
+    let pds = Pds::start().await;
+    let alice = pds.create("alice").await;
+    let bob = pds.create("bob").await;
+    spend(
+        &pds,
+        Some(&alice.access_jwt),
+        "com.atproto.identity.updateHandle",
+        json!({ "handle": "alice.test" }),
+        UPDATE_HANDLE_PER_5_MINUTES,
+    )
+    .await;
+    post(
+        &pds,
+        Some(&bob.access_jwt),
+        "com.atproto.identity.updateHandle",
+        json!({ "handle": "bobby.test" }),
+    )
+    .await
+    .unwrap();
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn password_reset_requests_are_limited_per_client() {
+    let pds = Pds::start().await;
+    pds.create("alice").await;
+    // Answered or refused, each call counts.
+    spend(
+        &pds,
+        None,
+        "com.atproto.server.requestPasswordReset",
+        json!({ "email": "alice@example.com" }),
+        PASSWORD_RESET_REQUESTS_PER_HOUR,
+    )
+    .await;
+    pds.stop().await;
+}
+
+#[tokio::test]
+async fn no_limits_when_turned_off() {
+    let pds = Pds::start_with(|state| state.rate_limits = false).await;
+    let alice = pds.create("alice").await;
+    for _ in 0..=TOKEN_EMAILS_PER_HOUR {
+        post(
+            &pds,
+            Some(&alice.access_jwt),
+            "com.atproto.server.requestEmailConfirmation",
+            json!({}),
+        )
+        .await
+        .unwrap();
+    }
+    for _ in 0..=PASSWORD_RESET_REQUESTS_PER_HOUR {
+        post(
+            &pds,
+            None,
+            "com.atproto.server.requestPasswordReset",
+            json!({ "email": "alice@example.com" }),
+        )
+        .await
+        .unwrap();
+    }
+    pds.stop().await;
+}
