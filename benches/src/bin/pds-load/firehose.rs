@@ -4,13 +4,11 @@
 //! delay is the time from the moment its createRecord was sent to the
 //! moment a subscriber received the frame announcing it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{post_record, RequestError, Xrpc};
 use crate::drive::{drive, Limit};
@@ -18,12 +16,21 @@ use crate::scenarios::{accounts, Measured};
 use crate::stats::Samples;
 use crate::Options;
 
+mod raw_ws;
+
 const MARKER: &[u8] = b"app.bsky.feed.post/";
+
+/// How far into a frame the first record path is looked for: `ops` is the
+/// first key of a `#commit` body in canonical order, so its first path
+/// comes within the header, the key and the first op's `cid` and
+/// `action`.
+const SEARCH_PREFIX: usize = 512;
 
 /// The write number announced by a `#commit` frame: the first record path
 /// in the frame is in `ops` (the first key of the body in canonical order).
 fn write_in_frame(frame: &[u8], base: u64) -> Option<u64> {
-    let at = frame.windows(MARKER.len()).position(|w| w == MARKER)?;
+    let prefix = &frame[..frame.len().min(SEARCH_PREFIX)];
+    let at = prefix.windows(MARKER.len()).position(|w| w == MARKER)?;
     let tid = frame.get(at + MARKER.len()..at + MARKER.len() + 13)?;
     crate::tid::write_number(base, tid)
 }
@@ -41,43 +48,48 @@ pub async fn firehose(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     // microseconds after `epoch` at which write n was sent, plus one (0: not sent)
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..capacity).map(|_| AtomicU64::new(0)).collect());
     let epoch = Instant::now();
-    let stop = Arc::new(AtomicBool::new(false));
 
-    let ws_url = format!(
-        "{}/xrpc/com.atproto.sync.subscribeRepos",
-        x.base().replacen("http", "ws", 1)
-    );
+    let address = x
+        .base()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
     let mut subscribers = Vec::new();
     let connected = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     for _ in 0..o.subscribers {
-        let (ws, _) = tokio_tungstenite::connect_async(ws_url.as_str())
+        let socket = raw_ws::connect(&address, "/xrpc/com.atproto.sync.subscribeRepos")
             .await
             .map_err(|e| RequestError(format!("subscribeRepos: {e}")))?;
         connected.fetch_add(1, Ordering::Relaxed);
-        let (sent, stop, delivered) = (sent.clone(), stop.clone(), delivered.clone());
+        let (sent, delivered) = (sent.clone(), delivered.clone());
+        let mut stop = stop_rx.clone();
         subscribers.push(tokio::spawn(async move {
-            let (_, mut read) = ws.split();
+            let mut reader = raw_ws::Reader::new(socket);
             let mut samples = Samples::new();
             let mut frames = 0u64;
             loop {
-                let next = tokio::time::timeout(Duration::from_millis(200), read.next()).await;
-                let message = match next {
-                    Err(_) if stop.load(Ordering::Relaxed) => break,
-                    Err(_) => continue,
-                    Ok(None) | Ok(Some(Err(_))) => break,
-                    Ok(Some(Ok(m))) => m,
+                let read = tokio::select! {
+                    read = reader.read_more() => read,
+                    _ = stop.changed() => break,
                 };
-                if let Message::Binary(bytes) = message {
+                if !matches!(read, Ok(true)) {
+                    break;
+                }
+                let now = epoch.elapsed().as_micros() as u64;
+                let ended = reader.for_each_message(|payload| {
                     frames += 1;
-                    let now = epoch.elapsed().as_micros() as u64;
-                    if let Some(n) = write_in_frame(&bytes, base) {
+                    if let Some(n) = write_in_frame(payload, base) {
                         let at = sent.get(n as usize).map(|s| s.load(Ordering::Relaxed));
                         if let Some(at) = at.filter(|&at| at > 0) {
                             samples.record(Duration::from_micros(now.saturating_sub(at - 1)));
                             delivered.fetch_add(1, Ordering::Relaxed);
                         }
                     }
+                });
+                if ended || reader.answer_pings().await.is_err() {
+                    break;
                 }
             }
             (samples, frames)
@@ -126,7 +138,7 @@ pub async fn firehose(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     }
     let mut delays = Samples::new();
     let mut frames = 0u64;
-    stop.store(true, Ordering::Relaxed);
+    let _ = stop_tx.send(true);
     for subscriber in subscribers {
         if let Ok((samples, n)) = subscriber.await {
             delays.merge(samples);

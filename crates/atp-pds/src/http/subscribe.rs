@@ -2,9 +2,13 @@
 //!
 //! A subscriber without a cursor gets the events sequenced from now on.
 //! With a cursor it first gets the stored events after it, then the live
-//! ones: both come from the event log in sequence order (a wake-up from
-//! the sequencer only prompts the next read), so there is no gap and no
-//! duplicate at the switch. As in the reference PDS:
+//! ones. Live events come from one shared tail of the event log
+//! ([`shared_tail`]): each new event is read and encoded once, whatever
+//! the number of subscribers, and its frame's bytes are shared by all.
+//! A subscriber always asks for what follows the last sequence number it
+//! sent, from the log while it is before the shared tail (a backfill, or
+//! one that fell behind) and from the tail once it reaches it, so there is
+//! no gap and no duplicate at the switch. As in the reference PDS:
 //!
 //! * a cursor after the last event is refused with a `FutureCursor` error
 //!   frame;
@@ -14,6 +18,8 @@
 //! * a subscriber that does not keep up is cut off with `ConsumerTooSlow`
 //!   (the server's bounded per-subscriber buffer, see
 //!   [`atp_xrpc::stream`]).
+
+mod shared_tail;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,12 +31,14 @@ use tokio::sync::watch;
 use super::errors::to_xrpc;
 use super::state::PdsState;
 use crate::db::run_blocking;
-use crate::sequencer::{CursorStart, Sequencer};
+use crate::sequencer::CursorStart;
+use shared_tail::{Membership, SharedTail, Take};
 
 /// The method's NSID.
 pub const NSID: &str = "com.atproto.sync.subscribeRepos";
 
-/// Events read from the log at a time.
+/// Events read from the log at a time by a subscriber before the shared
+/// tail.
 const PAGE: usize = 100;
 
 /// The `#info` frame sent before replaying from the oldest kept event.
@@ -45,52 +53,73 @@ pub fn outdated_cursor_frame() -> Result<Frame, XrpcError> {
     .map_err(XrpcError::internal)
 }
 
-/// Where the stream is.
-struct Tail {
-    sequencer: Sequencer,
+/// One subscriber's place in the stream.
+struct Subscriber {
+    tail: Arc<SharedTail>,
+    _membership: Membership,
+    /// Changes when events are appended (and counts this subscription in
+    /// [`crate::sequencer::Sequencer::subscriber_count`]).
     wake: watch::Receiver<i64>,
+    /// The sequence number of the last event queued.
     last: i64,
     pending: VecDeque<Frame>,
 }
 
-impl Tail {
+impl Subscriber {
     async fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(frame) = self.pending.pop_front() {
-                return Some(frame);
-            }
-            // Mark the current state seen before reading, so an append
-            // after the read wakes us.
-            self.wake.borrow_and_update();
-            let sequencer = self.sequencer.clone();
-            let after = self.last;
-            let events = match run_blocking(move || sequencer.events_after(after, PAGE)).await {
-                Ok(events) => events,
-                Err(err) => {
-                    tracing::error!(error = %err, "reading the event log failed; ending subscription");
-                    return None;
-                }
-            };
-            if events.is_empty() {
-                if self.wake.changed().await.is_err() {
-                    return None;
-                }
-                continue;
-            }
-            for event in events {
-                self.last = event.seq;
-                self.pending.push_back(event.frame);
+        match self.fill().await {
+            Ok(()) => self.pending.pop_front(),
+            Err(err) => {
+                tracing::error!(error = %err, "reading the event log failed; ending subscription");
+                None
             }
         }
+    }
+
+    /// Waits until `pending` holds a frame.
+    async fn fill(&mut self) -> crate::Result<()> {
+        while self.pending.is_empty() {
+            // Mark the current state seen before looking, so an append
+            // after the look wakes us.
+            let latest = *self.wake.borrow_and_update();
+            match self.tail.take_after(self.last, &mut self.pending)? {
+                Take::Taken(last) => self.last = last,
+                Take::Behind => self.read_log().await?,
+                Take::UpTo(head) if head < latest => self.tail.load(self.last).await?,
+                Take::UpTo(_) => {
+                    if self.wake.changed().await.is_err() {
+                        return Err(crate::Error::Internal("the event log closed".to_owned()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the events after `last` from the log itself.
+    async fn read_log(&mut self) -> crate::Result<()> {
+        let sequencer = self.tail.sequencer().clone();
+        let after = self.last;
+        let events = run_blocking(move || sequencer.events_after(after, PAGE)).await?;
+        if events.is_empty() {
+            // Nothing left in the log before the tail (the events in
+            // between were removed): go on from the tail.
+            self.last = self.tail.floor()?.max(self.last);
+        }
+        for event in events {
+            self.last = event.seq;
+            self.pending.push_back(event.frame);
+        }
+        Ok(())
     }
 }
 
 async fn subscribe_repos(
-    state: Arc<PdsState>,
+    tail: Arc<SharedTail>,
     req: SubscriptionRequest,
 ) -> Result<FrameStream, XrpcError> {
     let cursor = req.cursor()?;
-    let sequencer = state.sequencer.clone();
+    let sequencer = tail.sequencer().clone();
     // Subscribe before looking at the log so no append is missed.
     let wake = sequencer.subscribe();
     let mut pending = VecDeque::new();
@@ -115,20 +144,25 @@ async fn subscribe_repos(
         }
     };
     tracing::info!(?cursor, "request to com.atproto.sync.subscribeRepos");
-    let tail = Tail {
-        sequencer,
+    let membership = tail.join().map_err(to_xrpc)?;
+    let subscriber = Subscriber {
+        tail,
+        _membership: membership,
         wake,
         last,
         pending,
     };
-    let frames = futures_util::stream::unfold(tail, |mut tail| async move {
-        tail.next_frame().await.map(|frame| (frame, tail))
+    let frames = futures_util::stream::unfold(subscriber, |mut subscriber| async move {
+        subscriber
+            .next_frame()
+            .await
+            .map(|frame| (frame, subscriber))
     });
     Ok(Box::pin(frames))
 }
 
 pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(), atp_xrpc::Error> {
-    let state = Arc::clone(state);
-    router.subscription(NSID, move |req| subscribe_repos(Arc::clone(&state), req))?;
+    let tail = SharedTail::new(state.sequencer.clone());
+    router.subscription(NSID, move |req| subscribe_repos(Arc::clone(&tail), req))?;
     Ok(())
 }

@@ -142,6 +142,24 @@ pub(crate) fn accept_subscription(
     Ok(response)
 }
 
+/// Most frames written to a socket before a flush.
+const MAX_BATCH_FRAMES: usize = 64;
+
+/// Most bytes written to a socket before a flush (more once a single
+/// frame is larger).
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// Writes `frames` to the socket's buffer, then flushes it.
+async fn send_batch<K>(sink: &mut K, frames: Vec<Frame>) -> Result<(), K::Error>
+where
+    K: futures_util::Sink<Message> + Unpin,
+{
+    for frame in frames {
+        sink.feed(Message::binary(frame.as_bytes().clone())).await?;
+    }
+    sink.flush().await
+}
+
 /// Why the writer stops early.
 enum Stop {
     TooSlow,
@@ -223,7 +241,22 @@ async fn run_subscription<S>(
             },
             frame = queue_rx.recv() => match frame {
                 Some(frame) => {
-                    let send = sink.send(Message::binary(frame.as_bytes().clone()));
+                    // Send what else is queued with it, then flush once:
+                    // one socket write for the lot when the subscriber is
+                    // behind.
+                    let mut batch = Vec::with_capacity(8);
+                    let mut bytes = frame.as_bytes().len();
+                    batch.push(frame);
+                    while batch.len() < MAX_BATCH_FRAMES && bytes < MAX_BATCH_BYTES {
+                        match queue_rx.try_recv() {
+                            Ok(frame) => {
+                                bytes += frame.as_bytes().len();
+                                batch.push(frame);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let send = send_batch(&mut sink, batch);
                     tokio::pin!(send);
                     let sent = loop {
                         tokio::select! {
