@@ -213,6 +213,28 @@ impl PendingEvent {
     }
 }
 
+/// Events handed to the log by [`Sequencer::enqueue_events`].
+#[must_use = "events are durable only once the ticket is waited for"]
+pub struct AppendTicket {
+    sequencer: Sequencer,
+    outcome: AppendOutcome,
+}
+
+impl std::fmt::Debug for AppendTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppendTicket").finish_non_exhaustive()
+    }
+}
+
+impl AppendTicket {
+    /// Waits until the events are durable (writing them, and whatever
+    /// else waits, if no one else is) and returns their sequence numbers.
+    /// Blocks; call it from blocking code.
+    pub fn wait(self) -> Result<Vec<i64>> {
+        self.sequencer.wait_for(&self.outcome)
+    }
+}
+
 /// Where the sequence numbers of one caller's events (or the failure's
 /// message) go once they are written.
 type AppendOutcome = Arc<Mutex<Option<std::result::Result<Vec<i64>, String>>>>;
@@ -357,9 +379,7 @@ impl Sequencer {
     pub fn sequence_commit(&self, did: &str, commit: &CommitData, blobs: &[Cid]) -> Result<i64> {
         let _ = blobs;
         let stored = match self.inner.actors.get() {
-            Some(actors) if actors.exists(did) => {
-                Some(actors.open(did)?.block_store())
-            }
+            Some(actors) if actors.exists(did) => Some(actors.open(did)?.block_store()),
             _ => None,
         };
         let event =
@@ -514,27 +534,51 @@ impl Sequencer {
     /// transaction (one fsync), each caller's events kept together and in
     /// order. Blocks; call it from blocking code.
     pub fn append_events(&self, events: Vec<PendingEvent>) -> Result<Vec<i64>> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
+        self.enqueue_events(events)?.wait()
+    }
+
+    /// Hands `events` to the log without waiting: they get sequence
+    /// numbers after every event handed over before them (by any caller)
+    /// and before every event handed over after them, and are written by
+    /// the next [`AppendTicket::wait`] of any caller. A writer that hands
+    /// over its events while it holds a lock, then waits after releasing
+    /// it, keeps the order the lock gave without making the next holder
+    /// wait for the disk.
+    pub fn enqueue_events(&self, events: Vec<PendingEvent>) -> Result<AppendTicket> {
         let outcome: AppendOutcome = Arc::new(Mutex::new(None));
-        self.inner
-            .waiting
-            .lock()
-            .map_err(|_| poisoned())?
-            .push(WaitingAppend {
-                events,
-                outcome: Arc::clone(&outcome),
-            });
-        {
+        if events.is_empty() {
+            *outcome.lock().map_err(|_| poisoned())? = Some(Ok(Vec::new()));
+        } else {
+            self.inner
+                .waiting
+                .lock()
+                .map_err(|_| poisoned())?
+                .push(WaitingAppend {
+                    events,
+                    outcome: Arc::clone(&outcome),
+                });
+        }
+        Ok(AppendTicket {
+            sequencer: self.clone(),
+            outcome,
+        })
+    }
+
+    /// [`AppendTicket::wait`].
+    fn wait_for(&self, outcome: &AppendOutcome) -> Result<Vec<i64>> {
+        let written = |outcome: &AppendOutcome| -> Result<bool> {
+            Ok(outcome.lock().map_err(|_| poisoned())?.is_some())
+        };
+        if !written(outcome)? {
             let _turn = self.inner.writer_turn.lock().map_err(|_| poisoned())?;
             // A writer before us may have taken our events already.
-            if outcome.lock().map_err(|_| poisoned())?.is_none() {
+            if !written(outcome)? {
                 self.write_waiting()?;
             }
-        }
-        if let Err(err) = self.prune_if_due() {
-            tracing::warn!(error = %err, "could not prune the event log");
+            drop(_turn);
+            if let Err(err) = self.prune_if_due() {
+                tracing::warn!(error = %err, "could not prune the event log");
+            }
         }
         let taken = outcome.lock().map_err(|_| poisoned())?.take();
         match taken {

@@ -151,18 +151,31 @@ async fn a_group_makes_one_chain_and_a_failing_request_fails_alone() {
     // The failures, each with its own error.
     let (status, name, message) = refusal(answers.remove(5));
     assert_eq!((status, name.as_str()), (400, "InvalidRequest"));
-    assert_eq!(message, format!("Record already exists: at://{did}/{THING}/r1"));
+    assert_eq!(
+        message,
+        format!("Record already exists: at://{did}/{THING}/r1")
+    );
     let (status, name, swap_commit_message) = refusal(answers.remove(4));
     assert_eq!((status, name.as_str()), (400, "InvalidSwap"));
     let (status, name, message) = refusal(answers.remove(2));
     assert_eq!((status, name.as_str()), (400, "InvalidSwap"));
-    assert_eq!(message, format!("Record was at {}", fixed["cid"].as_str().unwrap()));
+    assert_eq!(
+        message,
+        format!("Record was at {}", fixed["cid"].as_str().unwrap())
+    );
 
     let answers: Vec<Value> = answers.into_iter().map(Result::unwrap).collect();
     // r0, r1, r3, delete absent, put same, r8, applyWrites, delete r0, r11.
     assert_eq!(answers.len(), 9);
-    assert_eq!(answers[3], json!({}), "deleting what is absent commits nothing");
-    assert!(answers[4].get("commit").is_none(), "the same record again commits nothing");
+    assert_eq!(
+        answers[3],
+        json!({}),
+        "deleting what is absent commits nothing"
+    );
+    assert!(
+        answers[4].get("commit").is_none(),
+        "the same record again commits nothing"
+    );
     let committed: Vec<&Value> = answers
         .iter()
         .filter_map(|answer| answer.get("commit"))
@@ -189,7 +202,11 @@ async fn a_group_makes_one_chain_and_a_failing_request_fails_alone() {
     let mut prev_data = commit_block(&state, &did, &head_before.cid).data;
     for (index, (event, answer)) in events.iter().zip(&committed).enumerate() {
         assert_eq!(event.frame.message_type(), Some("#commit"));
-        assert_eq!(event.seq, seq_before + 1 + index as i64, "consecutive numbers");
+        assert_eq!(
+            event.seq,
+            seq_before + 1 + index as i64,
+            "consecutive numbers"
+        );
         let body: Ipld = event.frame.body().unwrap();
         let cid = link(field(&body, "commit"));
         assert_eq!(cid.to_string(), answer["cid"].as_str().unwrap());

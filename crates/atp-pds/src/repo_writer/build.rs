@@ -1,14 +1,17 @@
 //! Building and storing the commits of a group of requests to one
 //! repository in one actor-store transaction.
 //!
-//! The requests run in order, each inside its own SAVEPOINT: it reads the
-//! head and record index through the transaction (so it sees the requests
-//! before it), checks its swaps, applies its writes to the repository,
-//! signs a commit at a new rev and stores it with its record index
-//! changes. A request that fails rolls back to its savepoint (nothing it
-//! did stays) and gets its own error; the others go on. The loaded tree
-//! is kept from one request to the next, and loaded again after a
-//! failure.
+//! The requests run in order. Each reads the head and record index
+//! through the transaction (so it sees the requests before it), checks
+//! its swaps, applies its writes to the in-memory tree, signs a commit at
+//! a new rev and builds its `#commit` event; only then does it write:
+//! the commit's blocks, the new root and its record index changes. So a
+//! request refused (a swap mismatch, a record that exists, a commit too
+//! large) has written nothing and fails alone, without the cost of a
+//! savepoint per request; the others go on. A failed write, on the other
+//! hand (an I/O error), fails the whole group and its transaction. The
+//! loaded tree is kept from one request to the next, and loaded again
+//! after a refusal.
 
 use std::collections::BTreeMap;
 
@@ -47,10 +50,6 @@ pub(super) struct BuiltJob {
     pub event: Option<PendingEvent>,
 }
 
-const SAVEPOINT: &str = "SAVEPOINT group_write";
-const RELEASE: &str = "RELEASE group_write";
-const ROLLBACK: &str = "ROLLBACK TO group_write; RELEASE group_write";
-
 /// Runs `jobs` in order in one transaction on `store`, signing with
 /// `key`. The outer error means nothing was stored (the transaction
 /// failed as a whole); otherwise each job has its own result, and the
@@ -64,24 +63,49 @@ pub(super) fn commit_group(
         let mut repo: Option<Repo<TxBlocks<'_>>> = None;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
-            atx.sql().execute_batch(SAVEPOINT)?;
-            let result = run_job(atx, &mut repo, key, job);
-            match &result {
-                Ok(_) => {
-                    atx.sql().execute_batch(RELEASE)?;
+            let moved = job.moved.clone();
+            let result = match plan_job(atx, &mut repo, key, job) {
+                Ok(planned) => {
+                    store_job(atx, &planned, &moved)?;
                     if let Some(repo) = &repo {
                         repo.store().clear_staged();
                     }
+                    Ok(planned)
                 }
-                Err(_) => {
-                    atx.sql().execute_batch(ROLLBACK)?;
+                Err(refused) => {
+                    // The tree may hold some of its writes: load it again.
                     repo = None;
+                    Err(refused)
                 }
-            }
+            };
             results.push(result);
         }
         Ok(results)
     })
+}
+
+/// Writes a planned job's commit: blocks, root, record index, and its
+/// moved uploads marked permanent.
+fn store_job(
+    atx: &ActorTransaction<'_>,
+    planned: &BuiltJob,
+    moved: &[String],
+) -> crate::Result<()> {
+    let Some(commit) = &planned.outcome.commit else {
+        return Ok(());
+    };
+    let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
+    for write in &planned.outcome.writes {
+        blobs.insert(
+            write.path(),
+            write.blobs.iter().map(|blob| blob.cid).collect(),
+        );
+    }
+    atx.apply_commit(commit, &blobs)?;
+    for temp_key in moved {
+        blob_index::mark_permanent_in(atx.sql(), temp_key)?;
+    }
+    Ok(())
 }
 
 fn no_commit(writes: Vec<PreparedWrite>) -> BuiltJob {
@@ -170,7 +194,9 @@ fn resolve_writes(
     }))
 }
 
-fn run_job<'a>(
+/// Decides what `job` does and builds its commit and event, writing
+/// nothing.
+fn plan_job<'a>(
     atx: &'a ActorTransaction<'a>,
     repo: &mut Option<Repo<TxBlocks<'a>>>,
     key: &SigningKey,
@@ -185,14 +211,6 @@ fn run_job<'a>(
         None => repo.insert(load_repo(atx)?),
     };
     let commit = build_commit(repo, &writes, job.swap_commit, key)?;
-    let mut blobs: BTreeMap<String, Vec<Cid>> = BTreeMap::new();
-    for write in &writes {
-        blobs.insert(write.path(), write.blobs.iter().map(|blob| blob.cid).collect());
-    }
-    atx.apply_commit(&commit, &blobs).map_err(to_xrpc)?;
-    for temp_key in &job.moved {
-        blob_index::mark_permanent_in(atx.sql(), temp_key).map_err(to_xrpc)?;
-    }
     let source: &dyn BlockSource = repo.store();
     let event = PendingEvent::commit(atx.did(), &commit, Some(source)).map_err(to_xrpc)?;
     Ok(BuiltJob {

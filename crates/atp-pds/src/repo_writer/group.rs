@@ -11,12 +11,15 @@
 //!    and idempotent, and needed before the commit that references them);
 //! 2. builds and stores one commit per request, in order, in one
 //!    actor-store transaction (one fsync; see [`super::build`]);
-//! 3. appends the group's `#commit` events to the event log in one call,
-//!    which itself shares its transaction with the appends of other
-//!    repositories running at the same time
-//!    ([`Sequencer::append_events`](crate::sequencer::Sequencer::append_events));
-//! 4. runs the blob hooks of the commits that need them, and answers each
-//!    request.
+//! 3. hands the group's `#commit` events to the event log
+//!    ([`Sequencer::enqueue_events`](crate::sequencer::Sequencer::enqueue_events)),
+//!    which numbers them after those of the groups before;
+//! 4. waits for the events to be durable (one event-log transaction,
+//!    shared with the appends of other repositories and groups waiting at
+//!    the same time), runs the blob hooks of the commits that need them,
+//!    and answers each request. A group without blob work does this step
+//!    after letting go of the lock, so the next group's commits are being
+//!    stored while this group's events are written.
 //!
 //! So a request is answered only once its commit and its event are both
 //! durable, every request still gets its own commit, rev and event, the
@@ -44,6 +47,7 @@ use crate::blob_refs::BlobRef;
 use crate::error::Error;
 use crate::http::errors::to_xrpc;
 use crate::http::PdsState;
+use crate::sequencer::AppendTicket;
 
 /// Most record writes committed in one group (the requests of a group
 /// are taken whole, so a single request may exceed it).
@@ -76,7 +80,9 @@ impl WriteRequest {
     fn writes(&self) -> Vec<&PreparedWrite> {
         match self {
             WriteRequest::Writes(writes) => writes.iter().collect(),
-            WriteRequest::Create { write, .. } | WriteRequest::Put(write) | WriteRequest::Delete(write) => {
+            WriteRequest::Create { write, .. }
+            | WriteRequest::Put(write)
+            | WriteRequest::Delete(write) => {
                 vec![write]
             }
         }
@@ -208,13 +214,27 @@ async fn lead(state: &PdsState, did: &str) {
             jobs.push((queued.request, queued.swap_commit));
             replies.push(queued.reply);
         }
-        let answers = run_group(state, did, jobs).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            // A caller that went away just misses its answer.
-            let _ = reply.send(answer);
+        let stored = commit_group_of(state, did, jobs).await;
+        if stored.needs_blob_hooks() {
+            // The hooks run under the lock, after the events are durable.
+            send_answers(replies, stored.finish(state, did).await);
+        } else {
+            // Waiting for the event log does not hold up the next group:
+            // its commits are stored while these events are written.
+            let (state, did) = (state.clone(), did.to_owned());
+            tokio::spawn(async move {
+                send_answers(replies, stored.finish(&state, &did).await);
+            });
         }
     }
     drop(guard);
+}
+
+fn send_answers(replies: Vec<oneshot::Sender<Answer>>, answers: Vec<Answer>) {
+    for (reply, answer) in replies.into_iter().zip(answers) {
+        // A caller that went away just misses its answer.
+        let _ = reply.send(answer);
+    }
 }
 
 /// The store of `did`, opened on the blocking pool.
@@ -228,16 +248,92 @@ pub(super) async fn open_store(state: &PdsState, did: &str) -> Result<Arc<ActorS
 
 /// Commits `jobs` (requests to `did`'s repository, in order) as one
 /// group; the caller holds the repository's write lock. Returns one
-/// answer per job.
+/// answer per job, once every commit and event is durable and the blob
+/// hooks ran.
 pub(super) async fn run_group(
     state: &PdsState,
     did: &str,
     jobs: Vec<(WriteRequest, Option<Cid>)>,
 ) -> Vec<Answer> {
+    commit_group_of(state, did, jobs)
+        .await
+        .finish(state, did)
+        .await
+}
+
+/// A group whose commits are stored and whose events are handed to the
+/// log, not yet known durable.
+struct StoredGroup {
+    answers: Vec<Option<Answer>>,
+    events: Option<AppendTicket>,
+}
+
+impl StoredGroup {
+    /// Whether the blob hooks must run after this group's commits (then
+    /// under the repository's lock).
+    fn needs_blob_hooks(&self) -> bool {
+        self.answers.iter().flatten().any(|answer| match answer {
+            Ok(WriteOutcome {
+                writes,
+                commit: Some(commit),
+            }) => needs_blob_hooks(writes, commit),
+            _ => false,
+        })
+    }
+
+    /// Waits for the group's events to be durable, runs the blob hooks
+    /// that are due, and returns the answers.
+    async fn finish(self, state: &PdsState, did: &str) -> Vec<Answer> {
+        if let Some(events) = self.events {
+            let owner = did.to_owned();
+            let waited = blocking(move || {
+                if let Err(err) = events.wait() {
+                    tracing::error!(did = %owner, error = %err, "could not sequence stored commits");
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(err) = waited {
+                tracing::error!(%did, error = %err.message(), "could not sequence stored commits");
+            }
+        }
+        for answer in self.answers.iter().flatten() {
+            let Ok(WriteOutcome {
+                writes,
+                commit: Some(commit),
+            }) = answer
+            else {
+                continue;
+            };
+            if needs_blob_hooks(writes, commit) {
+                if let Err(err) = crate::http::blob::after_commit(state, did, commit).await {
+                    tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
+                }
+            }
+        }
+        self.answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
+            .collect()
+    }
+}
+
+/// Does the blob work of `jobs`, stores their commits in one transaction
+/// and hands their events to the log, in order.
+async fn commit_group_of(
+    state: &PdsState,
+    did: &str,
+    jobs: Vec<(WriteRequest, Option<Cid>)>,
+) -> StoredGroup {
     let count = jobs.len();
     let store = match open_store(state, did).await {
         Ok(store) => store,
-        Err(err) => return vec![Err(err); count],
+        Err(err) => {
+            return StoredGroup {
+                answers: vec![Some(Err(err)); count],
+                events: None,
+            }
+        }
     };
     let mut answers: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
     let mut indexes = Vec::with_capacity(count);
@@ -259,54 +355,41 @@ pub(super) async fn run_group(
             Err(err) => answers[index] = Some(Err(err)),
         }
     }
-    if !ready.is_empty() {
-        let storing = Arc::clone(&store);
-        let sequencer = state.sequencer.clone();
-        let owner = did.to_owned();
-        let built = blocking(move || {
-            let key = key_cache::signing_key(&storing).map_err(to_xrpc)?;
-            let mut built = commit_group(&storing, &key, ready).map_err(to_xrpc)?;
-            let events: Vec<_> = built
-                .iter_mut()
-                .filter_map(|job| job.as_mut().ok().and_then(|job| job.event.take()))
-                .collect();
-            if let Err(err) = sequencer.append_events(events) {
-                tracing::error!(did = %owner, error = %err, "could not sequence stored commits");
-            }
-            Ok(built)
-        })
-        .await;
-        match built {
-            Ok(built) => {
-                for (index, job) in indexes.into_iter().zip(built) {
-                    answers[index] = Some(job.map(|job| job.outcome));
-                }
-            }
-            Err(err) => {
-                for index in indexes {
-                    answers[index] = Some(Err(err.clone()));
-                }
-            }
-        }
-    }
-    for answer in answers.iter().flatten() {
-        let Ok(WriteOutcome {
-            writes,
-            commit: Some(commit),
-        }) = answer
-        else {
-            continue;
+    if ready.is_empty() {
+        return StoredGroup {
+            answers,
+            events: None,
         };
-        if needs_blob_hooks(writes, commit) {
-            if let Err(err) = crate::http::blob::after_commit(state, did, commit).await {
-                tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
-            }
-        }
     }
-    answers
-        .into_iter()
-        .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
-        .collect()
+    let sequencer = state.sequencer.clone();
+    let built = blocking(move || {
+        let key = key_cache::signing_key(&store).map_err(to_xrpc)?;
+        let mut built = commit_group(&store, &key, ready).map_err(to_xrpc)?;
+        let events: Vec<_> = built
+            .iter_mut()
+            .filter_map(|job| job.as_mut().ok().and_then(|job| job.event.take()))
+            .collect();
+        // Handed over before the lock is released, so the events of the
+        // next group of this repository come after these.
+        let ticket = sequencer.enqueue_events(events).map_err(to_xrpc)?;
+        Ok((built, ticket))
+    })
+    .await;
+    let events = match built {
+        Ok((built, ticket)) => {
+            for (index, job) in indexes.into_iter().zip(built) {
+                answers[index] = Some(job.map(|job| job.outcome));
+            }
+            Some(ticket)
+        }
+        Err(err) => {
+            for index in indexes {
+                answers[index] = Some(Err(err.clone()));
+            }
+            None
+        }
+    };
+    StoredGroup { answers, events }
 }
 
 /// Whether the blob hooks have anything to do after `commit`: records

@@ -11,8 +11,8 @@ use atp_syntax::{Tid, TidClock};
 use atp_xrpc::server::XrpcError;
 use serde_json::Value;
 
-use super::prepare::invalid;
 use super::blocking;
+use super::prepare::invalid;
 use crate::actor_store::ActorStore;
 use crate::blob_refs::find_blob_refs;
 use crate::http::errors::to_xrpc;

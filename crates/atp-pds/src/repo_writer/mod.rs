@@ -48,7 +48,6 @@
 //! # Ok::<(), atp_xrpc::server::XrpcError>(())
 //! ```
 
-
 mod build;
 mod group;
 mod import;

@@ -283,7 +283,10 @@ fn bad_record_swap(current: Option<&Cid>) -> XrpcError {
 
 /// Checks one write's `swapRecord` against the current record, with the
 /// reference's rules.
-pub(super) fn check_record_swap(write: &PreparedWrite, current: Option<&Cid>) -> Result<(), XrpcError> {
+pub(super) fn check_record_swap(
+    write: &PreparedWrite,
+    current: Option<&Cid>,
+) -> Result<(), XrpcError> {
     let Some(swap) = &write.swap_record else {
         return Ok(());
     };
