@@ -79,6 +79,18 @@ impl Pds {
         }
     }
 
+    /// A PDS whose state `adjust` may change, and a handle on that state
+    /// (it shares the server's storage) for checks behind the HTTP surface.
+    pub async fn start_with_state(adjust: impl FnOnce(&mut PdsState)) -> (Pds, PdsState) {
+        let mut captured = None;
+        let pds = Self::start_with(|state| {
+            adjust(state);
+            captured = Some(state.clone());
+        })
+        .await;
+        (pds, captured.unwrap())
+    }
+
     /// An unauthenticated client.
     pub fn client(&self) -> XrpcClient {
         XrpcClient::new(&self.url).unwrap()
