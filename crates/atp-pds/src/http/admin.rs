@@ -8,6 +8,8 @@
 //! * Moderation: `updateSubjectStatus` / `getSubjectStatus` for accounts
 //!   (takedown revokes the account's sessions and blocks its login;
 //!   deactivation), records and blobs (takedown references).
+//! * `searchAccounts` (by a part of the email, in DID order with a
+//!   cursor) and `sendEmail` (through the service's mailer).
 //! * Invites: `enableAccountInvites`, `disableAccountInvites`,
 //!   `disableInviteCodes`, `getInviteCodes`.
 
@@ -31,6 +33,7 @@ use crate::db::run_blocking;
 use crate::error::Error;
 use crate::handle_policy::Requester;
 use crate::invite::{InviteCodeCursor, InviteCodeSort};
+use crate::mailer::Mail;
 use crate::time;
 
 /// Longest password an account may be given (the reference's limit).
@@ -138,6 +141,131 @@ async fn get_account_infos(
     })
     .await?;
     XrpcResponse::json(&json!({ "infos": infos }))
+}
+
+/// Default and largest page of `searchAccounts` (its lexicon's).
+const SEARCH_DEFAULT_LIMIT: u32 = 50;
+/// Largest page of `searchAccounts`.
+const SEARCH_MAX_LIMIT: u32 = 100;
+
+/// `LIKE` pattern matching text that contains `needle` (its `%`, `_` and
+/// `\` taken literally).
+fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The DIDs of up to `limit` accounts, in DID order after `cursor`, whose
+/// email contains `email` (lower-cased) when given. Deactivated and
+/// taken-down accounts are included.
+fn search_account_dids(
+    state: &PdsState,
+    email: Option<&str>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> crate::Result<Vec<String>> {
+    let pattern = email.map(|email| contains_pattern(&email.to_lowercase()));
+    state.storage.accounts().database().read(|tx| {
+        let mut stmt = tx.prepare_cached(
+            "SELECT did FROM account
+             WHERE (?1 IS NULL OR email LIKE ?1 ESCAPE '\\')
+               AND (?2 IS NULL OR did > ?2)
+             ORDER BY did LIMIT ?3",
+        )?;
+        let dids = stmt
+            .query_map(params![pattern, cursor, limit], |row| row.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(dids)
+    })
+}
+
+#[derive(Deserialize)]
+struct SearchAccountsParams {
+    email: Option<String>,
+    cursor: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `searchAccounts`: accounts whose email contains the given text (all
+/// without one), in DID order, with the last DID as the cursor when the
+/// page is full (the reference's answer).
+async fn search_accounts(
+    state: Arc<PdsState>,
+    req: XrpcRequest,
+) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let params: SearchAccountsParams = req.params()?;
+    let limit = params
+        .limit
+        .unwrap_or(SEARCH_DEFAULT_LIMIT)
+        .clamp(1, SEARCH_MAX_LIMIT);
+    let email = params.email.filter(|email| !email.is_empty());
+    let cursor = params.cursor.filter(|cursor| !cursor.is_empty());
+    let shared = Arc::clone(&state);
+    let (dids, views) = blocking(move || {
+        let dids = search_account_dids(&shared, email.as_deref(), cursor.as_deref(), limit)?;
+        let views = shared
+            .storage
+            .accounts()
+            .accounts_by_dids(&dids)?
+            .iter()
+            .map(|account| account_view(&shared, account))
+            .collect::<crate::Result<Vec<Value>>>()?;
+        Ok((dids, views))
+    })
+    .await?;
+    let mut body = json!({ "accounts": views });
+    if dids.len() == limit as usize {
+        if let Some(last) = dids.last() {
+            body["cursor"] = json!(last);
+        }
+    }
+    XrpcResponse::json(&body)
+}
+
+/// The subject of an operator's email without one (the reference's).
+pub const DEFAULT_ADMIN_EMAIL_SUBJECT: &str = "Message via your PDS";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendEmailInput {
+    recipient_did: String,
+    content: String,
+    subject: Option<String>,
+}
+
+/// `sendEmail`: mails `content` to the account's address through the
+/// service's mailer (deactivated and taken-down accounts included).
+async fn send_email(state: Arc<PdsState>, mut req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
+    require_admin_password(&state, &req)?;
+    let input: SendEmailInput = req.json().await?;
+    let accounts = Arc::clone(state.storage.accounts());
+    let did = input.recipient_did.clone();
+    let account = blocking(move || accounts.account_by_did(&did))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("Recipient not found"))?;
+    if account.email.is_empty() {
+        return Err(XrpcError::invalid_request(
+            "account does not have an email address",
+        ));
+    }
+    let mail = Mail {
+        to: account.email,
+        subject: input
+            .subject
+            .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL_SUBJECT.to_owned()),
+        body: input.content,
+    };
+    let mailer = Arc::clone(&state.mailer);
+    blocking(move || mailer.send(&mail)).await?;
+    XrpcResponse::json(&json!({ "sent": true }))
 }
 
 fn handle_taken(handle: &str) -> XrpcError {
@@ -729,5 +857,10 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
         "com.atproto.admin.getInviteCodes",
         with_state(state, get_invite_codes),
     )?;
+    router.query(
+        "com.atproto.admin.searchAccounts",
+        with_state(state, search_accounts),
+    )?;
+    router.procedure("com.atproto.admin.sendEmail", with_state(state, send_email))?;
     Ok(())
 }
