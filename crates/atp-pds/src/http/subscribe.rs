@@ -166,3 +166,134 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
     router.subscription(NSID, move |req| subscribe_repos(Arc::clone(&tail), req))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use atp_crypto::Ipld;
+
+    use super::*;
+    use crate::sequencer::Sequencer;
+
+    const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
+    const OTHER: &str = "did:plc:yk4dd2qkboz2yv6tpubpc6co";
+
+    fn log() -> (tempfile::TempDir, Sequencer) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Sequencer::open(&dir.path().join("sequencer.sqlite")).unwrap();
+        (dir, log)
+    }
+
+    fn subscriber(tail: &Arc<SharedTail>, last: i64) -> Subscriber {
+        Subscriber {
+            tail: Arc::clone(tail),
+            _membership: tail.join().unwrap(),
+            wake: tail.sequencer().subscribe(),
+            last,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn seq_of(frame: &Frame) -> i64 {
+        let Ipld::Map(body) = frame.body::<Ipld>().unwrap() else {
+            panic!("frame body is not a map")
+        };
+        match body.get("seq") {
+            Some(Ipld::Integer(seq)) => i64::try_from(*seq).unwrap(),
+            other => panic!("seq is not an integer: {other:?}"),
+        }
+    }
+
+    /// The sequence numbers of the next `count` frames.
+    async fn next_seqs(subscriber: &mut Subscriber, count: usize) -> Vec<i64> {
+        let mut seqs = Vec::with_capacity(count);
+        while seqs.len() < count {
+            let frame = tokio::time::timeout(Duration::from_secs(30), subscriber.next_frame())
+                .await
+                .expect("the stream stalled")
+                .expect("the stream ended");
+            seqs.push(seq_of(&frame));
+        }
+        seqs
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backfill_and_live_subscribers_get_every_event_once_in_order() {
+        let (_dir, log) = log();
+        for _ in 0..30 {
+            log.sequence_identity(DID, None).unwrap();
+        }
+        // A ring of 8 frames: the backfilling subscriber, which pauses now
+        // and then, keeps falling behind it and reading the log again.
+        let tail = SharedTail::with_capacity(log.clone(), 8);
+        let mut live = subscriber(&tail, log.latest_seq());
+        let mut backfill = subscriber(&tail, 0);
+        let writer = {
+            let log = log.clone();
+            tokio::task::spawn_blocking(move || {
+                for i in 0..300 {
+                    log.sequence_identity(DID, None).unwrap();
+                    if i % 50 == 0 {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            })
+        };
+        let live_reader = tokio::spawn(async move { next_seqs(&mut live, 300).await });
+        let backfill_reader = tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            while seqs.len() < 330 {
+                seqs.extend(next_seqs(&mut backfill, 10).await);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            seqs
+        });
+        writer.await.unwrap();
+        assert_eq!(live_reader.await.unwrap(), (31..=330).collect::<Vec<i64>>());
+        assert_eq!(
+            backfill_reader.await.unwrap(),
+            (1..=330).collect::<Vec<i64>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_left_behind_by_the_ring_catches_up_from_the_log() {
+        let (_dir, log) = log();
+        let tail = SharedTail::with_capacity(log.clone(), 4);
+        let mut slow = subscriber(&tail, 0);
+        let mut fast = subscriber(&tail, 0);
+        log.sequence_identity(DID, None).unwrap();
+        assert_eq!(next_seqs(&mut slow, 1).await, vec![1]);
+        for _ in 0..50 {
+            log.sequence_identity(DID, None).unwrap();
+        }
+        // The fast one moves the ring on past the slow one.
+        assert_eq!(next_seqs(&mut fast, 51).await, (1..=51).collect::<Vec<_>>());
+        assert!(tail.floor().unwrap() > 1);
+        assert_eq!(next_seqs(&mut slow, 50).await, (2..=51).collect::<Vec<_>>());
+        // Once the last subscriber leaves, the ring lets its frames go.
+        assert!(tail.held() > 0);
+        drop((slow, fast));
+        assert_eq!(tail.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn events_removed_from_the_log_are_skipped() {
+        let (_dir, log) = log();
+        let tail = SharedTail::new(log.clone());
+        let mut sub = subscriber(&tail, 0);
+        for _ in 0..3 {
+            log.sequence_identity(DID, None).unwrap();
+        }
+        let kept = log.sequence_identity(OTHER, None).unwrap();
+        // Deleting the account drops its earlier events before anyone
+        // read them.
+        let deleted = log.sequence_account(DID, false, Some("deleted")).unwrap();
+        assert_eq!(next_seqs(&mut sub, 2).await, vec![kept, deleted]);
+        let next = log.sequence_identity(OTHER, None).unwrap();
+        assert_eq!(next_seqs(&mut sub, 1).await, vec![next]);
+    }
+}

@@ -39,6 +39,8 @@ const TAKE_BATCH: usize = 256;
 /// The shared tail of one event log.
 pub(crate) struct SharedTail {
     sequencer: Sequencer,
+    /// Most frames kept.
+    max_frames: usize,
     ring: Mutex<Ring>,
     /// Held by the subscriber reading new events into the ring.
     loading: tokio::sync::Mutex<()>,
@@ -72,9 +74,15 @@ pub(crate) enum Take {
 impl SharedTail {
     /// An empty tail of `sequencer`'s log.
     pub(crate) fn new(sequencer: Sequencer) -> Arc<Self> {
+        Self::with_capacity(sequencer, MAX_FRAMES)
+    }
+
+    /// An empty tail keeping at most `max_frames` frames.
+    pub(crate) fn with_capacity(sequencer: Sequencer, max_frames: usize) -> Arc<Self> {
         let latest = sequencer.latest_seq();
         Arc::new(SharedTail {
             sequencer,
+            max_frames: max_frames.max(1),
             ring: Mutex::new(Ring {
                 frames: VecDeque::new(),
                 bytes: 0,
@@ -103,6 +111,12 @@ impl SharedTail {
         Ok(Membership {
             tail: Arc::clone(self),
         })
+    }
+
+    /// How many frames the ring holds.
+    #[cfg(test)]
+    pub(crate) fn held(&self) -> usize {
+        self.ring().map(|ring| ring.frames.len()).unwrap_or(0)
     }
 
     /// The ring holds every kept event after this sequence number.
@@ -168,7 +182,7 @@ impl SharedTail {
             // from the log (an account's deletion drops its events).
             ring.head = ring.head.max(latest);
         }
-        ring.trim();
+        ring.trim(self.max_frames);
         Ok(())
     }
 }
@@ -183,8 +197,8 @@ impl Ring {
     }
 
     /// Drops the oldest frames beyond the bounds.
-    fn trim(&mut self) {
-        while self.frames.len() > MAX_FRAMES || (self.bytes > MAX_BYTES && self.frames.len() > 1) {
+    fn trim(&mut self, max_frames: usize) {
+        while self.frames.len() > max_frames || (self.bytes > MAX_BYTES && self.frames.len() > 1) {
             let Some((seq, frame)) = self.frames.pop_front() else {
                 break;
             };
