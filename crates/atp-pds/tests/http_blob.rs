@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use atp_crypto::{Cid, Ipld};
+use atp_pds::actor_store::ActorStore;
 use atp_pds::blob_index;
 use atp_pds::blob_refs::BlobRef;
 use atp_pds::blob_store::BlobStore;
@@ -19,6 +20,8 @@ use atp_pds::http::blob::{
     update_blob_takedown,
 };
 use atp_pds::http::PdsState;
+use atp_repo_mst::repo::CommitData;
+use atp_xrpc::client::{XrpcBody, XrpcClient};
 use bytes::Bytes;
 use common::{refusal, Pds, TestAccount, ADMIN_PASSWORD};
 use serde_json::{json, Value};
@@ -160,6 +163,120 @@ async fn write_profile(
     after_commit(state, did, &commit).await
 }
 
+/// getBlob of `cid` from `did`'s repository, without credentials.
+async fn get_blob(pds: &Pds, did: &str, cid: &Cid) -> Result<XrpcBody, atp_xrpc::Error> {
+    pds.client()
+        .query_bytes(
+            "com.atproto.sync.getBlob",
+            &json!({"did": did, "cid": cid.to_string()}),
+        )
+        .await
+}
+
+/// listBlobs of `did`'s repository through `client`.
+async fn list_blobs(client: &XrpcClient, did: &str) -> Value {
+    client
+        .query("com.atproto.sync.listBlobs", &json!({"did": did}))
+        .await
+        .unwrap()
+}
+
+/// uploadBlob of `bytes` as `content_type` through `client`, refused or not.
+async fn try_upload(
+    client: &XrpcClient,
+    content_type: &str,
+    bytes: &[u8],
+) -> Result<XrpcBody, atp_xrpc::Error> {
+    client
+        .procedure_bytes(
+            "com.atproto.repo.uploadBlob",
+            &(),
+            content_type,
+            Bytes::copy_from_slice(bytes),
+        )
+        .await
+}
+
+/// A PNG of `extra` bytes past its header, uploaded by `account` and made
+/// the avatar of its profile: the bytes and their CID.
+async fn upload_avatar(
+    pds: &Pds,
+    state: &PdsState,
+    account: &TestAccount,
+    extra: usize,
+) -> (Vec<u8>, Cid) {
+    let png = png_bytes(extra);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(pds, account, "image/png", &png).await;
+    write_profile(
+        state,
+        &account.did,
+        Some((cid, "image/png", png.len() as u64)),
+        false,
+    )
+    .await
+    .unwrap();
+    (png, cid)
+}
+
+/// A reference to the PNG blob `cid` of `size` bytes.
+fn png_ref(cid: Cid, size: u64) -> BlobRef {
+    BlobRef {
+        cid,
+        mime_type: "image/png".to_owned(),
+        size: Some(size),
+    }
+}
+
+/// The temporary key of the uploaded blob `cid`.
+fn temp_key_of(store: &ActorStore, cid: &Cid) -> String {
+    blob_index::get_blob(store, cid)
+        .unwrap()
+        .unwrap()
+        .temp_key
+        .unwrap()
+}
+
+/// Commits a record `collection/rkey` whose `field` references the PNG
+/// blob `cid` of `size` bytes, straight into the store: the blob hooks do
+/// not run (as after an import, or a crash before the hook).
+fn commit_blob_record(
+    store: &ActorStore,
+    collection: &str,
+    rkey: &str,
+    field: &str,
+    cid: Cid,
+    size: u64,
+) -> CommitData {
+    let key = store.signing_key().unwrap();
+    let mut repo = store.open_repo().unwrap();
+    let record = Ipld::Map(BTreeMap::from([
+        ("$type".to_owned(), Ipld::String(collection.to_owned())),
+        (
+            field.to_owned(),
+            blob_ipld(cid, "image/png", i128::from(size)),
+        ),
+    ]));
+    repo.create_record(collection, rkey, &record).unwrap();
+    let rev = atp_syntax::TidClock::global().next().to_string();
+    let blobs = BTreeMap::from([(format!("{collection}/{rkey}"), vec![cid])]);
+    store.commit(&mut repo, &key, &rev, &blobs).unwrap()
+}
+
+/// The refusal of a profile write whose avatar is `cid` as `mime_type`
+/// of `size` bytes.
+async fn refused_avatar(
+    state: &PdsState,
+    did: &str,
+    cid: Cid,
+    mime_type: &str,
+    size: u64,
+) -> atp_xrpc::server::XrpcError {
+    write_profile(state, did, Some((cid, mime_type, size)), false)
+        .await
+        .unwrap_err()
+}
+
 #[tokio::test]
 async fn upload_sniffs_the_type_and_answers_a_blob_ref() {
     let (pds, state) = start(None).await;
@@ -194,13 +311,7 @@ async fn upload_sniffs_the_type_and_answers_a_blob_ref() {
         .has_temp(&alice.did, row.temp_key.as_deref().unwrap())
         .await
         .unwrap());
-    let refused = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await;
+    let refused = get_blob(&pds, &alice.did, &cid).await;
     assert_eq!(
         refusal(refused),
         (
@@ -211,15 +322,7 @@ async fn upload_sniffs_the_type_and_answers_a_blob_ref() {
     );
 
     // Without a session, the upload is refused.
-    let anonymous = pds
-        .client()
-        .procedure_bytes(
-            "com.atproto.repo.uploadBlob",
-            &(),
-            "image/png",
-            Bytes::from(png.clone()),
-        )
-        .await;
+    let anonymous = try_upload(&pds.client(), "image/png", &png).await;
     assert_eq!(refusal(anonymous).0, 401);
     pds.stop().await;
 }
@@ -234,15 +337,12 @@ async fn uploads_over_the_limit_are_refused_whatever_the_length_says() {
     assert_eq!(answer["blob"]["size"], 1000);
 
     // One byte over, with an honest Content-Length.
-    let over = pds
-        .bearer(&alice.access_jwt)
-        .procedure_bytes(
-            "com.atproto.repo.uploadBlob",
-            &(),
-            "application/octet-stream",
-            Bytes::from(vec![7u8; 1001]),
-        )
-        .await;
+    let over = try_upload(
+        &pds.bearer(&alice.access_jwt),
+        "application/octet-stream",
+        &[7u8; 1001],
+    )
+    .await;
     assert_eq!(
         refusal(over),
         (
@@ -312,9 +412,7 @@ async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
     let bob = pds.create("bob").await;
 
     let unknown = atp_crypto::cid_for_raw(b"never uploaded");
-    let err = write_profile(&state, &alice.did, Some((unknown, "image/png", 14)), false)
-        .await
-        .unwrap_err();
+    let err = refused_avatar(&state, &alice.did, unknown, "image/png", 14).await;
     assert_eq!(
         (err.status().as_u16(), err.name(), err.message()),
         (
@@ -328,33 +426,17 @@ async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
     let png = png_bytes(10);
     let cid = atp_crypto::cid_for_raw(&png);
     upload(&pds, &bob, "image/png", &png).await;
-    let err = write_profile(
-        &state,
-        &alice.did,
-        Some((cid, "image/png", png.len() as u64)),
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = refused_avatar(&state, &alice.did, cid, "image/png", png.len() as u64).await;
     assert_eq!(err.name(), "BlobNotFound");
 
     // The declared type and size must match the upload.
-    let err = write_profile(
-        &state,
-        &bob.did,
-        Some((cid, "image/jpeg", png.len() as u64)),
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = refused_avatar(&state, &bob.did, cid, "image/jpeg", png.len() as u64).await;
     assert_eq!(err.name(), "InvalidMimeType");
     assert_eq!(
         err.message(),
         "Referenced Mimetype does not match stored blob. Expected: image/png, Got: image/jpeg"
     );
-    let err = write_profile(&state, &bob.did, Some((cid, "image/png", 3)), false)
-        .await
-        .unwrap_err();
+    let err = refused_avatar(&state, &bob.did, cid, "image/png", 3).await;
     assert_eq!(err.name(), "InvalidSize");
 
     // Through createRecord, the same refusal.
@@ -406,11 +488,7 @@ async fn referenced_blobs_become_permanent_are_served_and_collected() {
     let size = png.len() as u64;
     upload(&pds, &alice, "image/png", &png).await;
     let store = state.storage.actors().open(&alice.did).unwrap();
-    let temp_key = blob_index::get_blob(&store, &cid)
-        .unwrap()
-        .unwrap()
-        .temp_key
-        .unwrap();
+    let temp_key = temp_key_of(&store, &cid);
 
     // A record referencing it makes it permanent.
     write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
@@ -446,11 +524,7 @@ async fn referenced_blobs_become_permanent_are_served_and_collected() {
     );
 
     // listBlobs lists it (since: only blobs of newer records).
-    let listed: Value = pds
-        .client()
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&pds.client(), &alice.did).await;
     assert_eq!(
         listed,
         json!({"cids": [cid.to_string()], "cursor": cid.to_string()})
@@ -485,29 +559,15 @@ async fn referenced_blobs_become_permanent_are_served_and_collected() {
     assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
     assert!(state.blobs.has_stored(&alice.did, &jpeg_cid).await.unwrap());
-    let listed: Value = pds
-        .client()
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&pds.client(), &alice.did).await;
     assert_eq!(listed["cids"], json!([jpeg_cid.to_string()]));
-    let gone = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await;
+    let gone = get_blob(&pds, &alice.did, &cid).await;
     assert_eq!(refusal(gone).2, "Blob not found");
 
     // Deleting the last referencing record removes the blob from listBlobs
     // and from storage.
     write_profile(&state, &alice.did, None, true).await.unwrap();
-    let listed: Value = pds
-        .client()
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&pds.client(), &alice.did).await;
     assert_eq!(listed, json!({"cids": []}));
     assert!(blob_index::get_blob(&store, &jpeg_cid).unwrap().is_none());
     assert!(!state.blobs.has_stored(&alice.did, &jpeg_cid).await.unwrap());
@@ -518,44 +578,22 @@ async fn referenced_blobs_become_permanent_are_served_and_collected() {
 async fn blobs_shared_by_two_records_stay_until_both_are_gone() {
     let (pds, state) = start(None).await;
     let alice = pds.create("alice").await;
-    let png = png_bytes(50);
-    let cid = atp_crypto::cid_for_raw(&png);
+    let (png, cid) = upload_avatar(&pds, &state, &alice, 50).await;
     let size = png.len() as u64;
-    upload(&pds, &alice, "image/png", &png).await;
-    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
-        .await
-        .unwrap();
 
     // A second record referencing the same (now permanent) blob.
     let store = state.storage.actors().open(&alice.did).unwrap();
-    check_write_blobs(
-        &state,
-        &alice.did,
-        &[BlobRef {
-            cid,
-            mime_type: "image/png".to_owned(),
-            size: Some(size),
-        }],
-    )
-    .await
-    .unwrap();
-    let key = store.signing_key().unwrap();
-    let mut repo = store.open_repo().unwrap();
-    let post = Ipld::Map(BTreeMap::from([
-        (
-            "$type".to_owned(),
-            Ipld::String("app.bsky.feed.post".to_owned()),
-        ),
-        (
-            "image".to_owned(),
-            blob_ipld(cid, "image/png", i128::from(size)),
-        ),
-    ]));
-    repo.create_record("app.bsky.feed.post", "3kabcdefgh222", &post)
+    check_write_blobs(&state, &alice.did, &[png_ref(cid, size)])
+        .await
         .unwrap();
-    let rev = atp_syntax::TidClock::global().next().to_string();
-    let blobs = BTreeMap::from([("app.bsky.feed.post/3kabcdefgh222".to_owned(), vec![cid])]);
-    let commit = store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    let commit = commit_blob_record(
+        &store,
+        "app.bsky.feed.post",
+        "3kabcdefgh222",
+        "image",
+        cid,
+        size,
+    );
     after_commit(&state, &alice.did, &commit).await.unwrap();
 
     // Deleting the profile keeps the blob: the post still references it.
@@ -581,23 +619,14 @@ async fn missing_blobs_are_listed_until_uploaded() {
 
     // A record imported with a blob reference, the blob not uploaded (the
     // state after importRepo).
-    let key = store.signing_key().unwrap();
-    let mut repo = store.open_repo().unwrap();
-    let profile = Ipld::Map(BTreeMap::from([
-        (
-            "$type".to_owned(),
-            Ipld::String("app.bsky.actor.profile".to_owned()),
-        ),
-        (
-            "avatar".to_owned(),
-            blob_ipld(cid, "image/png", png.len() as i128),
-        ),
-    ]));
-    repo.create_record("app.bsky.actor.profile", "self", &profile)
-        .unwrap();
-    let rev = atp_syntax::TidClock::global().next().to_string();
-    let blobs = BTreeMap::from([("app.bsky.actor.profile/self".to_owned(), vec![cid])]);
-    store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    commit_blob_record(
+        &store,
+        "app.bsky.actor.profile",
+        "self",
+        "avatar",
+        cid,
+        png.len() as u64,
+    );
 
     let client = pds.bearer(&alice.access_jwt);
     let missing: Value = client
@@ -633,14 +662,7 @@ async fn missing_blobs_are_listed_until_uploaded() {
         .await
         .unwrap();
     assert_eq!(missing, json!({"blobs": []}));
-    let served = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await
-        .unwrap();
+    let served = get_blob(&pds, &alice.did, &cid).await.unwrap();
     assert_eq!(served.bytes, png);
     pds.stop().await;
 }
@@ -653,11 +675,7 @@ async fn unreferenced_uploads_are_swept() {
     let cid = atp_crypto::cid_for_raw(&bytes);
     upload(&pds, &alice, "text/plain", &bytes).await;
     let store = state.storage.actors().open(&alice.did).unwrap();
-    let temp_key = blob_index::get_blob(&store, &cid)
-        .unwrap()
-        .unwrap()
-        .temp_key
-        .unwrap();
+    let temp_key = temp_key_of(&store, &cid);
 
     // Not old enough: kept.
     let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
@@ -673,14 +691,7 @@ async fn unreferenced_uploads_are_swept() {
     assert!(!state.blobs.has_temp(&alice.did, &temp_key).await.unwrap());
     assert!(blob_index::get_blob(&store, &cid).unwrap().is_none());
     // So a record can no longer reference it.
-    let err = write_profile(
-        &state,
-        &alice.did,
-        Some((cid, "text/plain", bytes.len() as u64)),
-        false,
-    )
-    .await
-    .unwrap_err();
+    let err = refused_avatar(&state, &alice.did, cid, "text/plain", bytes.len() as u64).await;
     assert_eq!(err.name(), "BlobNotFound");
     pds.stop().await;
 }
@@ -689,17 +700,7 @@ async fn unreferenced_uploads_are_swept() {
 async fn sync_methods_respect_repo_availability() {
     let (pds, state) = start(None).await;
     let alice = pds.create("alice").await;
-    let png = png_bytes(5);
-    let cid = atp_crypto::cid_for_raw(&png);
-    upload(&pds, &alice, "image/png", &png).await;
-    write_profile(
-        &state,
-        &alice.did,
-        Some((cid, "image/png", png.len() as u64)),
-        false,
-    )
-    .await
-    .unwrap();
+    let (png, cid) = upload_avatar(&pds, &state, &alice, 5).await;
 
     let unknown = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
     let refused = pds
@@ -735,15 +736,7 @@ async fn sync_methods_respect_repo_availability() {
         )
     );
     // The owner's session may not upload any more.
-    let refused = pds
-        .bearer(&alice.access_jwt)
-        .procedure_bytes(
-            "com.atproto.repo.uploadBlob",
-            &(),
-            "image/png",
-            Bytes::from(png.clone()),
-        )
-        .await;
+    let refused = try_upload(&pds.bearer(&alice.access_jwt), "image/png", &png).await;
     assert_eq!(
         refusal(refused),
         (
@@ -765,10 +758,7 @@ async fn sync_methods_respect_repo_availability() {
         .await
         .unwrap();
     assert_eq!(served.bytes, png);
-    let listed: Value = admin
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&admin, &alice.did).await;
     assert_eq!(listed["cids"], json!([cid.to_string()]));
     pds.stop().await;
 }
@@ -777,13 +767,8 @@ async fn sync_methods_respect_repo_availability() {
 async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
     let (pds, state) = start(None).await;
     let alice = pds.create("alice").await;
-    let png = png_bytes(40);
-    let cid = atp_crypto::cid_for_raw(&png);
+    let (png, cid) = upload_avatar(&pds, &state, &alice, 40).await;
     let size = png.len() as u64;
-    upload(&pds, &alice, "image/png", &png).await;
-    write_profile(&state, &alice.did, Some((cid, "image/png", size)), false)
-        .await
-        .unwrap();
     let params = json!({"did": alice.did, "cid": cid.to_string()});
 
     assert!(
@@ -797,27 +782,11 @@ async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
         .await;
     assert_eq!(refusal(refused).2, "Blob not found");
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
-    let err = check_write_blobs(
-        &state,
-        &alice.did,
-        &[BlobRef {
-            cid,
-            mime_type: "image/png".to_owned(),
-            size: Some(size),
-        }],
-    )
-    .await
-    .unwrap_err();
+    let err = check_write_blobs(&state, &alice.did, &[png_ref(cid, size)])
+        .await
+        .unwrap_err();
     assert_eq!(err.name(), "BlobNotFound");
-    let again = pds
-        .bearer(&alice.access_jwt)
-        .procedure_bytes(
-            "com.atproto.repo.uploadBlob",
-            &(),
-            "image/png",
-            Bytes::from(png.clone()),
-        )
-        .await;
+    let again = try_upload(&pds.bearer(&alice.access_jwt), "image/png", &png).await;
     assert_eq!(
         refusal(again),
         (
@@ -870,14 +839,7 @@ async fn blobs_on_s3_go_through_the_whole_cycle() {
         .await
         .unwrap();
     assert!(s3.has_stored(&alice.did, &cid).await.unwrap());
-    let served = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await
-        .unwrap();
+    let served = get_blob(&pds, &alice.did, &cid).await.unwrap();
     assert_eq!(served.bytes, png);
     assert_eq!(served.content_type.as_deref(), Some("image/png"));
 
@@ -967,23 +929,14 @@ async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() 
 
     // A commit referencing it whose blob hook never ran.
     let store = state.storage.actors().open(&alice.did).unwrap();
-    let key = store.signing_key().unwrap();
-    let mut repo = store.open_repo().unwrap();
-    let profile = Ipld::Map(BTreeMap::from([
-        (
-            "$type".to_owned(),
-            Ipld::String("app.bsky.actor.profile".to_owned()),
-        ),
-        (
-            "avatar".to_owned(),
-            blob_ipld(cid, "image/png", png.len() as i128),
-        ),
-    ]));
-    repo.create_record("app.bsky.actor.profile", "self", &profile)
-        .unwrap();
-    let rev = atp_syntax::TidClock::global().next().to_string();
-    let blobs = BTreeMap::from([("app.bsky.actor.profile/self".to_owned(), vec![cid])]);
-    store.commit(&mut repo, &key, &rev, &blobs).unwrap();
+    commit_blob_record(
+        &store,
+        "app.bsky.actor.profile",
+        "self",
+        "avatar",
+        cid,
+        png.len() as u64,
+    );
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
 
     let later = SystemTime::now() + Duration::from_secs(60);
@@ -996,14 +949,7 @@ async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() 
             .temp_key,
         None
     );
-    let served = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await
-        .unwrap();
+    let served = get_blob(&pds, &alice.did, &cid).await.unwrap();
     assert_eq!(served.bytes, png);
     pds.stop().await;
 }
@@ -1038,20 +984,9 @@ async fn the_record_methods_drive_the_blob_lifecycle() {
         .await
         .unwrap();
     assert!(state.blobs.has_stored(&alice.did, &cid).await.unwrap());
-    let served = pds
-        .client()
-        .query_bytes(
-            "com.atproto.sync.getBlob",
-            &json!({"did": alice.did, "cid": cid.to_string()}),
-        )
-        .await
-        .unwrap();
+    let served = get_blob(&pds, &alice.did, &cid).await.unwrap();
     assert_eq!(served.bytes, png);
-    let listed: Value = pds
-        .client()
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&pds.client(), &alice.did).await;
     assert_eq!(listed["cids"], json!([cid.to_string()]));
 
     let rkey = created["uri"].as_str().unwrap().rsplit('/').next().unwrap();
@@ -1063,11 +998,7 @@ async fn the_record_methods_drive_the_blob_lifecycle() {
         )
         .await
         .unwrap();
-    let listed: Value = pds
-        .client()
-        .query("com.atproto.sync.listBlobs", &json!({"did": alice.did}))
-        .await
-        .unwrap();
+    let listed = list_blobs(&pds.client(), &alice.did).await;
     assert_eq!(listed, json!({"cids": []}));
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
     let store = state.storage.actors().open(&alice.did).unwrap();
@@ -1079,17 +1010,7 @@ async fn the_record_methods_drive_the_blob_lifecycle() {
 async fn blobs_left_unreferenced_by_a_repository_swap_are_collected_on_demand() {
     let (pds, state) = start(None).await;
     let alice = pds.create("alice").await;
-    let png = png_bytes(70);
-    let cid = atp_crypto::cid_for_raw(&png);
-    upload(&pds, &alice, "image/png", &png).await;
-    write_profile(
-        &state,
-        &alice.did,
-        Some((cid, "image/png", png.len() as u64)),
-        false,
-    )
-    .await
-    .unwrap();
+    let (_, cid) = upload_avatar(&pds, &state, &alice, 70).await;
     assert_eq!(
         collect_dereferenced_blobs(&state, &alice.did)
             .await
