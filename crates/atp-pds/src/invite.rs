@@ -380,3 +380,188 @@ pub fn generate_invite_code(hostname: &str) -> String {
         crate::password::random_code(2, 5)
     )
 }
+
+/// How accounts earn invite codes over time (the reference's
+/// `PDS_INVITE_INTERVAL` and `PDS_INVITE_EPOCH`): one code per `interval`
+/// of account age counted from `epoch` (or from the account's creation if
+/// later), at most [`MAX_OPEN_EARNED_CODES`] unused at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InviteSchedule {
+    /// Account age that earns one code (must not be zero).
+    pub interval: std::time::Duration,
+    /// Codes are earned only for time after this instant (the Unix epoch
+    /// when unset, as in the reference).
+    pub epoch: DateTime<Utc>,
+}
+
+/// Most unused earned codes an account holds (the reference's 5).
+pub const MAX_OPEN_EARNED_CODES: i64 = 5;
+
+impl InviteSchedule {
+    /// A schedule of one code per `interval` since the Unix epoch.
+    pub fn every(interval: std::time::Duration) -> Self {
+        InviteSchedule {
+            interval,
+            epoch: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    /// Whole intervals in `span` (0 for a negative span or a zero
+    /// interval).
+    fn intervals_in(&self, span: chrono::Duration) -> i64 {
+        let interval = i64::try_from(self.interval.as_millis()).unwrap_or(i64::MAX);
+        if interval == 0 {
+            return 0;
+        }
+        span.num_milliseconds().div_euclid(interval)
+    }
+
+    /// How many codes an account created at `created_at` may be given now
+    /// given the codes it holds (`codes`, those issued to it): the codes
+    /// it earned since the epoch, minus the ones it was given since then,
+    /// and no more than makes [`MAX_OPEN_EARNED_CODES`] unused. Codes the
+    /// operator gave (created by `admin`) do not count. Also returns the
+    /// number of earned codes it will then hold.
+    pub fn codes_to_create(
+        &self,
+        created_at: DateTime<Utc>,
+        codes: &[InviteCodeDetail],
+        now: DateTime<Utc>,
+    ) -> (i64, i64) {
+        let earned: Vec<&InviteCodeDetail> = codes
+            .iter()
+            .filter(|code| code.created_by != ADMIN_CREATOR)
+            .collect();
+        let unused = earned
+            .iter()
+            .filter(|code| !code.disabled && (code.uses.len() as u64) < u64::from(code.available))
+            .count() as i64;
+        let lifetime = self.intervals_in(now - created_at);
+        let could_create = if created_at >= self.epoch {
+            lifetime
+        } else {
+            lifetime - self.intervals_in(self.epoch - created_at)
+        };
+        let since_epoch = earned
+            .iter()
+            .filter(|code| code.created_at > self.epoch)
+            .count() as i64;
+        let to_create = (MAX_OPEN_EARNED_CODES - unused).min(could_create - since_epoch);
+        (to_create, earned.len() as i64 + to_create)
+    }
+}
+
+/// The `created_by` of codes the operator issued.
+const ADMIN_CREATOR: &str = "admin";
+
+impl AccountStore {
+    /// Gives `did` the codes it earned under `schedule` (see
+    /// [`InviteSchedule::codes_to_create`]), each usable once, made by
+    /// `generate`; disabled at once when the account's invites are
+    /// disabled (kept for the count, as in the reference). Counting and
+    /// inserting happen in one transaction, so concurrent calls cannot
+    /// give more. Returns the new codes.
+    pub fn create_earned_invite_codes(
+        &self,
+        did: &str,
+        schedule: &InviteSchedule,
+        mut generate: impl FnMut() -> String,
+    ) -> Result<Vec<InviteCodeDetail>> {
+        let now = self.now();
+        let stamp = time::format(&now);
+        self.db.write(|tx| {
+            let account = crate::account::account_where(tx, "did", did)?
+                .ok_or_else(|| Error::AccountNotFound(did.to_owned()))?;
+            let held = details(
+                tx,
+                &format!("{DETAIL_SELECT} WHERE for_account = ?1 ORDER BY created_at, code"),
+                &[&did],
+            )?;
+            let (to_create, _) = schedule.codes_to_create(account.created_at, &held, now);
+            let mut created = Vec::new();
+            for _ in 0..to_create.max(0) {
+                let code = generate();
+                tx.execute(
+                    "INSERT INTO invite_code (code, available_uses, disabled, for_account, created_by, created_at)
+                     VALUES (?1, 1, ?2, ?3, ?3, ?4)",
+                    params![code, account.invites_disabled, did, stamp],
+                )?;
+                created.push(InviteCodeDetail {
+                    code,
+                    available: 1,
+                    disabled: account.invites_disabled,
+                    for_account: did.to_owned(),
+                    created_by: did.to_owned(),
+                    created_at: now,
+                    uses: Vec::new(),
+                });
+            }
+            Ok(created)
+        })
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(day: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(0, 0).unwrap() + chrono::Duration::days(day)
+    }
+
+    fn code(created_by: &str, day: i64, used: bool) -> InviteCodeDetail {
+        InviteCodeDetail {
+            code: format!("c{day}"),
+            available: 1,
+            disabled: false,
+            for_account: "did:plc:a".to_owned(),
+            created_by: created_by.to_owned(),
+            created_at: at(day),
+            uses: if used {
+                vec![InviteCodeUse {
+                    used_by: "did:plc:b".to_owned(),
+                    used_at: at(day),
+                }]
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    #[test]
+    fn codes_earned_per_interval_since_the_epoch_at_most_five_open() {
+        let weekly = InviteSchedule::every(std::time::Duration::from_secs(7 * 86_400));
+        let me = "did:plc:a";
+        // Created on day 1000, now day 1020: two weeks earned.
+        assert_eq!(weekly.codes_to_create(at(1000), &[], at(1020)), (2, 2));
+        // One already given and used since: one more.
+        assert_eq!(
+            weekly.codes_to_create(at(1000), &[code(me, 1008, true)], at(1020)),
+            (1, 2)
+        );
+        // Operator's gifts do not count.
+        assert_eq!(
+            weekly.codes_to_create(at(1000), &[code("admin", 1001, false)], at(1020)),
+            (2, 2)
+        );
+        // A year earns 52, but five open at most.
+        assert_eq!(weekly.codes_to_create(at(1000), &[], at(1365)), (5, 5));
+        let open: Vec<_> = (0..3).map(|i| code(me, 1010 + i, false)).collect();
+        assert_eq!(weekly.codes_to_create(at(1000), &open, at(1365)), (2, 5));
+        // With an epoch after creation: only the weeks since the epoch
+        // count, and only codes created after it.
+        let since = InviteSchedule {
+            epoch: at(1014),
+            ..weekly
+        };
+        assert_eq!(
+            since.codes_to_create(at(1000), &[code(me, 1008, true)], at(1029)),
+            (2, 3)
+        );
+        // No time yet: nothing (and a zero interval gives nothing).
+        assert_eq!(weekly.codes_to_create(at(1000), &[], at(1003)), (0, 0));
+        let never = InviteSchedule::every(std::time::Duration::ZERO);
+        assert_eq!(never.codes_to_create(at(0), &[], at(1000)), (0, 0));
+    }
+}

@@ -1,6 +1,8 @@
 //! `com.atproto.server.createInviteCode`, `createInviteCodes` (both behind
 //! the admin password, as in the reference) and `getAccountInviteCodes`
-//! (the caller's own codes).
+//! (the caller's own codes; with `createAvailable`, the codes the account
+//! earned under [`PdsState::invite_schedule`] are created first, when
+//! invites are required).
 //!
 //! Invite codes are only demanded at account creation when the service is
 //! configured with `invite_required`; they can be created either way.
@@ -149,10 +151,6 @@ async fn create_invite_codes(
 #[serde(rename_all = "camelCase")]
 struct AccountInviteCodesParams {
     include_used: Option<bool>,
-    // Codes are "earned" over time only on services that configure an
-    // interval; this one does not, so nothing is created (as the
-    // reference does without an interval).
-    #[allow(dead_code)]
     create_available: Option<bool>,
 }
 
@@ -164,10 +162,23 @@ async fn get_account_invite_codes(
     require_not_taken_down(&state, &caller.did).await?;
     let params: AccountInviteCodesParams = req.params()?;
     let include_used = params.include_used.unwrap_or(true);
+    // Codes are earned over time only when invites are required and the
+    // service has a schedule (as in the reference).
+    let schedule = state
+        .invite_schedule
+        .filter(|_| params.create_available.unwrap_or(true))
+        .filter(|_| state.storage.config().invite_required);
+    let hostname = service_hostname(&state);
     let accounts = Arc::clone(state.storage.accounts());
-    let codes = run_blocking(move || accounts.invite_codes_for(&caller.did))
-        .await
-        .map_err(to_xrpc)?;
+    let codes = run_blocking(move || {
+        if let Some(schedule) = schedule {
+            let generate = || generate_invite_code(&hostname);
+            accounts.create_earned_invite_codes(&caller.did, &schedule, generate)?;
+        }
+        accounts.invite_codes_for(&caller.did)
+    })
+    .await
+    .map_err(to_xrpc)?;
     let codes: Vec<Value> = codes
         .iter()
         .filter(|code| !code.disabled)

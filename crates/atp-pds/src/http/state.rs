@@ -8,6 +8,7 @@ use atp_xrpc::auth::SessionTokenAuthority;
 use crate::blob_store::{BlobStore, DiskBlobStore};
 use crate::handle_policy::HandlePolicy;
 use crate::handle_resolver::HandleResolver;
+use crate::invite::InviteSchedule;
 use crate::mailer::{LogMailer, Mailer};
 use crate::sequencer::Sequencer;
 use crate::service::ServiceKeys;
@@ -79,6 +80,10 @@ pub struct PdsState {
     /// The handle rules: reserved names and the operator's banned words
     /// (none by default).
     pub handle_policy: HandlePolicy,
+    /// How accounts earn invite codes (`getAccountInviteCodes` with
+    /// `createAvailable`, when invites are required); `None`, the default,
+    /// gives none.
+    pub invite_schedule: Option<InviteSchedule>,
 }
 
 impl PdsState {
@@ -132,6 +137,7 @@ impl PdsState {
             dev_mode: false,
             rate_limits: true,
             handle_policy: HandlePolicy::default(),
+            invite_schedule: None,
         })
     }
 }
