@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::block_store::{insert_blocks, SqliteBlockStore, StagedBlockStore};
-use crate::db::{Database, Migration};
+use crate::db::{Database, MemoryBudget, Migration};
 use crate::error::{Error, Result};
 use crate::time;
 
@@ -489,7 +489,11 @@ impl ActorStore {
         if !dir.join("key").exists() {
             return Err(Error::AccountNotFound(did.to_owned()));
         }
-        let db = Database::open(&dir.join("store.sqlite"), MIGRATIONS)?;
+        let db = Database::open_with(
+            &dir.join("store.sqlite"),
+            MIGRATIONS,
+            MemoryBudget::PER_ACCOUNT,
+        )?;
         Ok(ActorStore {
             did: did.to_owned(),
             dir: dir.to_owned(),

@@ -23,6 +23,17 @@
 //! never a half-applied write. All calls block: async code uses
 //! [`Database::read_async`] / [`Database::write_async`], which run them on
 //! tokio's blocking pool (`spawn_blocking`).
+//!
+//! # Memory
+//!
+//! Each connection caches pages of its file, and SQLite's default cache is
+//! 2 MiB per connection. The service-wide files (accounts, event log, PLC
+//! operations) are few and keep that default ([`MemoryBudget::SHARED`]).
+//! A PDS has one file per account, and several of them are open at once:
+//! their connections get a small cache and fewer idle readers
+//! ([`MemoryBudget::PER_ACCOUNT`]), so the server's memory does not grow
+//! with the number of accounts it serves. A page not in the cache is read
+//! from the operating system's file cache, which all connections share.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,8 +47,37 @@ use crate::error::{Error, Result};
 /// connection before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Most idle reader connections kept per database.
-const MAX_IDLE_READERS: usize = 4;
+/// How much memory one database's connections may keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryBudget {
+    /// Most KiB of pages each connection caches (`PRAGMA cache_size`).
+    pub page_cache_kib: u32,
+    /// Most idle reader connections kept open; more are opened when
+    /// needed and closed when returned.
+    pub idle_readers: usize,
+}
+
+impl MemoryBudget {
+    /// For the few service-wide files: SQLite's default 2 MiB cache and
+    /// up to 4 idle readers.
+    pub const SHARED: MemoryBudget = MemoryBudget {
+        page_cache_kib: 2048,
+        idle_readers: 4,
+    };
+
+    /// For per-account files, many of which are open at once: 256 KiB of
+    /// cache per connection and up to 2 idle readers.
+    pub const PER_ACCOUNT: MemoryBudget = MemoryBudget {
+        page_cache_kib: 256,
+        idle_readers: 2,
+    };
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget::SHARED
+    }
+}
 
 /// One step of a schema: applied once, in order, inside a transaction.
 #[derive(Clone, Copy, Debug)]
@@ -51,8 +91,14 @@ pub struct Migration {
 }
 
 /// Opens (creating if needed) the SQLite file at `path` with the crate's
-/// settings: WAL, `synchronous=FULL`, busy timeout, foreign keys.
+/// settings: WAL, `synchronous=FULL`, busy timeout, foreign keys, and the
+/// page cache of [`MemoryBudget::SHARED`].
 pub fn open_connection(path: &Path) -> Result<Connection> {
+    open_connection_with(path, MemoryBudget::SHARED)
+}
+
+/// [`open_connection`] with the page cache size of `budget`.
+pub fn open_connection_with(path: &Path, budget: MemoryBudget) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -66,7 +112,10 @@ pub fn open_connection(path: &Path) -> Result<Connection> {
             path.display()
         )));
     }
-    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+        budget.page_cache_kib
+    ))?;
     Ok(conn)
 }
 
@@ -90,7 +139,24 @@ pub fn schema_version(conn: &Connection) -> Result<u32> {
 /// in its own transaction, and returns the resulting version. Reopening a
 /// migrated file applies nothing. A file newer than `migrations` is
 /// refused.
+///
+/// The steps commit with `synchronous=NORMAL` (no fsync each), and the
+/// connection is back to `FULL` afterwards. In WAL mode that keeps the file
+/// consistent whatever happens; a crash can only undo the last steps,
+/// which then apply again at the next open. Their WAL frames become
+/// durable with the next `FULL` commit's fsync, which covers the whole
+/// WAL. A new account's store thus saves four fsyncs, and the account only
+/// exists once its first commit (durable, with the schema) is stored.
 pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
+    conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+    let outcome = migrate_steps(conn, migrations);
+    let restored = conn.execute_batch("PRAGMA synchronous = FULL");
+    let version = outcome?;
+    restored?;
+    Ok(version)
+}
+
+fn migrate_steps(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
     for (index, step) in migrations.iter().enumerate() {
         if step.version as usize != index + 1 {
             return Err(Error::Migration(format!(
@@ -140,6 +206,7 @@ pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
 #[derive(Debug)]
 pub struct Database {
     path: PathBuf,
+    budget: MemoryBudget,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -150,12 +217,19 @@ fn poisoned() -> Error {
 
 impl Database {
     /// Opens (creating if needed) the file at `path` and applies
-    /// `migrations`.
+    /// `migrations`, with the memory budget of a service-wide file
+    /// ([`MemoryBudget::SHARED`]).
     pub fn open(path: &Path, migrations: &[Migration]) -> Result<Self> {
-        let mut writer = open_connection(path)?;
+        Self::open_with(path, migrations, MemoryBudget::SHARED)
+    }
+
+    /// [`Database::open`] with the given memory budget.
+    pub fn open_with(path: &Path, migrations: &[Migration], budget: MemoryBudget) -> Result<Self> {
+        let mut writer = open_connection_with(path, budget)?;
         migrate(&mut writer, migrations)?;
         Ok(Database {
             path: path.to_owned(),
+            budget,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
         })
@@ -164,6 +238,11 @@ impl Database {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The memory budget of the file's connections.
+    pub fn memory_budget(&self) -> MemoryBudget {
+        self.budget
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer connection and
@@ -195,13 +274,13 @@ impl Database {
         let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
         match pooled {
             Some(conn) => Ok(conn),
-            None => open_connection(&self.path),
+            None => open_connection_with(&self.path, self.budget),
         }
     }
 
     fn return_reader(&self, conn: Connection) {
         if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < MAX_IDLE_READERS && conn.is_autocommit() {
+            if pool.len() < self.budget.idle_readers && conn.is_autocommit() {
                 pool.push(conn);
             }
         }

@@ -164,32 +164,7 @@ impl Storage {
         directory: &D,
         request: CreateAccountRequest,
     ) -> Result<CreatedAccount> {
-        let handle = normalize_handle(&request.handle)?;
-        if !self.config.handle_allowed(&handle) {
-            return Err(Error::InvalidInput(format!(
-                "handle {handle} is not under a domain of this service"
-            )));
-        }
-        let email = normalize_email(&request.email)?;
-        if request.password.is_empty() {
-            return Err(Error::InvalidInput("password is empty".to_owned()));
-        }
-        {
-            let accounts = Arc::clone(&self.accounts);
-            let (handle, email) = (handle.clone(), email.clone());
-            let invite = request.invite_code.clone();
-            let required = self.config.invite_required;
-            run_blocking(move || {
-                accounts.check_available(&handle, &email)?;
-                match invite {
-                    Some(code) => accounts.ensure_invite_available(&code),
-                    None if required => Err(Error::InviteCodeRequired),
-                    None => Ok(()),
-                }
-            })
-            .await?;
-        }
-
+        let (handle, email) = self.checked_handle_and_email(&request)?;
         let signing_key = crate::keys::generate_signing_key();
         let signing_did_key = signing_key.did_key();
         let mut builder = GenesisBuilder::new();
@@ -204,23 +179,9 @@ impl Storage {
             .sign(&keys.plc_rotation_key)?;
         let did = genesis.did.clone();
 
-        let commit = {
-            let actors = Arc::clone(&self.actors);
-            let did = did.clone();
-            run_blocking(move || {
-                let store = actors.create(&did, &signing_key)?;
-                let result = (|| {
-                    let mut repo = store.open_repo()?;
-                    let rev = TidClock::global().next();
-                    store.commit(&mut repo, &signing_key, rev.as_str(), &BTreeMap::new())
-                })();
-                if result.is_err() {
-                    let _ = actors.remove(&did);
-                }
-                result
-            })
-            .await?
-        };
+        let commit = self
+            .check_and_create_store(&request, &handle, &email, &did, None, signing_key)
+            .await?;
 
         if let Err(err) = directory.submit_operation(&did, &genesis.operation).await {
             self.discard_store(&did).await;
@@ -271,57 +232,12 @@ impl Storage {
         request: CreateAccountRequest,
     ) -> Result<MovedInAccount> {
         atp_syntax::Did::new(did)?;
-        let handle = normalize_handle(&request.handle)?;
-        if !self.config.handle_allowed(&handle) {
-            return Err(Error::InvalidInput(format!(
-                "handle {handle} is not under a domain of this service"
-            )));
-        }
-        let email = normalize_email(&request.email)?;
-        if request.password.is_empty() {
-            return Err(Error::InvalidInput("password is empty".to_owned()));
-        }
-        {
-            let accounts = Arc::clone(&self.accounts);
-            let actors = Arc::clone(&self.actors);
-            let (handle, email, owner) = (handle.clone(), email.clone(), did.to_owned());
-            let invite = request.invite_code.clone();
-            let required = self.config.invite_required;
-            run_blocking(move || {
-                if accounts.account_by_did(&owner)?.is_some() || actors.exists(&owner) {
-                    return Err(Error::InvalidInput(format!(
-                        "an account already exists for {owner}"
-                    )));
-                }
-                accounts.check_available(&handle, &email)?;
-                match invite {
-                    Some(code) => accounts.ensure_invite_available(&code),
-                    None if required => Err(Error::InviteCodeRequired),
-                    None => Ok(()),
-                }
-            })
-            .await?;
-        }
-
+        let (handle, email) = self.checked_handle_and_email(&request)?;
         let signing_key = crate::keys::generate_signing_key();
         let signing_did_key = signing_key.did_key();
-        let commit = {
-            let actors = Arc::clone(&self.actors);
-            let did = did.to_owned();
-            run_blocking(move || {
-                let store = actors.create(&did, &signing_key)?;
-                let result = (|| {
-                    let mut repo = store.open_repo()?;
-                    let rev = TidClock::global().next();
-                    store.commit(&mut repo, &signing_key, rev.as_str(), &BTreeMap::new())
-                })();
-                if result.is_err() {
-                    let _ = actors.remove(&did);
-                }
-                result
-            })
-            .await?
-        };
+        let commit = self
+            .check_and_create_store(&request, &handle, &email, did, Some(did), signing_key)
+            .await?;
 
         let new = NewAccount {
             did: did.to_owned(),
@@ -351,6 +267,70 @@ impl Storage {
                 Err(err)
             }
         }
+    }
+
+    /// The normalized handle and email of `request`, once its handle is
+    /// under a domain of this service and its password is not empty.
+    fn checked_handle_and_email(&self, request: &CreateAccountRequest) -> Result<(String, String)> {
+        let handle = normalize_handle(&request.handle)?;
+        if !self.config.handle_allowed(&handle) {
+            return Err(Error::InvalidInput(format!(
+                "handle {handle} is not under a domain of this service"
+            )));
+        }
+        let email = normalize_email(&request.email)?;
+        if request.password.is_empty() {
+            return Err(Error::InvalidInput("password is empty".to_owned()));
+        }
+        Ok((handle, email))
+    }
+
+    /// In one trip to the blocking pool: checks that `handle` and `email`
+    /// are free and the invite code usable (and, when `existing` names a
+    /// DID moving in, that it has no account here yet), then creates the
+    /// store of `did` with `signing_key` and its empty repository's first
+    /// commit. A store left half made is removed.
+    async fn check_and_create_store(
+        &self,
+        request: &CreateAccountRequest,
+        handle: &str,
+        email: &str,
+        did: &str,
+        existing: Option<&str>,
+        signing_key: atp_crypto::SigningKey,
+    ) -> Result<CommitData> {
+        let accounts = Arc::clone(&self.accounts);
+        let actors = Arc::clone(&self.actors);
+        let (handle, email, did) = (handle.to_owned(), email.to_owned(), did.to_owned());
+        let existing = existing.map(str::to_owned);
+        let invite = request.invite_code.clone();
+        let required = self.config.invite_required;
+        run_blocking(move || {
+            if let Some(owner) = existing {
+                if accounts.account_by_did(&owner)?.is_some() || actors.exists(&owner) {
+                    return Err(Error::InvalidInput(format!(
+                        "an account already exists for {owner}"
+                    )));
+                }
+            }
+            accounts.check_available(&handle, &email)?;
+            match invite {
+                Some(code) => accounts.ensure_invite_available(&code)?,
+                None if required => return Err(Error::InviteCodeRequired),
+                None => {}
+            }
+            let store = actors.create(&did, &signing_key)?;
+            let result = (|| {
+                let mut repo = store.open_repo()?;
+                let rev = TidClock::global().next();
+                store.commit(&mut repo, &signing_key, rev.as_str(), &BTreeMap::new())
+            })();
+            if result.is_err() {
+                let _ = actors.remove(&did);
+            }
+            result
+        })
+        .await
     }
 
     async fn discard_store(&self, did: &str) {
