@@ -326,15 +326,6 @@ async fn commit_group_of(
     jobs: Vec<(WriteRequest, Option<Cid>)>,
 ) -> StoredGroup {
     let count = jobs.len();
-    let store = match open_store(state, did).await {
-        Ok(store) => store,
-        Err(err) => {
-            return StoredGroup {
-                answers: vec![Some(Err(err)); count],
-                events: None,
-            }
-        }
-    };
     let mut answers: Vec<Option<Answer>> = (0..count).map(|_| None).collect();
     let mut indexes = Vec::with_capacity(count);
     let mut ready = Vec::with_capacity(count);
@@ -343,7 +334,7 @@ async fn commit_group_of(
             answers[index] = Some(Err(invalid("Too many writes. Max: 200")));
             continue;
         }
-        match prepare_blobs(state, did, &store, &request).await {
+        match prepare_blobs(state, did, &request).await {
             Ok(moved) => {
                 indexes.push(index);
                 ready.push(ReadyJob {
@@ -362,7 +353,10 @@ async fn commit_group_of(
         };
     }
     let sequencer = state.sequencer.clone();
+    let actors = Arc::clone(state.storage.actors());
+    let owner = did.to_owned();
     let built = blocking(move || {
+        let store = actors.open(&owner).map_err(to_xrpc)?;
         let key = key_cache::signing_key(&store).map_err(to_xrpc)?;
         let mut built = commit_group(&store, &key, ready).map_err(to_xrpc)?;
         let events: Vec<_> = built
@@ -409,7 +403,6 @@ fn needs_blob_hooks(writes: &[PreparedWrite], commit: &CommitData) -> bool {
 async fn prepare_blobs(
     state: &PdsState,
     did: &str,
-    store: &Arc<ActorStore>,
     request: &WriteRequest,
 ) -> Result<Vec<String>, XrpcError> {
     let refs: Vec<BlobRef> = request
@@ -427,7 +420,8 @@ async fn prepare_blobs(
             cids.push(blob.cid);
         }
     }
-    move_referenced_uploads(state, did, store, &cids).await
+    let store = open_store(state, did).await?;
+    move_referenced_uploads(state, did, &store, &cids).await
 }
 
 /// Moves the temporary uploads among `cids` to their permanent place,
