@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use atp_crypto::{Algorithm, PublicKey};
 use atp_pds::mailer::{Mail, Mailer};
 use base64::Engine as _;
-use common::{refusal, Pds, TestAccount, PASSWORD};
+use common::{
+    procedure, query, refusal, refused_procedure, refused_query, Pds, TestAccount, PASSWORD,
+};
 use serde_json::{json, Value};
 
 /// A mailer keeping what it was asked to send.
@@ -28,16 +30,6 @@ async fn start_with_outbox() -> (Pds, Arc<Outbox>) {
     let mailer = Arc::clone(&outbox);
     let pds = Pds::start_with(move |state| state.mailer = mailer).await;
     (pds, outbox)
-}
-
-async fn login(pds: &Pds, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
-    pds.client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({ "identifier": identifier, "password": password }),
-        )
-        .await
 }
 
 async fn status(pds: &Pds, alice: &TestAccount) -> Value {
@@ -77,43 +69,40 @@ async fn deactivation_and_activation() {
     assert_eq!(fresh["importedBlobs"], 0);
     // The empty repository: one commit block and the empty MST node.
     assert_eq!(fresh["repoBlocks"], 2);
-    let head: Value = pds
-        .client()
-        .query(
-            "com.atproto.sync.getLatestCommit",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let head = query(
+        &pds.client(),
+        "com.atproto.sync.getLatestCommit",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(fresh["repoCommit"], head["cid"]);
     assert_eq!(fresh["repoRev"], head["rev"]);
 
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.deactivateAccount",
-            &(),
-            &json!({ "deleteAfter": "2030-01-01T00:00:00.000Z" }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.deactivateAccount",
+        &json!({ "deleteAfter": "2030-01-01T00:00:00.000Z" }),
+    )
+    .await;
     assert_eq!(status(&pds, &alice).await["activated"], false);
     // A deactivated account may still log in; its session says so.
-    let session = login(&pds, &alice.handle, PASSWORD).await.unwrap();
+    let session = pds.login(&alice.handle, PASSWORD).await.unwrap();
     assert_eq!(session["active"], false);
     assert_eq!(session["status"], "deactivated");
 
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure("com.atproto.server.activateAccount", &(), &())
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.activateAccount",
+        &(),
+    )
+    .await;
     assert_eq!(status(&pds, &alice).await["activated"], true);
-    let session: Value = pds
-        .bearer(&alice.access_jwt)
-        .query("com.atproto.server.getSession", &())
-        .await
-        .unwrap();
+    let session = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.getSession",
+        &(),
+    )
+    .await;
     assert_eq!(session["active"], true);
     assert!(session.get("status").is_none());
     pds.stop().await;
@@ -123,27 +112,22 @@ async fn deactivation_and_activation() {
 async fn deactivation_refusals() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
-    let (status, error, _) = refusal(
-        pds.client()
-            .procedure::<_, _, Value>("com.atproto.server.deactivateAccount", &(), &json!({}))
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.client(),
+        "com.atproto.server.deactivateAccount",
+        &json!({}),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.access_jwt)
-            .procedure::<_, _, Value>(
-                "com.atproto.server.deactivateAccount",
-                &(),
-                &json!({ "deleteAfter": "tomorrow" }),
-            )
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.deactivateAccount",
+        &json!({ "deleteAfter": "tomorrow" }),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
-    let (status, error, _) = refusal(
-        pds.client()
-            .query::<_, Value>("com.atproto.server.checkAccountStatus", &())
-            .await,
-    );
+    let (status, error, _) =
+        refused_query(&pds.client(), "com.atproto.server.checkAccountStatus", &()).await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
     pds.stop().await;
 }
@@ -154,11 +138,12 @@ async fn account_deletion_with_the_mailed_token() {
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
 
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure("com.atproto.server.requestAccountDelete", &(), &())
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.requestAccountDelete",
+        &(),
+    )
+    .await;
     let mail = outbox.0.lock().unwrap().pop().unwrap();
     assert_eq!(mail.to, "alice@example.com");
     let token = token_in(&mail);
@@ -193,7 +178,7 @@ async fn account_deletion_with_the_mailed_token() {
         (400, "InvalidRequest", "account not found")
     );
     // A wrong token did not use up the right one.
-    assert!(login(&pds, &alice.handle, PASSWORD).await.is_ok());
+    assert!(pds.login(&alice.handle, PASSWORD).await.is_ok());
 
     let done = delete(&alice.did, PASSWORD, &token.to_lowercase())
         .await
@@ -201,24 +186,23 @@ async fn account_deletion_with_the_mailed_token() {
     assert_eq!(done, Value::Null);
 
     // Gone: no login, no refresh, no repository; bob is untouched.
-    let (status, error, _) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    let (status, error, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.refresh_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.refresh_jwt),
+        "com.atproto.server.refreshSession",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
-    let (status, _, _) = refusal(
-        pds.client()
-            .query::<_, Value>(
-                "com.atproto.sync.getLatestCommit",
-                &json!({ "did": alice.did }),
-            )
-            .await,
-    );
+    let (status, _, _) = refused_query(
+        &pds.client(),
+        "com.atproto.sync.getLatestCommit",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(login(&pds, &bob.handle, PASSWORD).await.is_ok());
+    assert!(pds.login(&bob.handle, PASSWORD).await.is_ok());
     // The handle is free again.
     pds.create("alice").await;
     pds.stop().await;
@@ -228,29 +212,29 @@ async fn account_deletion_with_the_mailed_token() {
 async fn request_account_delete_needs_the_main_password() {
     let (pds, outbox) = start_with_outbox().await;
     let alice = pds.create("alice").await;
-    let (status, error, _) = refusal(
-        pds.client()
-            .procedure::<_, _, Value>("com.atproto.server.requestAccountDelete", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.client(),
+        "com.atproto.server.requestAccountDelete",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
-    let app: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({ "name": "phone" }),
-        )
+    let app = procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "phone" }),
+    )
+    .await;
+    let session = pds
+        .login(&alice.handle, app["password"].as_str().unwrap())
         .await
         .unwrap();
-    let session = login(&pds, &alice.handle, app["password"].as_str().unwrap())
-        .await
-        .unwrap();
-    let (status, error, _) = refusal(
-        pds.bearer(session["accessJwt"].as_str().unwrap())
-            .procedure::<_, _, Value>("com.atproto.server.requestAccountDelete", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(session["accessJwt"].as_str().unwrap()),
+        "com.atproto.server.requestAccountDelete",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
     assert!(outbox.0.lock().unwrap().is_empty());
     pds.stop().await;
@@ -273,18 +257,16 @@ async fn service_auth_tokens_are_signed_with_the_account_key() {
     let alice = pds.create("alice").await;
     let now = chrono::Utc::now().timestamp();
 
-    let answer: Value = pds
-        .bearer(&alice.access_jwt)
-        .query(
-            "com.atproto.server.getServiceAuth",
-            &json!({
-                "aud": "did:web:api.example.com",
-                "lxm": "app.bsky.feed.getTimeline",
-                "exp": now + 1800,
-            }),
-        )
-        .await
-        .unwrap();
+    let answer = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.getServiceAuth",
+        &json!({
+            "aud": "did:web:api.example.com",
+            "lxm": "app.bsky.feed.getTimeline",
+            "exp": now + 1800,
+        }),
+    )
+    .await;
     let (header, claims, signed, sig) = jwt_parts(answer["token"].as_str().unwrap());
     assert_eq!(header["alg"], "ES256K");
     assert_eq!(claims["iss"], alice.did.as_str());
@@ -300,14 +282,12 @@ async fn service_auth_tokens_are_signed_with_the_account_key() {
     key.verify(&signed, &sig).unwrap();
 
     // Without exp: a minute; with a service fragment in aud.
-    let answer: Value = pds
-        .bearer(&alice.access_jwt)
-        .query(
-            "com.atproto.server.getServiceAuth",
-            &json!({ "aud": "did:web:api.example.com#bsky_appview" }),
-        )
-        .await
-        .unwrap();
+    let answer = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.getServiceAuth",
+        &json!({ "aud": "did:web:api.example.com#bsky_appview" }),
+    )
+    .await;
     let (_, claims, _, _) = jwt_parts(answer["token"].as_str().unwrap());
     assert_eq!(claims["aud"], "did:web:api.example.com#bsky_appview");
     let exp = claims["exp"].as_i64().unwrap();
@@ -385,7 +365,8 @@ async fn service_auth_refusals() {
         }
     };
     let plain = make(false, "plain").await;
-    let session = login(&pds, &alice.handle, plain["password"].as_str().unwrap())
+    let session = pds
+        .login(&alice.handle, plain["password"].as_str().unwrap())
         .await
         .unwrap();
     let plain_jwt = session["accessJwt"].as_str().unwrap().to_owned();
@@ -397,13 +378,10 @@ async fn service_auth_refusals() {
         "insufficient access to request a service auth token for the following method: chat.bsky.convo.listConvos"
     );
     let privileged = make(true, "privileged").await;
-    let session = login(
-        &pds,
-        &alice.handle,
-        privileged["password"].as_str().unwrap(),
-    )
-    .await
-    .unwrap();
+    let session = pds
+        .login(&alice.handle, privileged["password"].as_str().unwrap())
+        .await
+        .unwrap();
     let answer = ask(chat, session["accessJwt"].as_str().unwrap().to_owned())
         .await
         .unwrap();
@@ -449,16 +427,18 @@ async fn status_changes_are_announced_as_account_events() {
     let alice = pds.create("alice").await;
     let before = events_of(&sequencer, &alice.did).len();
 
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure("com.atproto.server.deactivateAccount", &(), &json!({}))
-        .await
-        .unwrap();
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure("com.atproto.server.activateAccount", &(), &())
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.deactivateAccount",
+        &json!({}),
+    )
+    .await;
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.activateAccount",
+        &(),
+    )
+    .await;
     let events = events_of(&sequencer, &alice.did);
     let new: Vec<&(String, Value)> = events[before..].iter().collect();
     assert_eq!(new[0].0, "#account");
@@ -474,21 +454,19 @@ async fn status_changes_are_announced_as_account_events() {
     assert_eq!(new[3].0, "#sync");
     assert_eq!(new.len(), 4);
 
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure("com.atproto.server.requestAccountDelete", &(), &())
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.requestAccountDelete",
+        &(),
+    )
+    .await;
     let token = token_in(&outbox.0.lock().unwrap().pop().unwrap());
-    let _: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.deleteAccount",
-            &(),
-            &json!({ "did": alice.did, "password": PASSWORD, "token": token }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.client(),
+        "com.atproto.server.deleteAccount",
+        &json!({ "did": alice.did, "password": PASSWORD, "token": token }),
+    )
+    .await;
     // Deletion leaves one event for the account: #account deleted.
     let events = events_of(&sequencer, &alice.did);
     assert_eq!(events.len(), 1);

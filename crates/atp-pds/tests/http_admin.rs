@@ -4,31 +4,12 @@
 
 mod common;
 
-use atp_xrpc::client::XrpcClient;
-use base64::Engine as _;
-use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use common::{
+    basic_auth, procedure, query, refusal, refused_procedure, refused_query, Pds, ADMIN_PASSWORD,
+    PASSWORD,
+};
+use hyper::header::AUTHORIZATION;
 use serde_json::{json, Value};
-
-fn basic(user: &str, password: &str) -> HeaderValue {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
-}
-
-fn admin(pds: &Pds) -> XrpcClient {
-    pds.client()
-        .with_header(AUTHORIZATION, basic("admin", ADMIN_PASSWORD))
-}
-
-async fn login(pds: &Pds, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
-    pds.client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({ "identifier": identifier, "password": password }),
-        )
-        .await
-}
 
 #[tokio::test]
 async fn admin_methods_refuse_without_the_admin_password() {
@@ -37,48 +18,40 @@ async fn admin_methods_refuse_without_the_admin_password() {
     let clients = [
         pds.client(),
         pds.client()
-            .with_header(AUTHORIZATION, basic("admin", "wrong")),
+            .with_header(AUTHORIZATION, basic_auth("admin", "wrong")),
         pds.client()
-            .with_header(AUTHORIZATION, basic("root", ADMIN_PASSWORD)),
+            .with_header(AUTHORIZATION, basic_auth("root", ADMIN_PASSWORD)),
         // A user's session is not an admin credential.
         pds.bearer(&alice.access_jwt),
     ];
     for client in clients {
-        let (status, _, _) = refusal(
-            client
-                .query::<_, Value>(
-                    "com.atproto.admin.getAccountInfo",
-                    &json!({ "did": alice.did }),
-                )
-                .await,
-        );
+        let (status, _, _) = refused_query(
+            &client,
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": alice.did }),
+        )
+        .await;
         assert_eq!(status, 401);
-        let (status, error, message) = refusal(
-            client
-                .procedure::<_, _, Value>(
-                    "com.atproto.admin.deleteAccount",
-                    &(),
-                    &json!({ "did": alice.did }),
-                )
-                .await,
-        );
+        let (status, error, message) = refused_procedure(
+            &client,
+            "com.atproto.admin.deleteAccount",
+            &json!({ "did": alice.did }),
+        )
+        .await;
         assert_eq!(
             (status, error.as_str(), message.as_str()),
             (401, "AuthenticationRequired", "Authentication Required")
         );
-        let (status, _, _) = refusal(
-            client
-                .procedure::<_, _, Value>(
-                    "com.atproto.server.createInviteCode",
-                    &(),
-                    &json!({ "useCount": 1 }),
-                )
-                .await,
-        );
+        let (status, _, _) = refused_procedure(
+            &client,
+            "com.atproto.server.createInviteCode",
+            &json!({ "useCount": 1 }),
+        )
+        .await;
         assert_eq!(status, 401);
     }
     // Nothing happened.
-    assert!(login(&pds, &alice.handle, PASSWORD).await.is_ok());
+    assert!(pds.login(&alice.handle, PASSWORD).await.is_ok());
     pds.stop().await;
 }
 
@@ -86,14 +59,12 @@ async fn admin_methods_refuse_without_the_admin_password() {
 async fn admin_without_a_configured_password_is_refused() {
     let pds = Pds::start_with(|state| state.admin_password = None).await;
     let alice = pds.create("alice").await;
-    let (status, _, _) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getAccountInfo",
-                &json!({ "did": alice.did }),
-            )
-            .await,
-    );
+    let (status, _, _) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(status, 401);
     pds.stop().await;
 }
@@ -104,13 +75,12 @@ async fn account_info_and_updates() {
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
 
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(info["did"], alice.did.as_str());
     assert_eq!(info["handle"], "alice.test");
     assert_eq!(info["email"], "alice@example.com");
@@ -120,26 +90,23 @@ async fn account_info_and_updates() {
     assert!(info.get("deactivatedAt").is_none());
     assert!(info.get("emailConfirmedAt").is_none());
 
-    let (status, error, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getAccountInfo",
-                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
-            )
-            .await,
-    );
+    let (status, error, message) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
+    )
+    .await;
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (400, "NotFound", "Account not found")
     );
 
-    let infos: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfos",
-            &json!({ "dids": [bob.did, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", alice.did] }),
-        )
-        .await
-        .unwrap();
+    let infos = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfos",
+        &json!({ "dids": [bob.did, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", alice.did] }),
+    )
+    .await;
     let dids: Vec<&str> = infos["infos"]
         .as_array()
         .unwrap()
@@ -149,66 +116,54 @@ async fn account_info_and_updates() {
     assert_eq!(dids, [bob.did.as_str(), alice.did.as_str()]);
 
     // Email: by handle; taken addresses refused.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateAccountEmail",
-            &(),
-            &json!({ "account": "alice.test", "email": "Alice@New.Example" }),
-        )
-        .await
-        .unwrap();
-    assert!(login(&pds, "alice@new.example", PASSWORD).await.is_ok());
-    let (status, _, _) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountEmail",
-                &(),
-                &json!({ "account": alice.did, "email": "bob@example.com" }),
-            )
-            .await,
-    );
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountEmail",
+        &json!({ "account": "alice.test", "email": "Alice@New.Example" }),
+    )
+    .await;
+    assert!(pds.login("alice@new.example", PASSWORD).await.is_ok());
+    let (status, _, _) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountEmail",
+        &json!({ "account": alice.did, "email": "bob@example.com" }),
+    )
+    .await;
     assert_eq!(status, 400);
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountEmail",
-                &(),
-                &json!({ "account": "nobody.test", "email": "x@example.com" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountEmail",
+        &json!({ "account": "nobody.test", "email": "x@example.com" }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "Account does not exist: nobody.test")
     );
 
     // Password: the old one stops working and sessions are revoked.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateAccountPassword",
-            &(),
-            &json!({ "did": alice.did, "password": "new-password" }),
-        )
-        .await
-        .unwrap();
-    assert!(login(&pds, &alice.handle, "new-password").await.is_ok());
-    let (status, _, _) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountPassword",
+        &json!({ "did": alice.did, "password": "new-password" }),
+    )
+    .await;
+    assert!(pds.login(&alice.handle, "new-password").await.is_ok());
+    let (status, _, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!(status, 401);
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.refresh_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.refresh_jwt),
+        "com.atproto.server.refreshSession",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountPassword",
-                &(),
-                &json!({ "did": alice.did, "password": "x".repeat(257) }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountPassword",
+        &json!({ "did": alice.did, "password": "x".repeat(257) }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "Invalid password length.")
@@ -222,37 +177,31 @@ async fn admin_handle_change_updates_the_did_document() {
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
 
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateAccountHandle",
-            &(),
-            &json!({ "did": alice.did, "handle": "Alicia.test" }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountHandle",
+        &json!({ "did": alice.did, "handle": "Alicia.test" }),
+    )
+    .await;
     let data = pds.directory().data(&alice.did).await.unwrap();
     assert_eq!(data["alsoKnownAs"], json!(["at://alicia.test"]));
     let log = pds.directory().log(&alice.did).await.unwrap();
     assert_eq!(log.len(), 2);
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(info["handle"], "alicia.test");
-    assert!(login(&pds, "alicia.test", PASSWORD).await.is_ok());
+    assert!(pds.login("alicia.test", PASSWORD).await.is_ok());
     // The old handle is free.
-    let _: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createAccount",
-            &(),
-            &json!({ "handle": "alice.test", "email": "other@example.com", "password": PASSWORD }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.client(),
+        "com.atproto.server.createAccount",
+        &json!({ "handle": "alice.test", "email": "other@example.com", "password": PASSWORD }),
+    )
+    .await;
 
     // Taken, invalid and too-short handles are refused, the document stays.
     let refusals = [
@@ -262,15 +211,12 @@ async fn admin_handle_change_updates_the_did_document() {
         ("alice.example", 400, "InvalidHandle"),
     ];
     for (handle, want_status, want_error) in refusals {
-        let (status, error, _) = refusal(
-            admin(&pds)
-                .procedure::<_, _, Value>(
-                    "com.atproto.admin.updateAccountHandle",
-                    &(),
-                    &json!({ "did": alice.did, "handle": handle }),
-                )
-                .await,
-        );
+        let (status, error, _) = refused_procedure(
+            &pds.admin(),
+            "com.atproto.admin.updateAccountHandle",
+            &json!({ "did": alice.did, "handle": handle }),
+        )
+        .await;
         assert_eq!(
             (status, error.as_str()),
             (want_status, want_error),
@@ -279,28 +225,22 @@ async fn admin_handle_change_updates_the_did_document() {
     }
     assert_eq!(pds.directory().log(&alice.did).await.unwrap().len(), 2);
     // A handle outside the service's domains must resolve to the DID.
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountHandle",
-                &(),
-                &json!({ "did": alice.did, "handle": "nobody-resolves-this-h1.com" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountHandle",
+        &json!({ "did": alice.did, "handle": "nobody-resolves-this-h1.com" }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "External handle did not resolve to DID")
     );
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountHandle",
-                &(),
-                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "handle": "zed.test" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountHandle",
+        &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa", "handle": "zed.test" }),
+    )
+    .await;
     assert_eq!((status, message.as_str()), (400, "Account not found"));
     let _ = bob;
     pds.stop().await;
@@ -330,25 +270,20 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     .await;
     let sequencer = captured.lock().unwrap().take().unwrap();
     let alice = pds.create("alice").await;
-    let app: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({ "name": "phone" }),
-        )
-        .await
-        .unwrap();
+    let app = procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "phone" }),
+    )
+    .await;
     let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
 
-    let answer: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": subject, "takedown": { "applied": true, "ref": "case-1" } }),
-        )
-        .await
-        .unwrap();
+    let answer = procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": subject, "takedown": { "applied": true, "ref": "case-1" } }),
+    )
+    .await;
     assert_eq!(answer["subject"], subject);
     assert_eq!(
         answer["takedown"],
@@ -359,13 +294,12 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     assert_eq!(last["active"], false);
     assert_eq!(last["status"], "takendown");
 
-    let status: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getSubjectStatus",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let status = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(
         status,
         json!({
@@ -377,56 +311,53 @@ async fn takedown_blocks_login_and_revokes_sessions() {
 
     // Login with the main password: the reference's takedown answer; with
     // the app password: a plain wrong-password answer.
-    let (status, error, message) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    let (status, error, message) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (401, "AccountTakedown", "Account has been taken down")
     );
-    let (status, error, _) =
-        refusal(login(&pds, &alice.handle, app["password"].as_str().unwrap()).await);
+    let (status, error, _) = refusal(
+        pds.login(&alice.handle, app["password"].as_str().unwrap())
+            .await,
+    );
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
     // Sessions cannot be refreshed, and takedown-checked methods refuse.
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.refresh_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.refresh_jwt),
+        "com.atproto.server.refreshSession",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
-    let (status, error, message) = refusal(
-        pds.bearer(&alice.access_jwt)
-            .procedure::<_, _, Value>(
-                "com.atproto.server.createAppPassword",
-                &(),
-                &json!({ "name": "another" }),
-            )
-            .await,
-    );
+    let (status, error, message) = refused_procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "another" }),
+    )
+    .await;
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (401, "AccountTakedown", "Account has been taken down")
     );
 
     // Lifting the takedown lets the account in again.
-    let answer: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": subject, "takedown": { "applied": false } }),
-        )
-        .await
-        .unwrap();
+    let answer = procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": subject, "takedown": { "applied": false } }),
+    )
+    .await;
     assert_eq!(answer["takedown"], json!({ "applied": false }));
     let events = account_events(&sequencer, &alice.did);
     assert_eq!(events.last().unwrap()["active"], true);
-    let session = login(&pds, &alice.handle, PASSWORD).await.unwrap();
+    let session = pds.login(&alice.handle, PASSWORD).await.unwrap();
     assert_eq!(session["active"], true);
-    let status: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getSubjectStatus",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let status = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(status["takedown"], json!({ "applied": false }));
     pds.stop().await;
 }
@@ -436,44 +367,37 @@ async fn subject_status_deactivation_and_refusals() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": subject, "deactivated": { "applied": true } }),
-        )
-        .await
-        .unwrap();
-    let status: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getSubjectStatus",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": subject, "deactivated": { "applied": true } }),
+    )
+    .await;
+    let status = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(status["deactivated"], json!({ "applied": true }));
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert!(info["deactivatedAt"].is_string());
 
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateSubjectStatus",
-                &(),
-                &json!({
-                    "subject": subject,
-                    "takedown": { "applied": true },
-                    "deactivated": { "applied": false },
-                }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({
+            "subject": subject,
+            "takedown": { "applied": true },
+            "deactivated": { "applied": false },
+        }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (
@@ -481,32 +405,25 @@ async fn subject_status_deactivation_and_refusals() {
             "Cannot activate and takedown an account at the same time"
         )
     );
-    let (status, error, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getSubjectStatus",
-                &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
-            )
-            .await,
-    );
+    let (status, error, message) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "did": "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa" }),
+    )
+    .await;
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (400, "NotFound", "Subject not found")
     );
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>("com.atproto.admin.getSubjectStatus", &())
-            .await,
-    );
+    let (status, _, message) =
+        refused_query(&pds.admin(), "com.atproto.admin.getSubjectStatus", &()).await;
     assert_eq!((status, message.as_str()), (400, "No provided subject"));
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getSubjectStatus",
-                &json!({ "blob": "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "blob": "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm" }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "Must provide a did to request blob state")
@@ -519,27 +436,23 @@ async fn admin_deletes_an_account() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
-    let done: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.deleteAccount",
-            &(),
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let done = procedure(
+        &pds.admin(),
+        "com.atproto.admin.deleteAccount",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(done, Value::Null);
-    let (status, error, _) = refusal(login(&pds, &alice.handle, PASSWORD).await);
+    let (status, error, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
-    let (status, error, _) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getAccountInfo",
-                &json!({ "did": alice.did }),
-            )
-            .await,
-    );
+    let (status, error, _) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "NotFound"));
-    assert!(login(&pds, &bob.handle, PASSWORD).await.is_ok());
+    assert!(pds.login(&bob.handle, PASSWORD).await.is_ok());
     pds.stop().await;
 }
 
@@ -561,61 +474,61 @@ async fn record_and_blob_takedowns() {
     let blob: Value = serde_json::from_slice(&uploaded.bytes).unwrap();
     let blob = blob["blob"].clone();
     let cid = blob["ref"]["$link"].as_str().unwrap().to_owned();
-    let created: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.repo.createRecord",
-            &(),
-            &json!({
-                "repo": alice.did,
-                "collection": "app.bsky.feed.post",
-                "record": {
-                    "$type": "app.bsky.feed.post",
-                    "text": "hello",
-                    "createdAt": "2024-01-01T00:00:00.000Z",
-                    "embed": {
-                        "$type": "app.bsky.embed.images",
-                        "images": [{ "alt": "", "image": blob }],
-                    },
+    let created = procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.repo.createRecord",
+        &json!({
+            "repo": alice.did,
+            "collection": "app.bsky.feed.post",
+            "record": {
+                "$type": "app.bsky.feed.post",
+                "text": "hello",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+                "embed": {
+                    "$type": "app.bsky.embed.images",
+                    "images": [{ "alt": "", "image": blob }],
                 },
-            }),
-        )
-        .await
-        .unwrap();
+            },
+        }),
+    )
+    .await;
     let uri = created["uri"].as_str().unwrap().to_owned();
     let record_cid = created["cid"].as_str().unwrap().to_owned();
 
     // The account's own view of its store counts them.
-    let status: Value = pds
-        .bearer(&alice.access_jwt)
-        .query("com.atproto.server.checkAccountStatus", &())
-        .await
-        .unwrap();
+    let status = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.checkAccountStatus",
+        &(),
+    )
+    .await;
     assert_eq!(status["indexedRecords"], 1);
     assert_eq!(status["expectedBlobs"], 1);
     assert_eq!(status["importedBlobs"], 1);
 
     // Not taken down yet.
-    let shown: Value = admin(&pds)
-        .query("com.atproto.admin.getSubjectStatus", &json!({ "uri": uri }))
-        .await
-        .unwrap();
+    let shown = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "uri": uri }),
+    )
+    .await;
     assert_eq!(shown["takedown"], json!({ "applied": false }));
 
     let record_subject =
         json!({ "$type": "com.atproto.repo.strongRef", "uri": uri, "cid": record_cid });
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": record_subject, "takedown": { "applied": true, "ref": "r1" } }),
-        )
-        .await
-        .unwrap();
-    let shown: Value = admin(&pds)
-        .query("com.atproto.admin.getSubjectStatus", &json!({ "uri": uri }))
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": record_subject, "takedown": { "applied": true, "ref": "r1" } }),
+    )
+    .await;
+    let shown = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "uri": uri }),
+    )
+    .await;
     assert_eq!(
         shown,
         json!({
@@ -624,33 +537,28 @@ async fn record_and_blob_takedowns() {
         })
     );
     let rkey = uri.rsplit('/').next().unwrap();
-    let (status, _, _) = refusal(
-        pds.client()
-            .query::<_, Value>(
-                "com.atproto.repo.getRecord",
-                &json!({ "repo": alice.did, "collection": "app.bsky.feed.post", "rkey": rkey }),
-            )
-            .await,
-    );
+    let (status, _, _) = refused_query(
+        &pds.client(),
+        "com.atproto.repo.getRecord",
+        &json!({ "repo": alice.did, "collection": "app.bsky.feed.post", "rkey": rkey }),
+    )
+    .await;
     assert_eq!(status, 400);
 
     let blob_subject =
         json!({ "$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": cid });
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": blob_subject, "takedown": { "applied": true } }),
-        )
-        .await
-        .unwrap();
-    let shown: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getSubjectStatus",
-            &json!({ "did": alice.did, "blob": cid }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": blob_subject, "takedown": { "applied": true } }),
+    )
+    .await;
+    let shown = query(
+        &pds.admin(),
+        "com.atproto.admin.getSubjectStatus",
+        &json!({ "did": alice.did, "blob": cid }),
+    )
+    .await;
     assert_eq!(shown["subject"], blob_subject);
     assert_eq!(shown["takedown"]["applied"], true);
     // The reference's default reference is the time of the takedown.
@@ -666,14 +574,12 @@ async fn record_and_blob_takedowns() {
     assert!(status == 400 || status == 404, "{status}");
 
     // Lifting it serves the blob again.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({ "subject": blob_subject, "takedown": { "applied": false } }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({ "subject": blob_subject, "takedown": { "applied": false } }),
+    )
+    .await;
     let served = pds
         .client()
         .query_bytes(
@@ -704,31 +610,27 @@ async fn operator_email_change_unconfirms_and_drops_tokens() {
     let token = accounts
         .issue_email_token(&alice.did, EmailTokenPurpose::ConfirmEmail)
         .unwrap();
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert!(info["emailConfirmedAt"].is_string());
 
     // Same address: still unconfirmed afterwards, as the reference does.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateAccountEmail",
-            &(),
-            &json!({ "account": alice.did, "email": "alice@example.com" }),
-        )
-        .await
-        .unwrap();
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountEmail",
+        &json!({ "account": alice.did, "email": "alice@example.com" }),
+    )
+    .await;
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert!(info.get("emailConfirmedAt").is_none());
     assert!(matches!(
         accounts.consume_email_token(
@@ -744,14 +646,12 @@ async fn operator_email_change_unconfirms_and_drops_tokens() {
     let reset = accounts
         .issue_email_token(&alice.did, EmailTokenPurpose::ResetPassword)
         .unwrap();
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateAccountPassword",
-            &(),
-            &json!({ "did": alice.did, "password": "another-one" }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateAccountPassword",
+        &json!({ "did": alice.did, "password": "another-one" }),
+    )
+    .await;
     assert!(matches!(
         accounts.consume_email_token(
             &alice.did,

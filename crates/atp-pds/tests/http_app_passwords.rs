@@ -6,7 +6,7 @@
 mod common;
 
 use atp_xrpc::auth::{AuthScope, SessionTokenAuthority};
-use common::{refusal, Pds, PASSWORD};
+use common::{procedure, query, refusal, refused_procedure, refused_query, Pds, PASSWORD};
 use serde_json::{json, Value};
 
 async fn create_app_password(pds: &Pds, jwt: &str, name: &str, privileged: bool) -> Value {
@@ -18,16 +18,6 @@ async fn create_app_password(pds: &Pds, jwt: &str, name: &str, privileged: bool)
         )
         .await
         .unwrap()
-}
-
-async fn login(pds: &Pds, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
-    pds.client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({ "identifier": identifier, "password": password }),
-        )
-        .await
 }
 
 /// The scope claim of an access JWT (read with the test server's secret).
@@ -63,31 +53,33 @@ async fn app_password_sessions_have_app_scopes() {
     let privileged = create_app_password(&pds, &alice.access_jwt, "chat", true).await;
     assert_eq!(privileged["privileged"], true);
 
-    let session = login(&pds, &alice.handle, password).await.unwrap();
+    let session = pds.login(&alice.handle, password).await.unwrap();
     assert_eq!(session["did"], alice.did.as_str());
     assert_eq!(
         scope_of(session["accessJwt"].as_str().unwrap()),
         AuthScope::AppPass
     );
-    let session = login(&pds, &alice.did, privileged["password"].as_str().unwrap())
+    let session = pds
+        .login(&alice.did, privileged["password"].as_str().unwrap())
         .await
         .unwrap();
     assert_eq!(
         scope_of(session["accessJwt"].as_str().unwrap()),
         AuthScope::AppPassPrivileged
     );
-    let main = login(&pds, &alice.handle, PASSWORD).await.unwrap();
+    let main = pds.login(&alice.handle, PASSWORD).await.unwrap();
     assert_eq!(
         scope_of(main["accessJwt"].as_str().unwrap()),
         AuthScope::Access
     );
 
     // Listed newest first, without the password.
-    let listed: Value = pds
-        .bearer(&alice.access_jwt)
-        .query("com.atproto.server.listAppPasswords", &())
-        .await
-        .unwrap();
+    let listed = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.listAppPasswords",
+        &(),
+    )
+    .await;
     let passwords = listed["passwords"].as_array().unwrap();
     assert_eq!(passwords.len(), 2);
     assert_eq!(passwords[0]["name"], "chat");
@@ -102,51 +94,53 @@ async fn app_password_sessions_cannot_use_full_access_methods() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let created = create_app_password(&pds, &alice.access_jwt, "phone", true).await;
-    let session = login(&pds, &alice.handle, created["password"].as_str().unwrap())
+    let session = pds
+        .login(&alice.handle, created["password"].as_str().unwrap())
         .await
         .unwrap();
     let app_jwt = session["accessJwt"].as_str().unwrap();
 
     // An app password cannot mint app passwords...
-    let (status, error, message) = refusal(
-        pds.bearer(app_jwt)
-            .procedure::<_, _, Value>(
-                "com.atproto.server.createAppPassword",
-                &(),
-                &json!({ "name": "another" }),
-            )
-            .await,
-    );
+    let (status, error, message) = refused_procedure(
+        &pds.bearer(app_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "another" }),
+    )
+    .await;
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (400, "InvalidToken", "Bad token scope")
     );
     // ...nor deactivate or delete the account, nor list its invite codes.
-    let (status, error, _) = refusal(
-        pds.bearer(app_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.deactivateAccount", &(), &json!({}))
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(app_jwt),
+        "com.atproto.server.deactivateAccount",
+        &json!({}),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
-    let (status, error, _) = refusal(
-        pds.bearer(app_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.requestAccountDelete", &(), &json!({}))
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(app_jwt),
+        "com.atproto.server.requestAccountDelete",
+        &json!({}),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
-    let (status, error, _) = refusal(
-        pds.bearer(app_jwt)
-            .query::<_, Value>("com.atproto.server.getAccountInviteCodes", &())
-            .await,
-    );
+    let (status, error, _) = refused_query(
+        &pds.bearer(app_jwt),
+        "com.atproto.server.getAccountInviteCodes",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
 
     // Standard methods work.
-    let listed: Value = pds
-        .bearer(app_jwt)
-        .query("com.atproto.server.listAppPasswords", &())
-        .await
-        .unwrap();
+    let listed = query(
+        &pds.bearer(app_jwt),
+        "com.atproto.server.listAppPasswords",
+        &(),
+    )
+    .await;
     assert_eq!(listed["passwords"].as_array().unwrap().len(), 1);
     pds.stop().await;
 }
@@ -157,30 +151,30 @@ async fn revoking_an_app_password_ends_its_sessions() {
     let alice = pds.create("alice").await;
     let phone = create_app_password(&pds, &alice.access_jwt, "phone", false).await;
     let tablet = create_app_password(&pds, &alice.access_jwt, "tablet", false).await;
-    let phone_session = login(&pds, &alice.handle, phone["password"].as_str().unwrap())
+    let phone_session = pds
+        .login(&alice.handle, phone["password"].as_str().unwrap())
         .await
         .unwrap();
-    let tablet_session = login(&pds, &alice.handle, tablet["password"].as_str().unwrap())
+    let tablet_session = pds
+        .login(&alice.handle, tablet["password"].as_str().unwrap())
         .await
         .unwrap();
 
-    let revoked: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.revokeAppPassword",
-            &(),
-            &json!({ "name": "phone" }),
-        )
-        .await
-        .unwrap();
+    let revoked = procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.revokeAppPassword",
+        &json!({ "name": "phone" }),
+    )
+    .await;
     assert_eq!(revoked, Value::Null);
 
     // The phone's refresh token is refused, the tablet's still works.
-    let (status, error, _) = refusal(
-        pds.bearer(phone_session["refreshJwt"].as_str().unwrap())
-            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &())
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(phone_session["refreshJwt"].as_str().unwrap()),
+        "com.atproto.server.refreshSession",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
     let refreshed: Value = pds
         .bearer(tablet_session["refreshJwt"].as_str().unwrap())
@@ -190,8 +184,10 @@ async fn revoking_an_app_password_ends_its_sessions() {
     assert_eq!(refreshed["did"], alice.did.as_str());
 
     // The password no longer logs in; it is gone from the list.
-    let (status, error, message) =
-        refusal(login(&pds, &alice.handle, phone["password"].as_str().unwrap()).await);
+    let (status, error, message) = refusal(
+        pds.login(&alice.handle, phone["password"].as_str().unwrap())
+            .await,
+    );
     assert_eq!(
         (status, error.as_str(), message.as_str()),
         (
@@ -200,11 +196,12 @@ async fn revoking_an_app_password_ends_its_sessions() {
             "Invalid identifier or password"
         )
     );
-    let listed: Value = pds
-        .bearer(&alice.access_jwt)
-        .query("com.atproto.server.listAppPasswords", &())
-        .await
-        .unwrap();
+    let listed = query(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.listAppPasswords",
+        &(),
+    )
+    .await;
     let names: Vec<&str> = listed["passwords"]
         .as_array()
         .unwrap()
@@ -214,15 +211,12 @@ async fn revoking_an_app_password_ends_its_sessions() {
     assert_eq!(names, ["tablet"]);
 
     // Revoking an unknown name succeeds, as in the reference.
-    let _: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.revokeAppPassword",
-            &(),
-            &json!({ "name": "never-made" }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.revokeAppPassword",
+        &json!({ "name": "never-made" }),
+    )
+    .await;
     pds.stop().await;
 }
 
@@ -231,37 +225,33 @@ async fn app_password_refusals() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     // No credentials.
-    let (status, error, _) = refusal(
-        pds.client()
-            .query::<_, Value>("com.atproto.server.listAppPasswords", &())
-            .await,
-    );
+    let (status, error, _) =
+        refused_query(&pds.client(), "com.atproto.server.listAppPasswords", &()).await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
     // A garbage token.
-    let (status, error, _) = refusal(
-        pds.bearer("not-a-jwt")
-            .query::<_, Value>("com.atproto.server.listAppPasswords", &())
-            .await,
-    );
+    let (status, error, _) = refused_query(
+        &pds.bearer("not-a-jwt"),
+        "com.atproto.server.listAppPasswords",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
     // A duplicate name.
     create_app_password(&pds, &alice.access_jwt, "phone", false).await;
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.access_jwt)
-            .procedure::<_, _, Value>(
-                "com.atproto.server.createAppPassword",
-                &(),
-                &json!({ "name": "phone" }),
-            )
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "phone" }),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
     // A missing name fails the lexicon check.
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.access_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.createAppPassword", &(), &json!({}))
-            .await,
-    );
+    let (status, error, _) = refused_procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({}),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
     pds.stop().await;
 }

@@ -5,27 +5,16 @@
 
 mod common;
 
-use atp_xrpc::client::XrpcClient;
-use base64::Engine as _;
-use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use common::{procedure, query, refusal, refused_procedure, refused_query, Pds, PASSWORD};
 use serde_json::{json, Value};
-
-fn admin(pds: &Pds) -> XrpcClient {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
-    pds.client().with_header(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    )
-}
 
 async fn create_code(pds: &Pds, uses: u32, for_account: Option<&str>) -> String {
     let mut input = json!({ "useCount": uses });
     if let Some(account) = for_account {
         input["forAccount"] = json!(account);
     }
-    let answer: Value = admin(pds)
+    let answer: Value = pds
+        .admin()
         .procedure("com.atproto.server.createInviteCode", &(), &input)
         .await
         .unwrap();
@@ -98,10 +87,7 @@ async fn invites_required_by_the_service() {
     assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
 
     // The admin sees both uses; the account view shows who invited alice.
-    let listed: Value = admin(&pds)
-        .query("com.atproto.admin.getInviteCodes", &())
-        .await
-        .unwrap();
+    let listed = query(&pds.admin(), "com.atproto.admin.getInviteCodes", &()).await;
     let codes = listed["codes"].as_array().unwrap();
     assert_eq!(codes.len(), 1);
     assert_eq!(codes[0]["code"], code.as_str());
@@ -110,25 +96,22 @@ async fn invites_required_by_the_service() {
     assert_eq!(codes[0]["forAccount"], "admin");
     assert_eq!(codes[0]["createdBy"], "admin");
     assert_eq!(codes[0]["uses"].as_array().unwrap().len(), 2);
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice["did"] }),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice["did"] }),
+    )
+    .await;
     assert_eq!(info["invitedBy"]["code"], code.as_str());
 
     // A disabled code cannot be used.
     let spare = create_code(&pds, 5, None).await;
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.disableInviteCodes",
-            &(),
-            &json!({ "codes": [spare] }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.disableInviteCodes",
+        &json!({ "codes": [spare] }),
+    )
+    .await;
     let (status, error, _) = refusal(create_account(&pds, "carol", Some(&spare)).await);
     assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
     pds.stop().await;
@@ -151,14 +134,12 @@ async fn account_invite_codes() {
     let alice = pds.create("alice").await;
     let carol = pds.create("carol").await;
 
-    let answer: Value = admin(&pds)
-        .procedure(
-            "com.atproto.server.createInviteCodes",
-            &(),
-            &json!({ "codeCount": 3, "useCount": 1, "forAccounts": [alice.did, carol.did] }),
-        )
-        .await
-        .unwrap();
+    let answer = procedure(
+        &pds.admin(),
+        "com.atproto.server.createInviteCodes",
+        &json!({ "codeCount": 3, "useCount": 1, "forAccounts": [alice.did, carol.did] }),
+    )
+    .await;
     let batches = answer["codes"].as_array().unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(batches[0]["account"], alice.did.as_str());
@@ -176,13 +157,12 @@ async fn account_invite_codes() {
         let client = pds.bearer(&alice.access_jwt);
         let did = alice.did.clone();
         async move {
-            let answer: Value = client
-                .query(
-                    "com.atproto.server.getAccountInviteCodes",
-                    &json!({ "includeUsed": include_used }),
-                )
-                .await
-                .unwrap();
+            let answer = query(
+                &client,
+                "com.atproto.server.getAccountInviteCodes",
+                &json!({ "includeUsed": include_used }),
+            )
+            .await;
             let mut codes: Vec<String> = answer["codes"]
                 .as_array()
                 .unwrap()
@@ -208,76 +188,67 @@ async fn account_invite_codes() {
     assert_eq!(mine(false).await.len(), 2);
 
     // All of alice's codes disabled: none listed; carol's are kept.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.disableInviteCodes",
-            &(),
-            &json!({ "accounts": [alice.did] }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.disableInviteCodes",
+        &json!({ "accounts": [alice.did] }),
+    )
+    .await;
     assert!(mine(true).await.is_empty());
-    let carols: Value = pds
-        .bearer(&carol.access_jwt)
-        .query("com.atproto.server.getAccountInviteCodes", &())
-        .await
-        .unwrap();
+    let carols = query(
+        &pds.bearer(&carol.access_jwt),
+        "com.atproto.server.getAccountInviteCodes",
+        &(),
+    )
+    .await;
     assert_eq!(carols["codes"].as_array().unwrap().len(), 3);
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.disableInviteCodes",
-                &(),
-                &json!({ "accounts": ["admin"] }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_procedure(
+        &pds.admin(),
+        "com.atproto.admin.disableInviteCodes",
+        &json!({ "accounts": ["admin"] }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "cannot disable admin invite codes")
     );
 
     // Account invites switch, as the admin view shows it.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.disableAccountInvites",
-            &(),
-            &json!({ "account": alice.did }),
-        )
-        .await
-        .unwrap();
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.disableAccountInvites",
+        &json!({ "account": alice.did }),
+    )
+    .await;
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(info["invitesDisabled"], true);
     assert_eq!(info["invites"].as_array().unwrap().len(), 3);
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.enableAccountInvites",
-            &(),
-            &json!({ "account": alice.did }),
-        )
-        .await
-        .unwrap();
-    let info: Value = admin(&pds)
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.enableAccountInvites",
+        &json!({ "account": alice.did }),
+    )
+    .await;
+    let info = query(
+        &pds.admin(),
+        "com.atproto.admin.getAccountInfo",
+        &json!({ "did": alice.did }),
+    )
+    .await;
     assert_eq!(info["invitesDisabled"], false);
 
     // Without auth: refused.
-    let (status, error, _) = refusal(
-        pds.client()
-            .query::<_, Value>("com.atproto.server.getAccountInviteCodes", &())
-            .await,
-    );
+    let (status, error, _) = refused_query(
+        &pds.client(),
+        "com.atproto.server.getAccountInviteCodes",
+        &(),
+    )
+    .await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
     pds.stop().await;
 }
@@ -285,14 +256,12 @@ async fn account_invite_codes() {
 #[tokio::test]
 async fn admin_invite_code_pages() {
     let pds = Pds::start().await;
-    let answer: Value = admin(&pds)
-        .procedure(
-            "com.atproto.server.createInviteCodes",
-            &(),
-            &json!({ "codeCount": 7, "useCount": 3 }),
-        )
-        .await
-        .unwrap();
+    let answer = procedure(
+        &pds.admin(),
+        "com.atproto.server.createInviteCodes",
+        &json!({ "codeCount": 7, "useCount": 3 }),
+    )
+    .await;
     let mut all: Vec<String> = answer["codes"][0]["codes"]
         .as_array()
         .unwrap()
@@ -312,10 +281,7 @@ async fn admin_invite_code_pages() {
             if let Some(cursor) = &cursor {
                 params["cursor"] = json!(cursor);
             }
-            let page: Value = admin(&pds)
-                .query("com.atproto.admin.getInviteCodes", &params)
-                .await
-                .unwrap();
+            let page = query(&pds.admin(), "com.atproto.admin.getInviteCodes", &params).await;
             let codes = page["codes"].as_array().unwrap();
             assert!(codes.len() <= 3);
             if codes.is_empty() {
@@ -331,26 +297,22 @@ async fn admin_invite_code_pages() {
         assert_eq!(seen, all, "{sort}");
     }
 
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getInviteCodes",
-                &json!({ "sort": "oldest" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getInviteCodes",
+        &json!({ "sort": "oldest" }),
+    )
+    .await;
     assert_eq!(
         (status, message.as_str()),
         (400, "unknown sort method: oldest")
     );
-    let (status, _, message) = refusal(
-        admin(&pds)
-            .query::<_, Value>(
-                "com.atproto.admin.getInviteCodes",
-                &json!({ "cursor": "nonsense" }),
-            )
-            .await,
-    );
+    let (status, _, message) = refused_query(
+        &pds.admin(),
+        "com.atproto.admin.getInviteCodes",
+        &json!({ "cursor": "nonsense" }),
+    )
+    .await;
     assert_eq!((status, message.as_str()), (400, "Malformed cursor"));
     pds.stop().await;
 }
@@ -360,31 +322,27 @@ async fn codes_of_a_taken_down_account_are_void() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let code = create_code(&pds, 5, Some(&alice.did)).await;
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({
-                "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
-                "takedown": { "applied": true },
-            }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({
+            "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
+            "takedown": { "applied": true },
+        }),
+    )
+    .await;
     let (status, error, _) = refusal(create_account(&pds, "bob", Some(&code)).await);
     assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
     // Lifted: the code works again.
-    let _: Value = admin(&pds)
-        .procedure(
-            "com.atproto.admin.updateSubjectStatus",
-            &(),
-            &json!({
-                "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
-                "takedown": { "applied": false },
-            }),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.admin(),
+        "com.atproto.admin.updateSubjectStatus",
+        &json!({
+            "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
+            "takedown": { "applied": false },
+        }),
+    )
+    .await;
     create_account(&pds, "bob", Some(&code)).await.unwrap();
     pds.stop().await;
 }

@@ -12,6 +12,9 @@ use atp_pds::Storage;
 use atp_xrpc::auth::SessionTokenAuthority;
 use atp_xrpc::client::XrpcClient;
 use atp_xrpc::server::{ServerConfig, XrpcServer};
+use base64::Engine as _;
+use hyper::header::{HeaderValue, AUTHORIZATION};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// The admin password of test servers.
@@ -101,6 +104,23 @@ impl Pds {
         self.client().with_bearer(token).unwrap()
     }
 
+    /// A client sending the admin's basic credentials.
+    pub fn admin(&self) -> XrpcClient {
+        self.client()
+            .with_header(AUTHORIZATION, basic_auth("admin", ADMIN_PASSWORD))
+    }
+
+    /// `createSession` with `identifier` and `password`.
+    pub async fn login(&self, identifier: &str, password: &str) -> Result<Value, atp_xrpc::Error> {
+        self.client()
+            .procedure(
+                "com.atproto.server.createSession",
+                &(),
+                &json!({ "identifier": identifier, "password": password }),
+            )
+            .await
+    }
+
     /// The directory's client.
     pub fn directory(&self) -> PlcClient {
         PlcClient::new(&self.plc.url()).unwrap()
@@ -148,4 +168,44 @@ pub fn refusal<T: std::fmt::Debug>(result: Result<T, atp_xrpc::Error>) -> (u16, 
         }) => (status.as_u16(), error, message),
         other => panic!("expected an XRPC error, got {other:?}"),
     }
+}
+
+/// An `Authorization: Basic` value for `user` and `password`.
+pub fn basic_auth(user: &str, password: &str) -> HeaderValue {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+}
+
+/// The query `nsid` with `params` through `client`, which must succeed.
+pub async fn query(client: &XrpcClient, nsid: &str, params: &(impl Serialize + ?Sized)) -> Value {
+    client.query(nsid, params).await.unwrap()
+}
+
+/// The procedure `nsid` with `input` through `client`, which must succeed.
+pub async fn procedure(
+    client: &XrpcClient,
+    nsid: &str,
+    input: &(impl Serialize + ?Sized),
+) -> Value {
+    client.procedure(nsid, &(), input).await.unwrap()
+}
+
+/// The refusal (status, error name, message) of the query `nsid` with
+/// `params` through `client`.
+pub async fn refused_query(
+    client: &XrpcClient,
+    nsid: &str,
+    params: &(impl Serialize + ?Sized),
+) -> (u16, String, String) {
+    refusal(client.query::<_, Value>(nsid, params).await)
+}
+
+/// The refusal (status, error name, message) of the procedure `nsid` with
+/// `input` through `client`.
+pub async fn refused_procedure(
+    client: &XrpcClient,
+    nsid: &str,
+    input: &(impl Serialize + ?Sized),
+) -> (u16, String, String) {
+    refusal(client.procedure::<_, _, Value>(nsid, &(), input).await)
 }
