@@ -1,6 +1,7 @@
 //! The request scenarios (all but the firehose): each prepares what it
 //! needs (accounts, records), then runs the timed load.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -332,15 +333,43 @@ pub async fn create_account(x: &Xrpc, o: &Options) -> Result<Measured, RequestEr
     Ok(Measured::new(outcome, "accounts"))
 }
 
+/// Account counts at which many-accounts records the server's memory.
+const MEMORY_CHECKPOINTS: [u64; 4] = [1_000, 2_000, 5_000, 10_000];
+
 /// `--many-accounts` accounts created (stops after `--fill-seconds`): the
-/// server's memory with that many accounts is the point.
+/// server's memory with that many accounts is the point. Its `extra`
+/// holds `rss_kib_at_accounts`: the server's resident memory (KiB) when
+/// the 1,000th, 2,000th, 5,000th and 10,000th accounts were created.
 pub async fn many_accounts(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
-    let x = x.clone();
     let limit = Limit::CountOrTime(o.many_accounts, Duration::from_secs(o.fill_seconds));
-    let outcome = drive(o.concurrency, limit, move |_| {
-        let x = x.clone();
-        async move { x.create_account().await.map(|_| 1) }
-    })
-    .await;
-    Ok(Measured::new(outcome, "accounts"))
+    let created = Arc::new(AtomicU64::new(0));
+    let checkpoints: Arc<Mutex<Map<String, Value>>> = Arc::default();
+    let outcome = {
+        let (x, pid) = (x.clone(), o.pid);
+        let (created, checkpoints) = (created.clone(), checkpoints.clone());
+        drive(o.concurrency, limit, move |_| {
+            let (x, created, checkpoints) = (x.clone(), created.clone(), checkpoints.clone());
+            async move {
+                x.create_account().await?;
+                let count = created.fetch_add(1, Ordering::Relaxed) + 1;
+                if MEMORY_CHECKPOINTS.contains(&count) {
+                    if let Some(kib) = pid.and_then(crate::rss::rss_kib) {
+                        if let Ok(mut map) = checkpoints.lock() {
+                            map.insert(count.to_string(), json!(kib));
+                        }
+                    }
+                }
+                Ok(1)
+            }
+        })
+        .await
+    };
+    let mut m = Measured::new(outcome, "accounts");
+    let at = checkpoints
+        .lock()
+        .map(|map| map.clone())
+        .unwrap_or_default();
+    m.extra
+        .insert("rss_kib_at_accounts".into(), Value::Object(at));
+    Ok(m)
 }
