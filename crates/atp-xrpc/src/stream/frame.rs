@@ -6,6 +6,7 @@
 //! `{error: "...", message: "..."}`, after which the stream ends.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use atp_crypto::{dagcbor, Ipld};
 use bytes::Bytes;
@@ -29,10 +30,11 @@ pub enum FrameHeader {
     Error,
 }
 
-/// One encoded frame, ready to send to any number of subscribers.
+/// One encoded frame, ready to send to any number of subscribers: clones
+/// share the header and the encoded bytes (no copy, no allocation).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
-    header: FrameHeader,
+    header: Arc<FrameHeader>,
     bytes: Bytes,
     body_start: usize,
 }
@@ -73,7 +75,7 @@ impl Frame {
         let mut bytes = header;
         bytes.extend_from_slice(&body);
         Frame {
-            header: FrameHeader::Error,
+            header: Arc::new(FrameHeader::Error),
             bytes: Bytes::from(bytes),
             body_start,
         }
@@ -87,7 +89,7 @@ impl Frame {
         let body_start = bytes.len();
         bytes.extend_from_slice(body);
         Ok(Frame {
-            header,
+            header: Arc::new(header),
             bytes: Bytes::from(bytes),
             body_start,
         })
@@ -105,7 +107,7 @@ impl Frame {
         }
         dagcbor::validate(body)?;
         Ok(Frame {
-            header,
+            header: Arc::new(header),
             bytes: Bytes::copy_from_slice(bytes),
             body_start: header_len,
         })
@@ -118,7 +120,7 @@ impl Frame {
 
     /// The message type (`t`), for message frames.
     pub fn message_type(&self) -> Option<&str> {
-        match &self.header {
+        match self.header.as_ref() {
             FrameHeader::Message { t } => t.as_deref(),
             FrameHeader::Error => None,
         }
@@ -126,7 +128,7 @@ impl Frame {
 
     /// Whether this is an error frame.
     pub fn is_error(&self) -> bool {
-        self.header == FrameHeader::Error
+        *self.header == FrameHeader::Error
     }
 
     /// The body of an error frame.
