@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use atp_did_plc::UpdateBuilder;
 use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
 use chrono::{TimeZone, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -30,7 +29,6 @@ use super::state::PdsState;
 use super::with_state;
 use crate::account::Account;
 use crate::db::run_blocking;
-use crate::error::Error;
 use crate::handle_policy::Requester;
 use crate::invite::{InviteCodeCursor, InviteCodeSort};
 use crate::mailer::Mail;
@@ -268,74 +266,15 @@ async fn send_email(state: Arc<PdsState>, mut req: XrpcRequest) -> Result<XrpcRe
     XrpcResponse::json(&json!({ "sent": true }))
 }
 
-fn handle_taken(handle: &str) -> XrpcError {
-    XrpcError::invalid_request(format!("Handle already taken: {handle}"))
-        .with_name("HandleNotAvailable")
-}
-
-/// Gives the account `did` the handle `handle` everywhere: checks it is
-/// valid and free, submits a PLC operation changing the DID document's
-/// handle (signed with the service's rotation key), stores it, and appends
-/// an `#identity` event (whose failure is only logged, as in the
-/// reference: repeating the update emits it again).
+/// Gives the account `did` the handle `handle` everywhere, as the
+/// operator: any valid handle, reserved names included (see
+/// [`super::identity::set_handle`]).
 pub async fn set_account_handle(
     state: &PdsState,
     did: &str,
     handle: &str,
 ) -> Result<(), XrpcError> {
-    let owner = did.to_owned();
-    let accounts = Arc::clone(state.storage.accounts());
-    blocking(move || accounts.account_by_did(&owner))
-        .await?
-        .ok_or_else(|| XrpcError::invalid_request("Account not found"))?;
-    // The operator may give any valid handle, reserved names included.
-    let domains = &state.storage.config().handle_domains;
-    let handle = state
-        .handle_policy
-        .check_for_did(handle, domains, Requester::Operator, did, &state.handles)
-        .await?;
-    let accounts = Arc::clone(state.storage.accounts());
-    let lookup = handle.clone();
-    let holder = blocking(move || accounts.account_by_handle(&lookup)).await?;
-    if holder.is_some_and(|holder| holder.did != did) {
-        return Err(handle_taken(&handle));
-    }
-    if !did.starts_with("did:plc:") {
-        return Err(XrpcError::invalid_request(
-            "DID is not properly configured for handle",
-        ));
-    }
-    let plc_refusal = |err: atp_did_plc::Error| match err {
-        atp_did_plc::Error::Directory { status, message } if (400..500).contains(&status) => {
-            XrpcError::invalid_request(message)
-        }
-        other => to_xrpc(Error::Plc(other)),
-    };
-    let last = state.directory.last_op(did).await.map_err(plc_refusal)?;
-    let op = UpdateBuilder::from_last(&last)
-        .and_then(|update| update.handle(&handle))
-        .and_then(|update| update.sign(&state.keys.plc_rotation_key))
-        .map_err(plc_refusal)?;
-    state
-        .directory
-        .submit(did, &op)
-        .await
-        .map_err(plc_refusal)?;
-    let accounts = Arc::clone(state.storage.accounts());
-    let (owner, new_handle) = (did.to_owned(), handle.clone());
-    run_blocking(move || accounts.update_handle(&owner, &new_handle))
-        .await
-        .map_err(|err| match err {
-            Error::HandleTaken(_) => handle_taken(&handle),
-            other => to_xrpc(other),
-        })?;
-    let sequencer = state.sequencer.clone();
-    let owner = did.to_owned();
-    let sequenced = run_blocking(move || sequencer.sequence_identity(&owner, Some(&handle))).await;
-    if let Err(err) = sequenced {
-        tracing::error!(%did, error = %err, "failed to sequence a handle update");
-    }
-    Ok(())
+    super::identity::set_handle(state, did, handle, Requester::Operator).await
 }
 
 #[derive(Deserialize)]

@@ -30,24 +30,19 @@ use super::auth::{require_access, Access, Caller};
 use super::errors::to_xrpc;
 use super::state::PdsState;
 use super::with_state;
-use crate::account::Account;
+use crate::account::{Account, AccountStore};
 use crate::db::run_blocking;
 use crate::email_token::{EmailTokenPurpose, EMAIL_TOKEN_LIFETIME};
 use crate::error::Error;
-use crate::mailer::token_mail;
+use crate::mailer::{token_mail, Mail};
 
 /// The reference's longest accepted new password.
 const NEW_PASSWORD_MAX_LENGTH: usize = 256;
 
-/// Storage errors of these methods in the reference's words.
+/// Storage errors of these methods in the reference's words (token
+/// refusals are [`to_xrpc`]'s `InvalidToken` / `ExpiredToken`).
 fn email_error(err: Error) -> XrpcError {
     match err {
-        Error::InvalidToken => {
-            XrpcError::invalid_request("Token is invalid").with_name("InvalidToken")
-        }
-        Error::ExpiredToken => {
-            XrpcError::invalid_request("Token is expired").with_name("ExpiredToken")
-        }
         Error::EmailTaken => XrpcError::invalid_request(
             "This email address is already in use, please use a different email.",
         ),
@@ -56,14 +51,24 @@ fn email_error(err: Error) -> XrpcError {
     }
 }
 
+/// Runs `work` on the account store off the async threads, with the
+/// errors of these methods.
+async fn with_accounts<T: Send + 'static>(
+    state: &PdsState,
+    work: impl FnOnce(&AccountStore) -> crate::Result<T> + Send + 'static,
+) -> Result<T, XrpcError> {
+    let accounts = Arc::clone(state.storage.accounts());
+    run_blocking(move || work(&accounts))
+        .await
+        .map_err(email_error)
+}
+
 /// The caller's account, refused when it is taken down (the reference's
 /// `checkTakedown`).
 async fn caller_account(state: &PdsState, caller: &Caller) -> Result<Account, XrpcError> {
-    let accounts = Arc::clone(state.storage.accounts());
     let did = caller.did.clone();
-    let account = run_blocking(move || accounts.account_by_did(&did))
-        .await
-        .map_err(email_error)?
+    let account = with_accounts(state, move |accounts| accounts.account_by_did(&did))
+        .await?
         .ok_or_else(|| XrpcError::invalid_request("account not found"))?;
     if account.takedown_ref.is_some() {
         return Err(
@@ -73,22 +78,45 @@ async fn caller_account(state: &PdsState, caller: &Caller) -> Result<Account, Xr
     Ok(account)
 }
 
-/// Issues a token for `did` and mails it to `to`.
-async fn send_token(
+/// The account's address, or the reference's refusal for an account
+/// without one.
+fn address_of(account: &Account) -> Result<&str, XrpcError> {
+    if account.email.is_empty() {
+        return Err(XrpcError::invalid_request(
+            "account does not have an email address",
+        ));
+    }
+    Ok(&account.email)
+}
+
+/// Issues `account` a new token for `purpose` (replacing any earlier one)
+/// and mails it to the account's address in the message `compose(to,
+/// token)` builds; refused when the account has no address.
+pub async fn mail_token_with(
     state: &PdsState,
-    did: &str,
-    to: &str,
+    account: &Account,
     purpose: EmailTokenPurpose,
+    compose: impl FnOnce(&str, &str) -> Mail + Send + 'static,
 ) -> Result<(), XrpcError> {
-    let accounts = Arc::clone(state.storage.accounts());
+    let to = address_of(account)?.to_owned();
+    let did = account.did.clone();
     let mailer = Arc::clone(&state.mailer);
-    let (did, to) = (did.to_owned(), to.to_owned());
-    run_blocking(move || {
+    with_accounts(state, move |accounts| {
         let token = accounts.issue_email_token(&did, purpose)?;
-        mailer.send(&token_mail(purpose, &to, &token))
+        mailer.send(&compose(&to, &token))
     })
     .await
-    .map_err(email_error)
+}
+
+/// [`mail_token_with`] the standard message for `purpose`
+/// ([`token_mail`]).
+pub async fn mail_token(
+    state: &PdsState,
+    account: &Account,
+    purpose: EmailTokenPurpose,
+) -> Result<(), XrpcError> {
+    let compose = move |to: &str, token: &str| token_mail(purpose, to, token);
+    mail_token_with(state, account, purpose, compose).await
 }
 
 async fn request_email_confirmation(
@@ -97,18 +125,7 @@ async fn request_email_confirmation(
 ) -> Result<XrpcResponse, XrpcError> {
     let caller = require_access(&state, &req, Access::Standard)?;
     let account = caller_account(&state, &caller).await?;
-    if account.email.is_empty() {
-        return Err(XrpcError::invalid_request(
-            "account does not have an email address",
-        ));
-    }
-    send_token(
-        &state,
-        &account.did,
-        &account.email,
-        EmailTokenPurpose::ConfirmEmail,
-    )
-    .await?;
+    mail_token(&state, &account, EmailTokenPurpose::ConfirmEmail).await?;
     Ok(XrpcResponse::empty())
 }
 
@@ -128,18 +145,12 @@ async fn confirm_email(
     if account.email != input.email.to_lowercase() {
         return Err(XrpcError::invalid_request("invalid email").with_name("InvalidEmail"));
     }
-    let accounts = Arc::clone(state.storage.accounts());
-    run_blocking(move || {
-        accounts.consume_email_token(
-            &account.did,
-            EmailTokenPurpose::ConfirmEmail,
-            &input.token,
-            EMAIL_TOKEN_LIFETIME,
-        )?;
+    with_accounts(&state, move |accounts| {
+        let purpose = EmailTokenPurpose::ConfirmEmail;
+        accounts.consume_email_token(&account.did, purpose, &input.token, EMAIL_TOKEN_LIFETIME)?;
         accounts.confirm_email(&account.did)
     })
-    .await
-    .map_err(email_error)?;
+    .await?;
     Ok(XrpcResponse::empty())
 }
 
@@ -149,20 +160,10 @@ async fn request_email_update(
 ) -> Result<XrpcResponse, XrpcError> {
     let caller = require_access(&state, &req, Access::Full)?;
     let account = caller_account(&state, &caller).await?;
-    if account.email.is_empty() {
-        return Err(XrpcError::invalid_request(
-            "account does not have an email address",
-        ));
-    }
+    address_of(&account)?;
     let token_required = account.email_confirmed_at.is_some();
     if token_required {
-        send_token(
-            &state,
-            &account.did,
-            &account.email,
-            EmailTokenPurpose::UpdateEmail,
-        )
-        .await?;
+        mail_token(&state, &account, EmailTokenPurpose::UpdateEmail).await?;
     }
     XrpcResponse::json(&json!({ "tokenRequired": token_required }))
 }
@@ -191,22 +192,16 @@ async fn update_email(
             XrpcError::invalid_request("confirmation token required").with_name("TokenRequired")
         );
     }
-    let accounts = Arc::clone(state.storage.accounts());
-    run_blocking(move || {
+    with_accounts(&state, move |accounts| {
         if let Some(token) = &token {
-            accounts.check_email_token(
-                &account.did,
-                EmailTokenPurpose::UpdateEmail,
-                token,
-                EMAIL_TOKEN_LIFETIME,
-            )?;
+            let purpose = EmailTokenPurpose::UpdateEmail;
+            accounts.check_email_token(&account.did, purpose, token, EMAIL_TOKEN_LIFETIME)?;
         }
         accounts.update_email(&account.did, &input.email)?;
         accounts.delete_email_tokens(&account.did)?;
         Ok(())
     })
-    .await
-    .map_err(email_error)?;
+    .await?;
     Ok(XrpcResponse::empty())
 }
 
@@ -221,22 +216,10 @@ async fn request_password_reset(
 ) -> Result<XrpcResponse, XrpcError> {
     let input: PasswordResetRequestInput = req.json().await?;
     let email = input.email.to_lowercase();
-    let accounts = Arc::clone(state.storage.accounts());
-    let account = run_blocking(move || accounts.account_by_email(&email))
-        .await
-        .map_err(email_error)?;
-    let Some(account) = account.filter(|account| !account.email.is_empty()) else {
-        return Err(XrpcError::invalid_request(
-            "account does not have an email address",
-        ));
-    };
-    send_token(
-        &state,
-        &account.did,
-        &account.email,
-        EmailTokenPurpose::ResetPassword,
-    )
-    .await?;
+    let account = with_accounts(&state, move |accounts| accounts.account_by_email(&email))
+        .await?
+        .ok_or_else(|| XrpcError::invalid_request("account does not have an email address"))?;
+    mail_token(&state, &account, EmailTokenPurpose::ResetPassword).await?;
     Ok(XrpcResponse::empty())
 }
 
@@ -254,18 +237,13 @@ async fn reset_password(
     if input.password.chars().count() > NEW_PASSWORD_MAX_LENGTH {
         return Err(XrpcError::invalid_request("Invalid password length."));
     }
-    let accounts = Arc::clone(state.storage.accounts());
-    run_blocking(move || {
-        let did = accounts.redeem_email_token(
-            EmailTokenPurpose::ResetPassword,
-            &input.token,
-            EMAIL_TOKEN_LIFETIME,
-        )?;
+    with_accounts(&state, move |accounts| {
+        let purpose = EmailTokenPurpose::ResetPassword;
+        let did = accounts.redeem_email_token(purpose, &input.token, EMAIL_TOKEN_LIFETIME)?;
         // Also revokes every refresh token of the account.
         accounts.update_password(&did, &input.password)
     })
-    .await
-    .map_err(email_error)?;
+    .await?;
     Ok(XrpcResponse::empty())
 }
 

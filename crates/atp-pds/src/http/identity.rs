@@ -57,6 +57,22 @@ pub const SUBMIT_PLC_OPERATION: &str = "com.atproto.identity.submitPlcOperation"
 /// reference's wording, which clients may show).
 pub const PLC_OPERATION_SUBJECT: &str = "PLC Update Operation Requested";
 
+const PLC_OPERATION: EmailTokenPurpose = EmailTokenPurpose::PlcOperation;
+
+/// The email carrying a PLC operation `token` to `to`.
+fn plc_operation_mail(to: &str, token: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: PLC_OPERATION_SUBJECT.to_owned(),
+        body: format!(
+            "We received a request to sign an update of your identity (your DID's PLC operation).\n\n\
+             Your confirmation code: {token}\n\n\
+             Enter it in the application that asked for it. If you did not ask for this, \
+             do not share the code with anyone: whoever holds it can move your account."
+        ),
+    }
+}
+
 /// Scopes accepted by the PLC signature methods: the account password's
 /// session, or a taken-down account's (to move away).
 const PLC_SIGNATURE_SCOPES: [AuthScope; 2] = [AuthScope::Access, AuthScope::Takendown];
@@ -172,20 +188,30 @@ async fn update_handle(
     }
     let caller = require_access(&state, &req, Access::Standard)?;
     let input: Input = req.json().await?;
-    let did = caller.did;
-    account_by_did(&state, did.clone())
+    set_handle(&state, &caller.did, &input.handle, Requester::Account).await?;
+    Ok(XrpcResponse::empty())
+}
+
+/// Gives the account `did` the handle `handle` everywhere, for
+/// `requester` (the account itself, or the operator): checks it against
+/// the handle policy ([`crate::handle_policy`]) and that no other account
+/// holds it, submits a PLC operation changing the DID document's handle
+/// (signed with the service's rotation key), stores it, and appends an
+/// `#identity` event (whose failure is only logged, as in the reference:
+/// repeating the update emits it again).
+pub async fn set_handle(
+    state: &PdsState,
+    did: &str,
+    handle: &str,
+    requester: Requester,
+) -> Result<(), XrpcError> {
+    account_by_did(state, did.to_owned())
         .await
         .map_err(|_| XrpcError::invalid_request("Account not found"))?;
     let domains = &state.storage.config().handle_domains;
     let handle = state
         .handle_policy
-        .check_for_did(
-            &input.handle,
-            domains,
-            Requester::Account,
-            &did,
-            &state.handles,
-        )
+        .check_for_did(handle, domains, requester, did, &state.handles)
         .await?;
 
     // Pessimistic check before touching the directory; the account store
@@ -199,33 +225,32 @@ async fn update_handle(
         return Err(handle_taken(&handle));
     }
 
-    if did.starts_with("did:plc:") {
-        let last = last_operation(&state, &did).await?;
-        let op = UpdateBuilder::from_last(&last)
-            .and_then(|update| update.handle(&handle))
-            .and_then(|update| update.sign(&state.keys.plc_rotation_key))
-            .map_err(plc_refusal)?;
-        state
-            .directory
-            .submit(&did, &op)
-            .await
-            .map_err(plc_refusal)?;
-    } else {
+    if !did.starts_with("did:plc:") {
         return Err(XrpcError::invalid_request(
             "DID is not properly configured for handle",
         ));
     }
+    let last = last_operation(state, did).await?;
+    let op = UpdateBuilder::from_last(&last)
+        .and_then(|update| update.handle(&handle))
+        .and_then(|update| update.sign(&state.keys.plc_rotation_key))
+        .map_err(plc_refusal)?;
+    state
+        .directory
+        .submit(did, &op)
+        .await
+        .map_err(plc_refusal)?;
 
     let accounts = Arc::clone(state.storage.accounts());
-    let (owner, new_handle) = (did.clone(), handle.clone());
+    let (owner, new_handle) = (did.to_owned(), handle.clone());
     run_blocking(move || accounts.update_handle(&owner, &new_handle))
         .await
         .map_err(|err| match err {
             Error::HandleTaken(_) => handle_taken(&handle),
             other => to_xrpc(other),
         })?;
-    sequence_identity(&state, &did, Some(handle)).await;
-    Ok(XrpcResponse::empty())
+    sequence_identity(state, did, Some(handle)).await;
+    Ok(())
 }
 
 fn handle_taken(handle: &str) -> XrpcError {
@@ -329,29 +354,7 @@ async fn request_plc_operation_signature(
     let account = account_by_did(&state, caller.did.clone())
         .await
         .map_err(|_| XrpcError::invalid_request("account not found"))?;
-    if account.email.is_empty() {
-        return Err(XrpcError::invalid_request(
-            "account does not have an email address",
-        ));
-    }
-    let accounts = Arc::clone(state.storage.accounts());
-    let mailer = Arc::clone(&state.mailer);
-    let did = caller.did;
-    run_blocking(move || {
-        let token = accounts.issue_email_token(&did, EmailTokenPurpose::PlcOperation)?;
-        mailer.send(&Mail {
-            to: account.email,
-            subject: PLC_OPERATION_SUBJECT.to_owned(),
-            body: format!(
-                "We received a request to sign an update of your identity (your DID's PLC operation).\n\n\
-                 Your confirmation code: {token}\n\n\
-                 Enter it in the application that asked for it. If you did not ask for this, \
-                 do not share the code with anyone: whoever holds it can move your account."
-            ),
-        })
-    })
-    .await
-    .map_err(to_xrpc)?;
+    super::email::mail_token_with(&state, &account, PLC_OPERATION, plc_operation_mail).await?;
     Ok(XrpcResponse::empty())
 }
 
@@ -384,7 +387,7 @@ async fn sign_plc_operation(
         accounts.consume_email_token(&owner, EmailTokenPurpose::PlcOperation, &token, lifetime)
     })
     .await
-    .map_err(email_token_refusal)?;
+    .map_err(to_xrpc)?;
 
     let verification_methods = input
         .verification_methods
@@ -423,19 +426,6 @@ async fn sign_plc_operation(
         .sign(&state.keys.plc_rotation_key)
         .map_err(plc_refusal)?;
     XrpcResponse::json(&json!({ "operation": operation.to_json_value() }))
-}
-
-/// The reference's answers for a refused email token.
-fn email_token_refusal(err: Error) -> XrpcError {
-    match err {
-        Error::InvalidToken => {
-            XrpcError::invalid_request("Token is invalid").with_name("InvalidToken")
-        }
-        Error::ExpiredToken => {
-            XrpcError::invalid_request("Token is expired").with_name("ExpiredToken")
-        }
-        other => to_xrpc(other),
-    }
 }
 
 async fn submit_plc_operation(
