@@ -7,7 +7,7 @@
 //!   [`prepare_delete`] check each write on its own (`$type` against the
 //!   collection, record key, lexicon validation), convert the JSON record
 //!   to DAG-CBOR and find its blob references. Nothing is locked yet.
-//! - [`group`]: [`submit`] queues a request ([`WriteRequest`]) for its
+//! - `group`: [`submit`] queues a request ([`WriteRequest`]) for its
 //!   repository. Writes to one repository are serialized by a per-DID
 //!   async lock ([`RepoLocks`]); whoever holds it commits every request
 //!   queued meanwhile as one group: one commit per request, all stored in
