@@ -10,7 +10,7 @@ mod common;
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::GenesisBuilder;
 use atp_xrpc::auth::{create_service_jwt, ServiceJwtParams};
-use common::{refusal, Pds};
+use common::{procedure, query, refused_procedure, refused_query, Pds};
 use serde_json::{json, Value};
 
 const CREATE_ACCOUNT: &str = "com.atproto.server.createAccount";
@@ -54,29 +54,27 @@ async fn a_service_token_from_the_did_creates_a_deactivated_account() {
     let before: Value = pds.directory().data(&did).await.unwrap();
 
     let good = token(&key, &did, "did:web:localhost", CREATE_ACCOUNT);
-    let created: Value = pds
-        .bearer(&good)
-        .procedure(CREATE_ACCOUNT, &(), &input(&did))
-        .await
-        .unwrap();
+    let created = procedure(&pds.bearer(&good), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!(created["did"], did);
     assert_eq!(created["handle"], "mover.test");
     assert_eq!(created["didDoc"]["id"], did);
     let access = created["accessJwt"].as_str().unwrap();
 
-    let status: Value = pds
-        .bearer(access)
-        .query("com.atproto.server.checkAccountStatus", &())
-        .await
-        .unwrap();
+    let status = query(
+        &pds.bearer(access),
+        "com.atproto.server.checkAccountStatus",
+        &(),
+    )
+    .await;
     assert_eq!(status["activated"], false);
     assert_eq!(status["validDid"], false);
     // a new signing key is recommended; the directory is unchanged
-    let recommended: Value = pds
-        .bearer(access)
-        .query("com.atproto.identity.getRecommendedDidCredentials", &())
-        .await
-        .unwrap();
+    let recommended = query(
+        &pds.bearer(access),
+        "com.atproto.identity.getRecommendedDidCredentials",
+        &(),
+    )
+    .await;
     assert_ne!(
         recommended["verificationMethods"]["atproto"],
         json!(key.did_key())
@@ -88,11 +86,7 @@ async fn a_service_token_from_the_did_creates_a_deactivated_account() {
     let mut second = input(&did);
     second["handle"] = json!("mover2.test");
     second["email"] = json!("mover2@example.com");
-    let (status, _, _) = refusal(
-        pds.bearer(&again)
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &second)
-            .await,
-    );
+    let (status, _, _) = refused_procedure(&pds.bearer(&again), CREATE_ACCOUNT, &second).await;
     assert_eq!(status, 400);
     pds.stop().await;
 }
@@ -103,11 +97,8 @@ async fn without_a_valid_token_for_the_did_it_is_refused() {
     let (did, key) = existing_did(&pds).await;
 
     // no token at all
-    let (status, error, message) = refusal(
-        pds.client()
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &input(&did))
-            .await,
-    );
+    let (status, error, message) =
+        refused_procedure(&pds.client(), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
     assert_eq!(
         message,
@@ -116,11 +107,8 @@ async fn without_a_valid_token_for_the_did_it_is_refused() {
 
     // a token for another service
     let elsewhere = token(&key, &did, "did:web:other.example", CREATE_ACCOUNT);
-    let (status, error, _) = refusal(
-        pds.bearer(&elsewhere)
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &input(&did))
-            .await,
-    );
+    let (status, error, _) =
+        refused_procedure(&pds.bearer(&elsewhere), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!((status, error.as_str()), (401, "BadJwtAudience"));
 
     // a token for another method
@@ -130,39 +118,31 @@ async fn without_a_valid_token_for_the_did_it_is_refused() {
         "did:web:localhost",
         "com.atproto.repo.uploadBlob",
     );
-    let (status, error, _) = refusal(
-        pds.bearer(&other_method)
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &input(&did))
-            .await,
-    );
+    let (status, error, _) =
+        refused_procedure(&pds.bearer(&other_method), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!((status, error.as_str()), (401, "BadJwtLexiconMethod"));
 
     // a token signed by a key the DID document does not list
     let stranger = SigningKey::generate(Algorithm::K256);
     let forged = token(&stranger, &did, "did:web:localhost", CREATE_ACCOUNT);
-    let (status, error, _) = refusal(
-        pds.bearer(&forged)
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &input(&did))
-            .await,
-    );
+    let (status, error, _) =
+        refused_procedure(&pds.bearer(&forged), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!((status, error.as_str()), (401, "BadJwtSignature"));
 
     // a token from another DID
     let (other_did, other_key) = existing_did(&pds).await;
     let someone_else = token(&other_key, &other_did, "did:web:localhost", CREATE_ACCOUNT);
-    let (status, error, _) = refusal(
-        pds.bearer(&someone_else)
-            .procedure::<_, _, Value>(CREATE_ACCOUNT, &(), &input(&did))
-            .await,
-    );
+    let (status, error, _) =
+        refused_procedure(&pds.bearer(&someone_else), CREATE_ACCOUNT, &input(&did)).await;
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
 
     // nothing was created
-    let (status, _, _) = refusal(
-        pds.client()
-            .query::<_, Value>("com.atproto.repo.describeRepo", &json!({ "repo": did }))
-            .await,
-    );
+    let (status, _, _) = refused_query(
+        &pds.client(),
+        "com.atproto.repo.describeRepo",
+        &json!({ "repo": did }),
+    )
+    .await;
     assert_eq!(status, 400);
     pds.stop().await;
 }

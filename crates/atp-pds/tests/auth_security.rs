@@ -29,7 +29,10 @@ use hyper::header::{HeaderName, HeaderValue};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use common::{refusal, TestAccount, ADMIN_PASSWORD, PASSWORD};
+use common::{
+    procedure, query, refusal, refused_procedure, refused_query, TestAccount, ADMIN_PASSWORD,
+    PASSWORD,
+};
 
 /// The JWT secret of the test servers.
 const JWT_SECRET: &str = "test-jwt-secret";
@@ -232,15 +235,7 @@ async fn tokens_of_the_wrong_kind_expired_or_forged_are_refused() {
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
     let (status, error, _) = refusal(get_session(&pds.bearer(&alice.refresh_jwt)).await);
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
-    let (status, error, _) = refusal(
-        pds.bearer(&alice.refresh_jwt)
-            .procedure::<_, _, Value>(
-                "com.atproto.repo.createRecord",
-                &(),
-                &json!({"repo": alice.did, "collection": "com.example.x", "record": {"$type": "com.example.x"}}),
-            )
-            .await,
-    );
+    let (status, error, _) = refused_procedure(&pds.bearer(&alice.refresh_jwt), "com.atproto.repo.createRecord", &json!({"repo": alice.did, "collection": "com.example.x", "record": {"$type": "com.example.x"}})).await;
     assert_eq!((status, error.as_str()), (400, "InvalidToken"));
 
     // Expired tokens, made with the server's own secret.
@@ -414,15 +409,12 @@ async fn rotated_refresh_tokens_get_the_same_successor_within_the_grace_period_o
 
 /// A session opened with a new app password of `account`.
 async fn app_password_session(pds: &Server, account: &TestAccount, privileged: bool) -> Value {
-    let created: Value = pds
-        .bearer(&account.access_jwt)
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({"name": format!("app-{privileged}"), "privileged": privileged}),
-        )
-        .await
-        .unwrap();
+    let created = procedure(
+        &pds.bearer(&account.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({"name": format!("app-{privileged}"), "privileged": privileged}),
+    )
+    .await;
     pds.client()
         .procedure(
             "com.atproto.server.createSession",
@@ -469,11 +461,12 @@ async fn app_password_sessions_cannot_reach_account_level_methods() {
             );
         }
         // Nor list the account's invite codes.
-        let (status, error, _) = refusal(
-            client
-                .query::<_, Value>("com.atproto.server.getAccountInviteCodes", &json!({}))
-                .await,
-        );
+        let (status, error, _) = refused_query(
+            &client,
+            "com.atproto.server.getAccountInviteCodes",
+            &json!({}),
+        )
+        .await;
         assert_eq!((status, error.as_str()), (400, "InvalidToken"));
         // importRepo (replaces the whole repository) needs the main password.
         let result = client
@@ -501,15 +494,7 @@ async fn nobody_writes_into_another_accounts_repository() {
     let pds = Server::default().await;
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
-    let created: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.repo.createRecord",
-            &(),
-            &json!({"repo": alice.did, "collection": "com.example.note", "rkey": "one", "record": {"$type": "com.example.note", "text": "mine"}}),
-        )
-        .await
-        .unwrap();
+    let created = procedure(&pds.bearer(&alice.access_jwt), "com.atproto.repo.createRecord", &json!({"repo": alice.did, "collection": "com.example.note", "rkey": "one", "record": {"$type": "com.example.note", "text": "mine"}})).await;
     let as_bob = pds.bearer(&bob.access_jwt);
     let record = json!({"$type": "com.example.note", "text": "bob was here"});
     let attempts: [(&str, Value); 5] = [
@@ -535,7 +520,7 @@ async fn nobody_writes_into_another_accounts_repository() {
         ),
     ];
     for (nsid, input) in attempts {
-        let (status, error, _) = refusal(as_bob.procedure::<_, _, Value>(nsid, &(), &input).await);
+        let (status, error, _) = refused_procedure(&as_bob, nsid, &input).await;
         // As the reference: 401 AuthenticationRequired.
         assert_eq!(
             (status, error.as_str()),
@@ -544,24 +529,20 @@ async fn nobody_writes_into_another_accounts_repository() {
         );
     }
     // Alice's record and repository are untouched.
-    let record: Value = pds
-        .client()
-        .query(
-            "com.atproto.repo.getRecord",
-            &json!({"repo": alice.did, "collection": "com.example.note", "rkey": "one"}),
-        )
-        .await
-        .unwrap();
+    let record = query(
+        &pds.client(),
+        "com.atproto.repo.getRecord",
+        &json!({"repo": alice.did, "collection": "com.example.note", "rkey": "one"}),
+    )
+    .await;
     assert_eq!(record["value"]["text"], "mine");
     assert_eq!(record["cid"], created["cid"]);
-    let listed: Value = pds
-        .client()
-        .query(
-            "com.atproto.repo.listRecords",
-            &json!({"repo": alice.did, "collection": "com.example.note"}),
-        )
-        .await
-        .unwrap();
+    let listed = query(
+        &pds.client(),
+        "com.atproto.repo.listRecords",
+        &json!({"repo": alice.did, "collection": "com.example.note"}),
+    )
+    .await;
     assert_eq!(listed["records"].as_array().unwrap().len(), 1);
     pds.stop().await;
 }
@@ -582,43 +563,35 @@ async fn admin_methods_need_the_admin_password() {
     ];
     let did = alice.did.as_str();
     for client in &wrong_clients {
-        let (status, error, _) = refusal(
-            client
-                .query::<_, Value>("com.atproto.admin.getAccountInfo", &json!({"did": did}))
-                .await,
-        );
+        let (status, error, _) = refused_query(
+            client,
+            "com.atproto.admin.getAccountInfo",
+            &json!({"did": did}),
+        )
+        .await;
         assert_eq!(status, 401, "getAccountInfo: {error}");
-        let (status, error, _) = refusal(
-            client
-                .procedure::<_, _, Value>(
-                    "com.atproto.admin.updateAccountPassword",
-                    &(),
-                    &json!({"did": did, "password": "taken-over"}),
-                )
-                .await,
-        );
+        let (status, error, _) = refused_procedure(
+            client,
+            "com.atproto.admin.updateAccountPassword",
+            &json!({"did": did, "password": "taken-over"}),
+        )
+        .await;
         assert_eq!(status, 401, "updateAccountPassword: {error}");
-        let (status, error, _) = refusal(
-            client
-                .procedure::<_, _, Value>(
-                    "com.atproto.admin.deleteAccount",
-                    &(),
-                    &json!({"did": did}),
-                )
-                .await,
-        );
+        let (status, error, _) = refused_procedure(
+            client,
+            "com.atproto.admin.deleteAccount",
+            &json!({"did": did}),
+        )
+        .await;
         assert_eq!(status, 401, "deleteAccount: {error}");
     }
     // The password was not changed: alice still logs in with hers.
-    let _: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({"identifier": alice.handle, "password": PASSWORD}),
-        )
-        .await
-        .unwrap();
+    procedure(
+        &pds.client(),
+        "com.atproto.server.createSession",
+        &json!({"identifier": alice.handle, "password": PASSWORD}),
+    )
+    .await;
     // The right credentials work.
     let info: Value = pds
         .basic("admin", ADMIN_PASSWORD)
@@ -630,11 +603,12 @@ async fn admin_methods_need_the_admin_password() {
 
     // Without a configured admin password, nothing is admin.
     let pds = Server::start(|_| {}, |state| state.admin_password = None).await;
-    let (status, _, _) = refusal(
-        pds.basic("admin", "")
-            .query::<_, Value>("com.atproto.admin.getAccountInfo", &json!({"did": did}))
-            .await,
-    );
+    let (status, _, _) = refused_query(
+        &pds.basic("admin", ""),
+        "com.atproto.admin.getAccountInfo",
+        &json!({"did": did}),
+    )
+    .await;
     assert_eq!(status, 401);
     pds.stop().await;
 }
@@ -720,15 +694,12 @@ async fn logins_and_sign_ups_are_rate_limited_unless_turned_off() {
     let pds = Server::start(|_| {}, |state| state.rate_limits = false).await;
     let alice = pds.create("alice").await;
     for _ in 0..=CREATE_SESSION_PER_5_MINUTES {
-        let (status, _, _) = refusal(
-            pds.client()
-                .procedure::<_, _, Value>(
-                    "com.atproto.server.createSession",
-                    &(),
-                    &json!({"identifier": alice.handle, "password": "guess"}),
-                )
-                .await,
-        );
+        let (status, _, _) = refused_procedure(
+            &pds.client(),
+            "com.atproto.server.createSession",
+            &json!({"identifier": alice.handle, "password": "guess"}),
+        )
+        .await;
         assert_eq!(status, 401);
     }
     pds.stop().await;
@@ -778,35 +749,27 @@ async fn password_hashes_never_leave_and_secrets_never_reach_the_logs() {
         alice.refresh_jwt.clone(),
     ];
     let alice_client = pds.bearer(&alice.access_jwt);
-    let session: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({"identifier": alice.handle, "password": PASSWORD}),
-        )
-        .await
-        .unwrap();
+    let session = procedure(
+        &pds.client(),
+        "com.atproto.server.createSession",
+        &json!({"identifier": alice.handle, "password": PASSWORD}),
+    )
+    .await;
     answers.push(session.to_string());
     secrets.push(session["accessJwt"].as_str().unwrap().to_owned());
-    let app: Value = alice_client
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({"name": "phone"}),
-        )
-        .await
-        .unwrap();
+    let app = procedure(
+        &alice_client,
+        "com.atproto.server.createAppPassword",
+        &json!({"name": "phone"}),
+    )
+    .await;
     secrets.push(app["password"].as_str().unwrap().to_owned());
-    let app_session: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({"identifier": alice.did, "password": app["password"]}),
-        )
-        .await
-        .unwrap();
+    let app_session = procedure(
+        &pds.client(),
+        "com.atproto.server.createSession",
+        &json!({"identifier": alice.did, "password": app["password"]}),
+    )
+    .await;
     answers.push(app_session.to_string());
     // Failed logins log no guessed password either.
     let _ = pds
@@ -823,32 +786,28 @@ async fn password_hashes_never_leave_and_secrets_never_reach_the_logs() {
     answers.push(refreshed.to_string());
     answers.push(get_session(&alice_client).await.unwrap().to_string());
     let admin = pds.basic("admin", ADMIN_PASSWORD);
-    let info: Value = admin
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({"did": alice.did}),
-        )
-        .await
-        .unwrap();
+    let info = query(
+        &admin,
+        "com.atproto.admin.getAccountInfo",
+        &json!({"did": alice.did}),
+    )
+    .await;
     answers.push(info.to_string());
-    let infos: Value = admin
-        .query(
-            "com.atproto.admin.getAccountInfos",
-            &json!({"dids": alice.did}),
-        )
-        .await
-        .unwrap();
+    let infos = query(
+        &admin,
+        "com.atproto.admin.getAccountInfos",
+        &json!({"dids": alice.did}),
+    )
+    .await;
     answers.push(infos.to_string());
-    let listed: Value = alice_client
-        .query("com.atproto.server.listAppPasswords", &())
-        .await
-        .unwrap();
+    let listed = query(&alice_client, "com.atproto.server.listAppPasswords", &()).await;
     answers.push(listed.to_string());
-    let described: Value = pds
-        .client()
-        .query("com.atproto.repo.describeRepo", &json!({"repo": alice.did}))
-        .await
-        .unwrap();
+    let described = query(
+        &pds.client(),
+        "com.atproto.repo.describeRepo",
+        &json!({"repo": alice.did}),
+    )
+    .await;
     answers.push(described.to_string());
     // The password changed by the admin: the new one is a secret too.
     admin

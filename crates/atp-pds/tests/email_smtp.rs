@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use atp_pds::account::AccountStore;
 use atp_pds::mailer::SmtpMailer;
-use common::{refusal, Pds, TestAccount, PASSWORD};
+use common::{procedure, refusal, refused_procedure, Pds, TestAccount, PASSWORD};
 use serde_json::{json, Value};
 
 /// The SMTP sink, stopped when dropped.
@@ -336,24 +336,18 @@ async fn update_email_needs_the_mailed_token_once_confirmed() {
     assert_eq!(session(&pds, &bob).await["email"], "bob@example.com");
 
     // An app password's session may not change the address.
-    let app: Value = pds
-        .bearer(&alice.access_jwt)
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({ "name": "app" }),
-        )
-        .await
-        .unwrap();
-    let app_session: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({ "identifier": alice.handle, "password": app["password"] }),
-        )
-        .await
-        .unwrap();
+    let app = procedure(
+        &pds.bearer(&alice.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "app" }),
+    )
+    .await;
+    let app_session = procedure(
+        &pds.client(),
+        "com.atproto.server.createSession",
+        &json!({ "identifier": alice.handle, "password": app["password"] }),
+    )
+    .await;
     let app_jwt = app_session["accessJwt"].as_str();
     let (status, _, _) = refusal(
         call(
@@ -410,11 +404,12 @@ async fn reset_password_with_the_mailed_token() {
     assert_eq!(session["did"], alice.did.as_str());
 
     // The sessions from before the reset are revoked.
-    let (status, _, _) = refusal(
-        pds.bearer(&alice.refresh_jwt)
-            .procedure::<_, _, Value>("com.atproto.server.refreshSession", &(), &Value::Null)
-            .await,
-    );
+    let (status, _, _) = refused_procedure(
+        &pds.bearer(&alice.refresh_jwt),
+        "com.atproto.server.refreshSession",
+        &Value::Null,
+    )
+    .await;
     assert_eq!(status, 400);
 
     // An expired token is refused (and used up).

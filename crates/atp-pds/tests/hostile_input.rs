@@ -28,7 +28,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{TestAccount, ADMIN_PASSWORD, PASSWORD};
+use common::{procedure, TestAccount, ADMIN_PASSWORD, PASSWORD};
 
 /// Cases checked, over all groups.
 static CASES: AtomicUsize = AtomicUsize::new(0);
@@ -1031,18 +1031,16 @@ async fn websocket_floods(pds: &Server, alice: &TestAccount) {
     // socket buffers, even where the kernel lets a receive buffer grow to
     // 32 MiB (`tcp_rmem`); bounded.
     for i in 0..STALLED_WRITES {
-        let _: Value = client
-            .procedure(
-                "com.atproto.repo.createRecord",
-                &(),
-                &json!({
-                    "repo": alice.did,
-                    "collection": "com.example.filler",
-                    "record": {"$type": "com.example.filler", "text": text, "i": i},
-                }),
-            )
-            .await
-            .unwrap();
+        procedure(
+            &client,
+            "com.atproto.repo.createRecord",
+            &json!({
+                "repo": alice.did,
+                "collection": "com.example.filler",
+                "record": {"$type": "com.example.filler", "text": text, "i": i},
+            }),
+        )
+        .await;
         writes += 1;
     }
     assert_eq!(writes, STALLED_WRITES);

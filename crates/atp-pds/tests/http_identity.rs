@@ -14,7 +14,7 @@ use atp_crypto::{Algorithm, SigningKey};
 use atp_pds::handle_resolver::HandleResolver;
 use atp_pds::mailer::{Mail, Mailer};
 use atp_pds::sequencer::{EventKind, Sequencer};
-use common::{refusal, Pds, TestAccount};
+use common::{refusal, refused_procedure, Pds, TestAccount};
 use hyper::StatusCode;
 use resolution_peers::{FakeDns, FakeWeb};
 use serde_json::{json, Value};
@@ -228,16 +228,12 @@ async fn taken_and_invalid_handles_are_refused() {
     }
     let (status, error, _) = refusal(update_handle(&w.pds, &alice, "not a handle").await);
     assert_eq!((status, error.as_str()), (400, "InvalidRequest"));
-    let (status, _, _) = refusal(
-        w.pds
-            .client()
-            .procedure::<_, _, Value>(
-                "com.atproto.identity.updateHandle",
-                &(),
-                &json!({ "handle": "free.test" }),
-            )
-            .await,
-    );
+    let (status, _, _) = refused_procedure(
+        &w.pds.client(),
+        "com.atproto.identity.updateHandle",
+        &json!({ "handle": "free.test" }),
+    )
+    .await;
     assert_eq!(status, 401);
 
     // Nothing changed anywhere.

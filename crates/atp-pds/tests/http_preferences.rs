@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{refusal, Pds, TestAccount};
+use common::{procedure, query, refusal, refused_query, Pds, TestAccount};
 use serde_json::{json, Value};
 
 const PERSONAL: &str = "app.bsky.actor.defs#personalDetailsPref";
@@ -14,11 +14,7 @@ const ADULT: &str = "app.bsky.actor.defs#adultContentPref";
 const DECLARED_AGE: &str = "app.bsky.actor.defs#declaredAgePref";
 
 async fn get(pds: &Pds, jwt: &str) -> Vec<Value> {
-    let answer: Value = pds
-        .bearer(jwt)
-        .query("app.bsky.actor.getPreferences", &())
-        .await
-        .unwrap();
+    let answer = query(&pds.bearer(jwt), "app.bsky.actor.getPreferences", &()).await;
     answer["preferences"].as_array().unwrap().clone()
 }
 
@@ -39,24 +35,18 @@ fn types(prefs: &[Value]) -> Vec<&str> {
 
 /// An app-password session of `account`.
 async fn app_session(pds: &Pds, account: &TestAccount) -> String {
-    let app: Value = pds
-        .bearer(&account.access_jwt)
-        .procedure(
-            "com.atproto.server.createAppPassword",
-            &(),
-            &json!({ "name": "phone" }),
-        )
-        .await
-        .unwrap();
-    let session: Value = pds
-        .client()
-        .procedure(
-            "com.atproto.server.createSession",
-            &(),
-            &json!({ "identifier": account.handle, "password": app["password"] }),
-        )
-        .await
-        .unwrap();
+    let app = procedure(
+        &pds.bearer(&account.access_jwt),
+        "com.atproto.server.createAppPassword",
+        &json!({ "name": "phone" }),
+    )
+    .await;
+    let session = procedure(
+        &pds.client(),
+        "com.atproto.server.createSession",
+        &json!({ "identifier": account.handle, "password": app["password"] }),
+    )
+    .await;
     session["accessJwt"].as_str().unwrap().to_owned()
 }
 
@@ -94,11 +84,7 @@ async fn preferences_are_stored_and_replaced_whole() {
     assert_eq!(get(&pds, jwt).await, vec![saved]);
 
     // Without a session.
-    let (status, _, _) = refusal(
-        pds.client()
-            .query::<_, Value>("app.bsky.actor.getPreferences", &())
-            .await,
-    );
+    let (status, _, _) = refused_query(&pds.client(), "app.bsky.actor.getPreferences", &()).await;
     assert_eq!(status, 401);
     pds.stop().await;
 }

@@ -46,10 +46,21 @@ impl Pds {
 
     /// A PDS whose state `adjust` may change (mailer, limits, ...).
     pub async fn start_with(adjust: impl FnOnce(&mut PdsState)) -> Pds {
+        Self::start_configured(|_| {}, adjust).await
+    }
+
+    /// A PDS whose storage settings `configure` may change before the
+    /// storage opens (invites required, ...), and whose state `adjust` may
+    /// change before the server starts.
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut ServiceConfig),
+        adjust: impl FnOnce(&mut PdsState),
+    ) -> Pds {
         let data = tempfile::tempdir().unwrap();
         let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
         let mut config = ServiceConfig::new(data.path(), "http://localhost:2583");
         config.handle_domains = vec![".test".to_owned()];
+        configure(&mut config);
         let mut state = PdsState::new(
             Storage::open(config).unwrap(),
             ServiceKeys {
