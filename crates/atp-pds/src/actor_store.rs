@@ -238,6 +238,24 @@ fn record_from_columns(row: RecordRow) -> Result<RecordEntry> {
 
 const RECORD_COLUMNS: &str = "uri, cid, collection, rkey, repo_rev, indexed_at, takedown_ref";
 
+/// The record index columns and the record's block (NULL when missing), for
+/// `record LEFT JOIN repo_block`.
+const RECORD_WITH_BLOCK_COLUMNS: &str = "record.uri, record.cid, record.collection, record.rkey,
+     record.repo_rev, record.indexed_at, record.takedown_ref, repo_block.content";
+
+fn record_with_block_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(RecordRow, Option<Vec<u8>>)> {
+    Ok((record_from_row(row)?, row.get(7)?))
+}
+
+fn record_with_block((row, bytes): (RecordRow, Option<Vec<u8>>)) -> Result<(RecordEntry, Vec<u8>)> {
+    let entry = record_from_columns(row)?;
+    let bytes =
+        bytes.ok_or_else(|| Error::Corrupt(format!("record block missing for {}", entry.uri)))?;
+    Ok((entry, bytes))
+}
+
 /// Writes to one account's store inside one SQLite transaction (see
 /// [`ActorStore::transact`]).
 pub struct ActorTransaction<'a> {
@@ -563,7 +581,7 @@ impl ActorStore {
         Ok(commit)
     }
 
-    /// The index entry and block of one record.
+    /// The index entry and block of one record, read by one statement.
     pub fn get_record(
         &self,
         collection: &str,
@@ -571,18 +589,16 @@ impl ActorStore {
     ) -> Result<Option<(RecordEntry, Vec<u8>)>> {
         let uri = format!("at://{}/{collection}/{rkey}", self.did);
         self.db.read(|tx| {
-            let sql = format!("SELECT {RECORD_COLUMNS} FROM record WHERE uri = ?1");
-            let Some(row) = tx
-                .prepare_cached(&sql)?
-                .query_row([&uri], record_from_row)
+            let sql = format!(
+                "SELECT {RECORD_WITH_BLOCK_COLUMNS} FROM record
+                 LEFT JOIN repo_block ON repo_block.cid = record.cid
+                 WHERE record.uri = ?1"
+            );
+            tx.prepare_cached(&sql)?
+                .query_row([&uri], record_with_block_from_row)
                 .optional()?
-            else {
-                return Ok(None);
-            };
-            let entry = record_from_columns(row)?;
-            let bytes = crate::block_store::get_block(tx, &entry.cid)?
-                .ok_or_else(|| Error::Corrupt(format!("record block missing for {uri}")))?;
-            Ok(Some((entry, bytes)))
+                .map(record_with_block)
+                .transpose()
         })
     }
 
@@ -617,7 +633,8 @@ impl ActorStore {
     }
 
     /// Like [`ActorStore::list_records`] with each record's block, leaving
-    /// out taken-down records (as `listRecords` shows them).
+    /// out taken-down records (as `listRecords` shows them). One statement
+    /// reads the page and its blocks together.
     pub fn list_record_values(
         &self,
         collection: &str,
@@ -629,28 +646,24 @@ impl ActorStore {
         self.db.read(|tx| {
             let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
             let cursor_clause = if cursor.is_some() {
-                format!("AND rkey {cmp} ?2")
+                format!("AND record.rkey {cmp} ?2")
             } else {
                 "AND ?2 IS NULL".to_owned()
             };
             let sql = format!(
-                "SELECT {RECORD_COLUMNS} FROM record
-                 WHERE collection = ?1 AND takedown_ref IS NULL {cursor_clause}
-                 ORDER BY rkey {order} LIMIT ?3"
+                "SELECT {RECORD_WITH_BLOCK_COLUMNS} FROM record
+                 LEFT JOIN repo_block ON repo_block.cid = record.cid
+                 WHERE record.collection = ?1 AND record.takedown_ref IS NULL {cursor_clause}
+                 ORDER BY record.rkey {order} LIMIT ?3"
             );
-            let mut stmt = tx.prepare(&sql)?;
+            let mut stmt = tx.prepare_cached(&sql)?;
             let rows = stmt
-                .query_map(params![collection, cursor, limit], record_from_row)?
+                .query_map(
+                    params![collection, cursor, limit],
+                    record_with_block_from_row,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut out = Vec::with_capacity(rows.len());
-            for row in rows {
-                let entry = record_from_columns(row)?;
-                let bytes = crate::block_store::get_block(tx, &entry.cid)?.ok_or_else(|| {
-                    Error::Corrupt(format!("record block missing for {}", entry.uri))
-                })?;
-                out.push((entry, bytes));
-            }
-            Ok(out)
+            rows.into_iter().map(record_with_block).collect()
         })
     }
 

@@ -65,8 +65,74 @@ fn required_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Vec<u8>, Error> {
     get_block(tx, cid)?.ok_or_else(|| Error::Corrupt(format!("repository block {cid} is missing")))
 }
 
+/// Most CIDs looked up by one `WHERE cid IN (...)` statement.
+const MAX_CIDS_PER_LOOKUP: usize = 64;
+
+/// The blocks of `cids`, in the same order, read with a few `IN (...)`
+/// statements rather than one statement per block. The number of
+/// placeholders is rounded up to a power of two (the list padded with its
+/// first CID) so that a handful of cached statements serve every size.
+fn required_blocks(tx: &Transaction<'_>, cids: &[Cid]) -> Result<Vec<Vec<u8>>, Error> {
+    let mut out = Vec::with_capacity(cids.len());
+    for chunk in cids.chunks(MAX_CIDS_PER_LOOKUP) {
+        let keys: Vec<String> = chunk.iter().map(Cid::to_string).collect();
+        let slots = keys.len().next_power_of_two();
+        let placeholders = vec!["?"; slots].join(", ");
+        let sql = format!("SELECT cid, content FROM repo_block WHERE cid IN ({placeholders})");
+        let mut stmt = tx.prepare_cached(&sql)?;
+        let params = (0..slots).map(|slot| &keys[if slot < keys.len() { slot } else { 0 }]);
+        let mut found: Vec<(String, Vec<u8>)> = stmt
+            .query_map(rusqlite::params_from_iter(params), |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for (index, (cid, key)) in chunk.iter().zip(&keys).enumerate() {
+            let position = found
+                .iter()
+                .position(|(stored, _)| stored == key)
+                .ok_or_else(|| Error::Corrupt(format!("repository block {cid} is missing")))?;
+            // A CID asked for again later in the chunk keeps its row.
+            if keys[index + 1..].contains(key) {
+                out.push(found[position].1.clone());
+            } else {
+                out.push(found.swap_remove(position).1);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Page cache, in KiB, of the connection while it walks a repository for
+/// `getRepo` (SQLite's default is 2 MiB). The walk looks blocks up by CID
+/// in random order; with the default cache nearly every lookup reads its
+/// index page again from the file. 16 MiB holds the CID index of a
+/// repository of about 150,000 blocks; larger ones still work, with more
+/// reads. The cache goes back to its previous size after the walk, so
+/// memory stays bounded whatever the repository's size.
+const WALK_CACHE_KIB: i64 = 16 * 1024;
+
+/// Runs `walk` with the connection's page cache at [`WALK_CACHE_KIB`],
+/// then puts the previous size back (which frees the extra pages).
+fn with_walk_cache<T>(
+    tx: &Transaction<'_>,
+    walk: impl FnOnce() -> Result<T, Error>,
+) -> Result<T, Error> {
+    let previous: i64 = tx.query_row("PRAGMA cache_size", [], |row| row.get(0))?;
+    tx.execute_batch(&format!("PRAGMA cache_size = -{WALK_CACHE_KIB}"))?;
+    let outcome = walk();
+    let restored = tx.execute_batch(&format!("PRAGMA cache_size = {previous}"));
+    let value = outcome?;
+    restored?;
+    Ok(value)
+}
+
 /// Writes the commit `root`, then its tree depth-first, each node followed
 /// by the records of its entries.
+///
+/// Each node's records and child nodes are read together (one or a few
+/// statements per node); the children wait on the walk's stack with their
+/// bytes. The stack holds at most the pending siblings along one path from
+/// the root, so memory grows with the tree's depth, not its size.
 fn write_current_tree<W: std::io::Write>(
     tx: &Transaction<'_>,
     root: &Cid,
@@ -75,16 +141,21 @@ fn write_current_tree<W: std::io::Write>(
     let commit_bytes = required_block(tx, root)?;
     let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes)?;
     writer.write_block(root, &commit_bytes)?;
-    let mut pending = vec![commit.data];
-    while let Some(cid) = pending.pop() {
-        let bytes = required_block(tx, &cid)?;
+    let data_bytes = required_block(tx, &commit.data)?;
+    let mut pending = vec![(commit.data, data_bytes)];
+    while let Some((cid, bytes)) = pending.pop() {
         let node = atp_repo_mst::mst::decode_node(&bytes)?;
         writer.write_block(&cid, &bytes)?;
-        for entry in &node.entries {
-            writer.write_block(&entry.value, &required_block(tx, &entry.value)?)?;
+        let mut wanted: Vec<Cid> = node.entries.iter().map(|entry| entry.value).collect();
+        let records = wanted.len();
+        wanted.extend(node.children());
+        let mut blocks = required_blocks(tx, &wanted)?;
+        let child_blocks = blocks.split_off(records);
+        for (entry, record) in node.entries.iter().zip(&blocks) {
+            writer.write_block(&entry.value, record)?;
         }
-        let children: Vec<Cid> = node.children().collect();
-        pending.extend(children.into_iter().rev());
+        let children = wanted[records..].iter().copied().zip(child_blocks);
+        pending.extend(children.rev());
     }
     Ok(())
 }
@@ -171,7 +242,7 @@ impl SqliteBlockStore {
             let mut writer = atp_repo_mst::car::CarWriter::new(out, &[root])?;
             match since {
                 Some(since) => write_blocks_since(tx, since, &mut writer)?,
-                None => write_current_tree(tx, &root, &mut writer)?,
+                None => with_walk_cache(tx, || write_current_tree(tx, &root, &mut writer))?,
             }
             Ok(Some(writer.finish()?))
         })

@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use atp_crypto::Cid;
+use atp_crypto::{Cid, Ipld};
 use atp_repo_mst::car::CarLimits;
 use atp_repo_mst::repo::{CommitData, WriteAction};
 use atp_xrpc::server::{Router, XrpcError, XrpcRequest, XrpcResponse};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{json, Map, Value};
 
 use super::auth::{require_access, Access};
@@ -20,11 +20,10 @@ use super::errors::to_xrpc;
 use super::state::PdsState;
 use super::with_state;
 use crate::account::{Account, AccountStore};
-use crate::actor_store::RecordEntry;
 use crate::db::run_blocking;
 use crate::repo_writer::{
-    lock_repo, prepare_create, prepare_delete, prepare_update, submit, PreparedWrite,
-    WriteRequest, MAX_WRITES,
+    lock_repo, prepare_create, prepare_delete, prepare_update, submit, PreparedWrite, WriteRequest,
+    MAX_WRITES,
 };
 
 /// Largest JSON body of the record-writing methods (the reference's
@@ -300,7 +299,8 @@ async fn apply_writes(
         .map(|op| prepare_op(&did, op, input.validate))
         .collect::<Result<Vec<_>, _>>()?;
     let swap_commit = parse_optional_cid(input.swap_commit.as_deref())?;
-    let commit = crate::repo_writer::apply_writes(&state, &did, writes.clone(), swap_commit).await?;
+    let commit =
+        crate::repo_writer::apply_writes(&state, &did, writes.clone(), swap_commit).await?;
     let results: Vec<Value> = writes.iter().map(result_json).collect();
     XrpcResponse::json(&json!({"commit": commit_json(&commit), "results": results}))
 }
@@ -313,24 +313,176 @@ struct GetRecordParams {
     cid: Option<String>,
 }
 
-/// The DID of an active account named by `repo`, as the reference's
-/// `getDidForActor` (deactivated and taken-down accounts are left out).
-async fn active_did(state: &PdsState, repo: &str) -> Result<Option<String>, XrpcError> {
-    Ok(find_account(state, repo)
-        .await?
-        .filter(|account| account.deactivated_at.is_none() && account.takedown_ref.is_none())
-        .map(|account| account.did))
+/// The account named by `repo` (a DID or a handle) if it is active, as
+/// the reference's `getDidForActor` (deactivated and taken-down accounts
+/// are left out). Blocking: call it inside [`run_blocking`], together with
+/// the store read that follows, so that a read makes one trip to the
+/// blocking pool.
+fn active_account(accounts: &AccountStore, repo: &str) -> crate::Result<Option<Account>> {
+    let account = if repo.starts_with("did:") {
+        accounts.account_by_did(repo)?
+    } else {
+        accounts.account_by_handle(repo)?
+    };
+    Ok(
+        account
+            .filter(|account| account.deactivated_at.is_none() && account.takedown_ref.is_none()),
+    )
 }
 
 fn record_value(bytes: &[u8]) -> Result<Value, XrpcError> {
-    let ipld = atp_crypto::dagcbor::decode_ipld(bytes)
-        .map_err(|err| to_xrpc(crate::Error::Crypto(err)))?;
+    let ipld = decode_record(bytes)?;
     atp_crypto::data_model::ipld_to_json(&ipld).map_err(|err| to_xrpc(crate::Error::Crypto(err)))
+}
+
+fn decode_record(bytes: &[u8]) -> Result<Ipld, XrpcError> {
+    atp_crypto::dagcbor::decode_ipld(bytes).map_err(|err| to_xrpc(crate::Error::Crypto(err)))
+}
+
+/// A decoded record written as JSON straight from its [`Ipld`] value,
+/// with the output of [`atp_crypto::data_model::ipld_to_json`] (links as
+/// `{"$link"}`, bytes as `{"$bytes"}`, map keys sorted) but without
+/// building a `serde_json::Value` first. Values that function refuses
+/// (floats, integers beyond 64 bits, nesting past
+/// [`atp_crypto::dagcbor::MAX_DEPTH`]) fail to serialize; the caller then
+/// asks it for its error.
+struct RecordJson<'a>(&'a Ipld, usize);
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+        let RecordJson(value, depth) = *self;
+        let deeper = || {
+            if depth >= atp_crypto::dagcbor::MAX_DEPTH {
+                Err(S::Error::custom("value nests too deep"))
+            } else {
+                Ok(depth + 1)
+            }
+        };
+        match value {
+            Ipld::Null => serializer.serialize_unit(),
+            Ipld::Bool(b) => serializer.serialize_bool(*b),
+            Ipld::Integer(i) => serializer.serialize_i64(
+                i64::try_from(*i).map_err(|_| S::Error::custom("integer out of range"))?,
+            ),
+            Ipld::Float(_) => Err(S::Error::custom("float in a record")),
+            Ipld::String(text) => serializer.serialize_str(text),
+            Ipld::Bytes(bytes) => {
+                use base64::Engine as _;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry(
+                    "$bytes",
+                    &base64::engine::general_purpose::STANDARD_NO_PAD.encode(bytes),
+                )?;
+                map.end()
+            }
+            Ipld::Link(cid) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("$link", &cid.to_string())?;
+                map.end()
+            }
+            Ipld::List(items) => {
+                let depth = deeper()?;
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&RecordJson(item, depth))?;
+                }
+                seq.end()
+            }
+            Ipld::Map(entries) => {
+                let depth = deeper()?;
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, item) in entries {
+                    map.serialize_entry(key, &RecordJson(item, depth))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// One record as `getRecord` and `listRecords` show it. The fields are
+/// declared in the order `serde_json::Value` objects sort their keys, so
+/// the bytes are those of the `json!` form.
+#[derive(Serialize)]
+struct RecordView<'a> {
+    cid: &'a str,
+    uri: &'a str,
+    value: RecordJson<'a>,
+}
+
+/// A `listRecords` page (fields in sorted order, as [`RecordView`]).
+#[derive(Serialize)]
+struct RecordPage<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<&'a str>,
+    records: Vec<RecordView<'a>>,
+}
+
+/// `body` as a JSON answer, or, if it cannot be written (a value
+/// [`RecordJson`] refuses), the answer `fallback` builds, which carries
+/// the data model's own error.
+fn json_or_else<T: Serialize>(
+    body: &T,
+    fallback: impl FnOnce() -> Result<XrpcResponse, XrpcError>,
+) -> Result<XrpcResponse, XrpcError> {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => Ok(XrpcResponse::bytes(JSON_CONTENT_TYPE, bytes)),
+        Err(_) => fallback(),
+    }
+}
+
+/// Content type of JSON answers (as [`XrpcResponse::json`] sets it).
+const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+/// Slots for the store reads of `getRecord` and `listRecords`: as many as
+/// the machine has CPUs (at least 2). Those reads are short and CPU-bound
+/// (pages mostly in the OS cache); letting more run at once than there
+/// are CPUs only adds blocking-pool threads, context switches, and reader
+/// connections opened beyond a store's idle pool and closed again after
+/// one read (each open reads the schema and prepares its statements
+/// anew). Waiting requests queue here, on the async side.
+fn store_read_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cpus.max(2))
+    })
+}
+
+/// Runs the short store read `read` on the blocking pool once a slot of
+/// [`store_read_slots`] is free.
+async fn store_read<T, F>(read: F) -> Result<T, XrpcError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> crate::Result<T> + Send + 'static,
+{
+    let _slot = store_read_slots()
+        .acquire()
+        .await
+        .map_err(|_| XrpcError::internal("store read slots closed"))?;
+    run_blocking(read).await.map_err(to_xrpc)
 }
 
 async fn get_record(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse, XrpcError> {
     let params: GetRecordParams = req.params()?;
-    let Some(did) = active_did(&state, &params.repo).await? else {
+    let accounts = Arc::clone(state.storage.accounts());
+    let actors = Arc::clone(state.storage.actors());
+    let (repo, collection, rkey) = (
+        params.repo.clone(),
+        params.collection.clone(),
+        params.rkey.clone(),
+    );
+    let lookup = store_read(move || {
+        let Some(account) = active_account(&accounts, &repo)? else {
+            return Ok(None);
+        };
+        let record = actors.open(&account.did)?.get_record(&collection, &rkey)?;
+        Ok(Some((account.did, record)))
+    })
+    .await?;
+    // `None`: no active account is named by `repo`.
+    let Some((did, found)) = lookup else {
         // Not hosted here: with an AppView configured, the reference
         // forwards the call (here when the caller names the service).
         if state.appview.is_some() && super::proxy::proxy_header(&req).is_some() {
@@ -343,27 +495,29 @@ async fn get_record(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespon
         XrpcError::invalid_request(format!("Could not locate record: {uri}"))
             .with_name("RecordNotFound")
     };
-    let actors = Arc::clone(state.storage.actors());
-    let (collection, rkey) = (params.collection.clone(), params.rkey.clone());
-    let found = run_blocking(move || actors.open(&did)?.get_record(&collection, &rkey))
-        .await
-        .map_err(to_xrpc)?;
     let Some((entry, bytes)) = found else {
         return Err(not_found());
     };
     if entry.takedown_ref.is_some() {
         return Err(not_found());
     }
-    if let Some(cid) = &params.cid {
-        if *cid != entry.cid.to_string() {
-            return Err(not_found());
-        }
+    let cid = entry.cid.to_string();
+    if params.cid.as_ref().is_some_and(|wanted| *wanted != cid) {
+        return Err(not_found());
     }
-    XrpcResponse::json(&json!({
-        "uri": uri,
-        "cid": entry.cid.to_string(),
-        "value": record_value(&bytes)?,
-    }))
+    let value = decode_record(&bytes)?;
+    let view = RecordView {
+        cid: &cid,
+        uri: &uri,
+        value: RecordJson(&value, 0),
+    };
+    json_or_else(&view, || {
+        XrpcResponse::json(&json!({
+            "uri": uri,
+            "cid": cid,
+            "value": record_value(&bytes)?,
+        }))
+    })
 }
 
 #[derive(Deserialize)]
@@ -383,40 +537,60 @@ async fn list_records(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResp
             "limit must be between 1 and {MAX_LIST_LIMIT}"
         )));
     }
-    let Some(did) = active_did(&state, &params.repo).await? else {
+    let accounts = Arc::clone(state.storage.accounts());
+    let actors = Arc::clone(state.storage.actors());
+    let repo = params.repo.clone();
+    let collection = params.collection.clone();
+    let cursor = params.cursor.clone();
+    let reverse = params.reverse.unwrap_or(false);
+    let rows = store_read(move || {
+        let Some(account) = active_account(&accounts, &repo)? else {
+            return Ok(None);
+        };
+        actors
+            .open(&account.did)?
+            .list_record_values(&collection, limit as usize, cursor.as_deref(), reverse)
+            .map(Some)
+    })
+    .await?;
+    let Some(rows) = rows else {
         return Err(XrpcError::invalid_request(format!(
             "Could not find repo: {}",
             params.repo
         )));
     };
-    let actors = Arc::clone(state.storage.actors());
-    let collection = params.collection.clone();
-    let cursor = params.cursor.clone();
-    let reverse = params.reverse.unwrap_or(false);
-    let rows = run_blocking(move || {
-        actors.open(&did)?.list_record_values(
-            &collection,
-            limit as usize,
-            cursor.as_deref(),
-            reverse,
-        )
-    })
-    .await
-    .map_err(to_xrpc)?;
-    let mut records = Vec::with_capacity(rows.len());
+    let mut decoded = Vec::with_capacity(rows.len());
     for (entry, bytes) in &rows {
-        records.push(json!({
-            "uri": entry.uri,
-            "cid": entry.cid.to_string(),
-            "value": record_value(bytes)?,
-        }));
+        decoded.push((entry.cid.to_string(), decode_record(bytes)?));
     }
-    let mut body = Map::new();
-    body.insert("records".to_owned(), Value::Array(records));
-    if let Some((last, _)) = rows.last() {
-        body.insert("cursor".to_owned(), json!(last.rkey));
-    }
-    XrpcResponse::json(&Value::Object(body))
+    let page = RecordPage {
+        cursor: rows.last().map(|(last, _)| last.rkey.as_str()),
+        records: rows
+            .iter()
+            .zip(&decoded)
+            .map(|((entry, _), (cid, value))| RecordView {
+                cid,
+                uri: &entry.uri,
+                value: RecordJson(value, 0),
+            })
+            .collect(),
+    };
+    json_or_else(&page, || {
+        let mut records = Vec::with_capacity(rows.len());
+        for (entry, bytes) in &rows {
+            records.push(json!({
+                "uri": entry.uri,
+                "cid": entry.cid.to_string(),
+                "value": record_value(bytes)?,
+            }));
+        }
+        let mut body = Map::new();
+        body.insert("records".to_owned(), Value::Array(records));
+        if let Some((last, _)) = rows.last() {
+            body.insert("cursor".to_owned(), json!(last.rkey));
+        }
+        XrpcResponse::json(&Value::Object(body))
+    })
 }
 
 #[derive(Deserialize)]
@@ -541,4 +715,82 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
         )?
         .max_body_bytes(import_limit);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use atp_crypto::data_model::{ipld_to_json, json_to_ipld};
+    use base64::Engine as _;
+
+    use super::*;
+
+    /// What `RecordJson` writes must be the bytes of the `Value` route.
+    fn same_as_value_route(value: &Ipld) -> bool {
+        let direct = serde_json::to_vec(&RecordJson(value, 0));
+        let via_value = ipld_to_json(value).map(|json| serde_json::to_vec(&json).unwrap());
+        match (direct, via_value) {
+            (Ok(direct), Ok(via_value)) => direct == via_value,
+            (Err(_), Err(_)) => true,
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn record_json_writes_the_interop_fixtures_as_the_value_route() {
+        let fixtures = atp_test_vectors::interop_json("data-model/data-model-fixtures.json");
+        let fixtures = fixtures.as_array().unwrap();
+        for fixture in fixtures {
+            let text = fixture["cbor_base64"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('=');
+            let cbor = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(text)
+                .unwrap();
+            let value = atp_crypto::dagcbor::decode_ipld(&cbor).unwrap();
+            assert!(same_as_value_route(&value), "{fixture}");
+            // And the JSON of the fixture itself, keys sorted.
+            let direct = serde_json::to_vec(&RecordJson(&value, 0)).unwrap();
+            assert_eq!(direct, serde_json::to_vec(&fixture["json"]).unwrap());
+        }
+        atp_test_vectors::report("data-model/data-model-fixtures.json", fixtures.len());
+        let valid = atp_test_vectors::interop_json("data-model/data-model-valid.json");
+        let valid = valid.as_array().unwrap();
+        for case in valid {
+            let value = json_to_ipld(&case["json"]).unwrap();
+            assert!(same_as_value_route(&value), "{case}");
+        }
+        atp_test_vectors::report("data-model/data-model-valid.json", valid.len());
+    }
+
+    #[test]
+    fn record_json_edge_values_match_and_refusals_match() {
+        let nested = (0..70).fold(Ipld::Null, |inner, _| Ipld::List(vec![inner]));
+        let cases = [
+            Ipld::Integer(i128::from(i64::MIN)),
+            Ipld::Integer(i128::from(i64::MAX)),
+            Ipld::Integer(-1),
+            Ipld::Integer(0),
+            Ipld::Bytes(vec![0, 1, 2, 250, 255]),
+            Ipld::Bytes(Vec::new()),
+            Ipld::String("quote \" backslash \\ control \u{1} é ☃".to_owned()),
+            Ipld::Map(BTreeMap::from([
+                ("z".to_owned(), Ipld::Null),
+                ("a".to_owned(), Ipld::Bool(false)),
+                ("aa".to_owned(), Ipld::List(vec![Ipld::Integer(7)])),
+                ("$type".to_owned(), Ipld::String("x.y.z".to_owned())),
+            ])),
+            // Refused by both.
+            Ipld::Float(1.5),
+            Ipld::Integer(i128::from(i64::MAX) + 1),
+            Ipld::List(vec![Ipld::Integer(1), Ipld::Float(0.0)]),
+            nested,
+        ];
+        for case in &cases {
+            assert!(same_as_value_route(case), "{case:?}");
+        }
+        assert!(serde_json::to_vec(&RecordJson(&Ipld::Float(1.5), 0)).is_err());
+    }
 }
