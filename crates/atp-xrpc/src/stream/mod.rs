@@ -8,7 +8,10 @@
 //! [`ServerConfig::subscription_buffer`](crate::server::ServerConfig)
 //! frames per subscriber, and a subscriber whose buffer stays full for
 //! [`ServerConfig::slow_consumer_timeout`](crate::server::ServerConfig) is
-//! sent a `ConsumerTooSlow` error frame and disconnected.
+//! sent a `ConsumerTooSlow` error frame and disconnected. Frames waiting
+//! in a subscriber's buffer are written to its socket together, with one
+//! flush, and their encoded bytes are shared, not copied, between
+//! subscribers.
 
 mod client;
 mod frame;
