@@ -3,7 +3,7 @@
 //! A subscriber without a cursor gets the events sequenced from now on.
 //! With a cursor it first gets the stored events after it, then the live
 //! ones. Live events come from one shared tail of the event log
-//! ([`shared_tail`]): each new event is read and encoded once, whatever
+//! (module `shared_tail`): each new event is read and encoded once, whatever
 //! the number of subscribers, and its frame's bytes are shared by all.
 //! A subscriber always asks for what follows the last sequence number it
 //! sent, from the log while it is before the shared tail (a backfill, or
