@@ -84,7 +84,7 @@ async fn search_accounts_by_email_in_did_order() {
 
     let page = search(&pds, json!({ "email": "alice@example.com" })).await;
     let account = &page["accounts"][0];
-    assert_eq!(dids(&page), [alice.did.clone()]);
+    assert_eq!(dids(&page), std::slice::from_ref(&alice.did));
     assert_eq!(account["handle"], "alice.test");
     assert_eq!(account["email"], "alice@example.com");
     assert!(account["indexedAt"].is_string());
