@@ -5,6 +5,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod allocator;
 mod cli;
 mod client;
 mod commands;
@@ -27,6 +28,9 @@ use crate::error::Error;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve) {
+        allocator::limit_malloc_arenas();
+    }
     let env = match Environment::load(cli.env_file.as_deref()) {
         Ok(env) => env,
         Err(err) => {
