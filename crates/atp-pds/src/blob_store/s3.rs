@@ -222,6 +222,31 @@ fn describe_failure(action: &str, key: &str, answer: &Answer) -> Error {
     ))
 }
 
+/// `Ok` when `answer` is a success, else the failure of `action` on `key`.
+fn ensure_success(action: &str, key: &str, answer: &Answer) -> Result<()> {
+    if answer.status.is_success() {
+        Ok(())
+    } else {
+        Err(describe_failure(action, key, answer))
+    }
+}
+
+/// `Ok` when `answer` is a success or says the object is absent (deleting
+/// what is gone is done), else the failure of `action` on `key`.
+fn done_or_absent(action: &str, key: &str, answer: &Answer) -> Result<()> {
+    if answer.status == StatusCode::NOT_FOUND {
+        Ok(())
+    } else {
+        ensure_success(action, key, answer)
+    }
+}
+
+/// Whether a copy or a multipart completion failed after its 200 status
+/// was sent: the error is then in the body.
+fn failed_late(answer: &Answer) -> bool {
+    String::from_utf8_lossy(&answer.body).contains("<Error>")
+}
+
 impl S3BlobStore {
     /// A store on the bucket `config` describes.
     pub fn new(config: &S3Config) -> Result<Self> {
@@ -269,15 +294,7 @@ impl S3BlobStore {
     /// bucket owned by the caller is fine.
     pub async fn create_bucket(&self) -> Result<()> {
         let url = CreateBucket::new(&self.bucket, self.credentials()?).sign(SIGNATURE_LIFETIME);
-        let answer = self
-            .send(
-                Method::PUT,
-                url,
-                Vec::new(),
-                Bytes::new(),
-                self.request_timeout,
-            )
-            .await?;
+        let answer = self.send_bodyless(Method::PUT, url).await?;
         match answer.status {
             status if status.is_success() => Ok(()),
             StatusCode::CONFLICT
@@ -349,6 +366,13 @@ impl S3BlobStore {
         }
     }
 
+    /// [`S3BlobStore::send`] of a request without headers or body, within
+    /// the request timeout.
+    async fn send_bodyless(&self, method: Method, url: url::Url) -> Result<Answer> {
+        self.send(method, url, Vec::new(), Bytes::new(), self.request_timeout)
+            .await
+    }
+
     /// One exchange of [`S3BlobStore::send`].
     async fn send_once(
         &self,
@@ -390,10 +414,7 @@ impl S3BlobStore {
         let answer = self
             .send(Method::PUT, url, Vec::new(), body, self.upload_timeout)
             .await?;
-        if !answer.status.is_success() {
-            return Err(describe_failure("PutObject", key, &answer));
-        }
-        Ok(())
+        ensure_success("PutObject", key, &answer)
     }
 
     /// Streams `bytes` into the object `key`: one `PutObject` when the
@@ -434,18 +455,8 @@ impl S3BlobStore {
     async fn create_multipart(&self, key: &str) -> Result<String> {
         let url = CreateMultipartUpload::new(&self.bucket, self.credentials.as_ref(), key)
             .sign(SIGNATURE_LIFETIME);
-        let answer = self
-            .send(
-                Method::POST,
-                url,
-                Vec::new(),
-                Bytes::new(),
-                self.request_timeout,
-            )
-            .await?;
-        if !answer.status.is_success() {
-            return Err(describe_failure("CreateMultipartUpload", key, &answer));
-        }
+        let answer = self.send_bodyless(Method::POST, url).await?;
+        ensure_success("CreateMultipartUpload", key, &answer)?;
         let parsed = CreateMultipartUpload::parse_response(&answer.body)
             .map_err(|err| remote_error(format!("unreadable multipart upload answer: {err}")))?;
         Ok(parsed.upload_id().to_owned())
@@ -469,9 +480,7 @@ impl S3BlobStore {
         let answer = self
             .send(Method::PUT, url, Vec::new(), body, self.upload_timeout)
             .await?;
-        if !answer.status.is_success() {
-            return Err(describe_failure("UploadPart", key, &answer));
-        }
+        ensure_success("UploadPart", key, &answer)?;
         answer
             .headers
             .get(hyper::header::ETAG)
@@ -494,8 +503,7 @@ impl S3BlobStore {
             .send(Method::POST, url, Vec::new(), body, self.request_timeout)
             .await?;
         // Like a copy, a completion can fail after the 200 status.
-        let failed_late = String::from_utf8_lossy(&answer.body).contains("<Error>");
-        if !answer.status.is_success() || failed_late {
+        if !answer.status.is_success() || failed_late(&answer) {
             return Err(describe_failure("CompleteMultipartUpload", key, &answer));
         }
         Ok(())
@@ -505,20 +513,8 @@ impl S3BlobStore {
         let url =
             AbortMultipartUpload::new(&self.bucket, self.credentials.as_ref(), key, upload_id)
                 .sign(SIGNATURE_LIFETIME);
-        let answer = self
-            .send(
-                Method::DELETE,
-                url,
-                Vec::new(),
-                Bytes::new(),
-                self.request_timeout,
-            )
-            .await?;
-        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(describe_failure("AbortMultipartUpload", key, &answer))
-        }
+        let answer = self.send_bodyless(Method::DELETE, url).await?;
+        done_or_absent("AbortMultipartUpload", key, &answer)
     }
 
     /// Moves an object (copy, then delete); `false` if `from` is absent.
@@ -553,8 +549,7 @@ impl S3BlobStore {
         }
         // A copy can fail after the 200 status was sent: the error is then
         // in the body.
-        let failed_late = String::from_utf8_lossy(&answer.body).contains("<Error>");
-        if !answer.status.is_success() || failed_late {
+        if !answer.status.is_success() || failed_late(&answer) {
             return Err(describe_failure("CopyObject", from, &answer));
         }
         Ok(true)
@@ -563,15 +558,7 @@ impl S3BlobStore {
     async fn head_object(&self, key: &str) -> Result<bool> {
         let url =
             HeadObject::new(&self.bucket, self.credentials.as_ref(), key).sign(SIGNATURE_LIFETIME);
-        let answer = self
-            .send(
-                Method::HEAD,
-                url,
-                Vec::new(),
-                Bytes::new(),
-                self.request_timeout,
-            )
-            .await?;
+        let answer = self.send_bodyless(Method::HEAD, url).await?;
         match answer.status {
             status if status.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -582,20 +569,8 @@ impl S3BlobStore {
     async fn delete_object(&self, key: &str) -> Result<()> {
         let url = DeleteObject::new(&self.bucket, self.credentials.as_ref(), key)
             .sign(SIGNATURE_LIFETIME);
-        let answer = self
-            .send(
-                Method::DELETE,
-                url,
-                Vec::new(),
-                Bytes::new(),
-                self.request_timeout,
-            )
-            .await?;
-        if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
-            Ok(())
-        } else {
-            Err(describe_failure("DeleteObject", key, &answer))
-        }
+        let answer = self.send_bodyless(Method::DELETE, url).await?;
+        done_or_absent("DeleteObject", key, &answer)
     }
 
     async fn get_object(&self, key: &str) -> Result<Option<ByteStream>> {
@@ -656,18 +631,8 @@ impl S3BlobStore {
                 action.with_continuation_token(token.clone());
             }
             let url = action.sign(SIGNATURE_LIFETIME);
-            let answer = self
-                .send(
-                    Method::GET,
-                    url,
-                    Vec::new(),
-                    Bytes::new(),
-                    self.request_timeout,
-                )
-                .await?;
-            if !answer.status.is_success() {
-                return Err(describe_failure("ListObjectsV2", prefix, &answer));
-            }
+            let answer = self.send_bodyless(Method::GET, url).await?;
+            ensure_success("ListObjectsV2", prefix, &answer)?;
             let page = ListObjectsV2::parse_response(&answer.body)
                 .map_err(|err| remote_error(format!("unreadable S3 object list: {err}")))?;
             for object in page.contents {
