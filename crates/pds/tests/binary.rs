@@ -5,88 +5,41 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_xrpc::client::XrpcClient;
+use common::{free_port, pds_command, spawn_logged, wait_ready, Running};
 use serde_json::{json, Value};
-
-const PDS: &str = env!("CARGO_BIN_EXE_pds");
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A `pds serve` child process, killed on drop.
 struct Server {
-    child: Child,
+    _running: Running,
     url: String,
     log: PathBuf,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Server {
-    /// Starts `pds serve` in `cwd` with exactly `vars` (plus PATH) and the
-    /// given extra arguments, then waits until `describeServer` answers.
+    /// Starts `pds serve` in `cwd` with exactly `vars` (plus PATH and
+    /// `RUST_LOG=info`) and the given extra arguments, then waits until
+    /// `describeServer` answers.
     async fn start(cwd: &Path, port: u16, vars: &[(&str, String)], args: &[&str]) -> Server {
         let log = cwd.join(format!("pds-{port}.log"));
-        let out = File::create(&log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(PDS)
-            .args(args)
-            .arg("serve")
-            .current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            url: format!("http://localhost:{port}"),
+        let mut command = pds_command(cwd, &[("RUST_LOG", "info".to_owned())]);
+        command.envs(vars.iter().map(|(k, v)| (k, v)));
+        let mut running = spawn_logged(command.args(args).arg("serve"), &log);
+        let url = format!("http://localhost:{port}");
+        wait_ready(&mut running, &url, &log).await;
+        Server {
+            _running: running,
+            url,
             log,
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    async fn wait_ready(&mut self) {
-        let client = XrpcClient::new(&self.url)
-            .unwrap()
-            .with_timeout(Duration::from_secs(2));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("pds serve exited with {status}:\n{}", self.log_text());
-            }
-            let answer: Result<Value, _> =
-                client.query("com.atproto.server.describeServer", &()).await;
-            if answer.is_ok() {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pds serve did not answer:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -102,12 +55,8 @@ impl Server {
 /// Runs an operator command (blocking: call from `spawn_blocking` or a
 /// plain test) with exactly `vars` (plus PATH).
 fn pds(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(PDS)
+    pds_command(cwd, vars)
         .args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()
         .unwrap()

@@ -7,80 +7,39 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atp_xrpc::client::XrpcClient;
+use common::{free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
 use serde_json::{json, Value};
 
-const PDS: &str = env!("CARGO_BIN_EXE_pds");
 const ADMIN_PASSWORD: &str = "bulk-resume-admin";
 /// Rows of the batch.
 const ROWS: usize = 60;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `pds serve` in development mode (embedded PLC directory) on `dir`.
 async fn start_pds(dir: &Path) -> (Running, String) {
     let port = free_port();
     let log = dir.join("pds.log");
-    let out = File::create(&log).unwrap();
-    let child = Command::new(PDS)
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PDS_HOSTNAME", "localhost")
-        .env("PDS_PORT", port.to_string())
-        .env("PDS_DATA_DIRECTORY", dir.join("data"))
-        .env("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .env("PDS_INVITE_REQUIRED", "false")
-        .env("PDS_RATE_LIMITS_ENABLED", "false")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
+    let vars = [
+        ("PDS_HOSTNAME", "localhost".to_owned()),
+        ("PDS_PORT", port.to_string()),
+        ("PDS_DATA_DIRECTORY", dir.join("data").display().to_string()),
+        ("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
+        ("PDS_INVITE_REQUIRED", "false".to_owned()),
+        ("PDS_RATE_LIMITS_ENABLED", "false".to_owned()),
+    ];
+    let mut running = spawn_logged(pds_command(dir, &vars).arg("serve"), &log);
     let url = format!("http://localhost:{port}");
-    let client = XrpcClient::new(&url)
-        .unwrap()
-        .with_timeout(Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = running.0.try_wait().unwrap() {
-            panic!(
-                "pds serve exited with {status}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        let answer: Result<Value, _> = client.query("com.atproto.server.describeServer", &()).await;
-        if answer.is_ok() {
-            return (running, url);
-        }
-        assert!(Instant::now() < deadline, "pds serve did not answer");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&mut running, &url, &log).await;
+    (running, url)
 }
 
 /// The import command, not yet started.

@@ -7,18 +7,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::fs::File;
-use std::net::TcpListener;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atp_pds::blob_store::{S3BlobStore, S3Config};
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
+use common::{free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
 use serde_json::{json, Value};
 
-const PDS: &str = env!("CARGO_BIN_EXE_pds");
 const ADMIN_PASSWORD: &str = "operator-test-admin";
 const BUCKET: &str = "pds-blobs";
 
@@ -26,24 +26,7 @@ const BUCKET: &str = "pds-blobs";
 const PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn start_moto() -> (Running, String) {
     let port = free_port();
     let child = Command::new(atp_test_vectors::python())
@@ -83,38 +66,10 @@ async fn start_moto() -> (Running, String) {
 /// Starts `pds serve` with `vars` and waits for `describeServer`.
 async fn start_pds(dir: &Path, port: u16, vars: &[(&str, String)]) -> (Running, String) {
     let log = dir.join("pds.log");
-    let out = File::create(&log).unwrap();
-    let child = Command::new(PDS)
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
+    let mut running = spawn_logged(pds_command(dir, vars).arg("serve"), &log);
     let url = format!("http://localhost:{port}");
-    let client = XrpcClient::new(&url)
-        .unwrap()
-        .with_timeout(Duration::from_secs(2));
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = running.0.try_wait().unwrap() {
-            panic!(
-                "pds serve exited with {status}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        let answer: Result<Value, _> = client.query("com.atproto.server.describeServer", &()).await;
-        if answer.is_ok() {
-            return (running, url);
-        }
-        assert!(Instant::now() < deadline, "pds serve did not answer");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&mut running, &url, &log).await;
+    (running, url)
 }
 
 /// Runs `pds --pds-url URL <args>` with the admin password in the

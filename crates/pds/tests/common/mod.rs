@@ -1,0 +1,82 @@
+//! Start-up of the `pds` binary for the integration tests: a free port,
+//! child processes killed on drop, commands with exactly the given
+//! variables, and the wait until `pds serve` answers.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use atp_xrpc::client::XrpcClient;
+use serde_json::Value;
+
+/// The `pds` binary under test.
+pub const PDS: &str = env!("CARGO_BIN_EXE_pds");
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed on drop.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `pds` run in `cwd` with exactly `vars` (plus `PATH`).
+pub fn pds_command(cwd: &Path, vars: &[(&str, String)]) -> Command {
+    let mut command = Command::new(PDS);
+    command
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().map(|(k, v)| (k, v)));
+    command
+}
+
+/// Starts `command` without input, its output (both streams) into `log`.
+pub fn spawn_logged(command: &mut Command, log: &Path) -> Running {
+    let out = File::create(log).unwrap();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    Running(child)
+}
+
+/// Waits until `describeServer` answers at `url`; panics with the log if
+/// the server exits, or does not answer within two minutes.
+pub async fn wait_ready(running: &mut Running, url: &str, log: &Path) {
+    let log_text = || std::fs::read_to_string(log).unwrap_or_default();
+    let client = XrpcClient::new(url)
+        .unwrap()
+        .with_timeout(Duration::from_secs(2));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            panic!("pds serve exited with {status}:\n{}", log_text());
+        }
+        let answer: Result<Value, _> = client.query("com.atproto.server.describeServer", &()).await;
+        if answer.is_ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pds serve did not answer:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
