@@ -93,11 +93,6 @@ pub(super) fn register(router: &mut Router, state: &Arc<PdsState>) -> Result<(),
         SUBMIT_PLC_OPERATION,
         with_state(state, submit_plc_operation),
     )?;
-    // The per-account limits cover this module's updateHandle and the
-    // email and account-status token requests, registered before it.
-    if state.rate_limits {
-        super::rate_limits::install_per_account(router, &state.tokens);
-    }
     Ok(())
 }
 

@@ -21,7 +21,8 @@
 //!   the rest to the AppView or the service an `atproto-proxy` header
 //!   names.
 //! * [`auth`]: who is calling; [`errors`]: storage errors as XRPC answers;
-//!   [`rate_limits`]: the limits on logins and sign-ups.
+//!   [`rate_limits`]: the limits on logins, sign-ups, and the email,
+//!   password-reset and handle methods.
 
 pub mod account;
 pub mod account_status;
@@ -77,6 +78,7 @@ pub fn router(state: PdsState) -> Result<Router, atp_xrpc::Error> {
     proxy::register(&mut router, &state)?;
     if state.rate_limits {
         rate_limits::install(&mut router);
+        rate_limits::install_per_account(&mut router, &state.tokens);
     }
     Ok(router)
 }
