@@ -8,13 +8,16 @@ use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_pds::blob_store::{BlobStore, DiskBlobStore, S3BlobStore, S3Config};
+use atp_pds::handle_policy::HandlePolicy;
 use atp_pds::handle_resolver::HandleResolver;
 use atp_pds::http::{router, PdsState, ServiceInfo};
+use atp_pds::invite::InviteSchedule;
 use atp_pds::mailer::{LogMailer, Mailer, SmtpMailer};
 use atp_pds::service::{ServiceConfig, ServiceKeys};
 use atp_pds::Storage;
 use atp_xrpc::auth::SessionTokenAuthority;
 use atp_xrpc::server::{ServerConfig, XrpcServer};
+use chrono::{DateTime, Utc};
 
 use crate::config::{BlobstoreSettings, PlcSettings, Settings};
 use crate::error::Error;
@@ -100,6 +103,14 @@ pub async fn serve(settings: Settings) -> Result<(), Error> {
     state.appview = settings.appview.clone();
     state.blob_upload_limit = settings.blob_upload_limit;
     state.rate_limits = settings.rate_limits_enabled;
+    state.handle_policy = HandlePolicy::default().with_banned_words(&settings.handle_banned_words);
+    state.invite_schedule = settings.invite_interval_ms.map(|interval| InviteSchedule {
+        interval: Duration::from_millis(interval),
+        epoch: DateTime::<Utc>::UNIX_EPOCH
+            + chrono::Duration::milliseconds(
+                i64::try_from(settings.invite_epoch_ms).unwrap_or(i64::MAX),
+            ),
+    });
     state
         .sequencer
         .set_backfill_window(Duration::from_millis(settings.repo_backfill_limit_ms))?;

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use atp_crypto::{Algorithm, SigningKey};
+use atp_pds::handle_policy::HandlePolicy;
 use atp_pds::http::ServiceEndpoint;
 
 use super::reader::{is_hostname, is_http_url, Reader};
@@ -146,6 +147,25 @@ impl Settings {
         }
 
         let invite_required = r.boolean("PDS_INVITE_REQUIRED").unwrap_or(!dev_mode);
+        let invite_interval_ms = r.number::<u64>("PDS_INVITE_INTERVAL", "a number of milliseconds");
+        if invite_interval_ms == Some(0) {
+            r.fail("PDS_INVITE_INTERVAL must be a number of milliseconds above 0".to_owned());
+        }
+        let invite_epoch_ms = r
+            .number::<u64>("PDS_INVITE_EPOCH", "a number of milliseconds")
+            .unwrap_or(0);
+        let handle_banned_words = match r.text("PDS_HANDLE_BANNED_WORDS_FILE") {
+            None => Vec::new(),
+            Some(path) => match std::fs::read_to_string(&path) {
+                Ok(text) => HandlePolicy::parse_word_list(&text),
+                Err(err) => {
+                    r.fail(format!(
+                        "PDS_HANDLE_BANNED_WORDS_FILE: cannot read {path:?}: {err}"
+                    ));
+                    Vec::new()
+                }
+            },
+        };
 
         let smtp_url = r.text("PDS_EMAIL_SMTP_URL");
         let from_address = r.text("PDS_EMAIL_FROM_ADDRESS");
@@ -263,6 +283,9 @@ impl Settings {
                 recovery_did_key,
                 handle_domains,
                 invite_required,
+                invite_interval_ms: invite_interval_ms.filter(|ms| *ms > 0),
+                invite_epoch_ms,
+                handle_banned_words,
                 email,
                 appview,
                 crawlers,

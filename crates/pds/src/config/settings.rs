@@ -129,6 +129,15 @@ pub struct Settings {
     /// (`PDS_INVITE_REQUIRED`; default: true as the reference, false in
     /// development mode).
     pub invite_required: bool,
+    /// Account age, in milliseconds, that earns one invite code
+    /// (`PDS_INVITE_INTERVAL`; default none: no codes are earned).
+    pub invite_interval_ms: Option<u64>,
+    /// Codes are earned only for time after this instant, in milliseconds
+    /// since the Unix epoch (`PDS_INVITE_EPOCH`, default 0).
+    pub invite_epoch_ms: u64,
+    /// Words refused inside new handles, one per line in the file
+    /// `PDS_HANDLE_BANNED_WORDS_FILE` (`#` starts a comment; default none).
+    pub handle_banned_words: Vec<String>,
     /// Outgoing mail; `None`: mail is only logged.
     pub email: Option<EmailSettings>,
     /// The AppView (`PDS_BSKY_APP_VIEW_URL` and `PDS_BSKY_APP_VIEW_DID`).
@@ -173,6 +182,9 @@ impl std::fmt::Debug for Settings {
             .field("recovery_did_key", &self.recovery_did_key)
             .field("handle_domains", &self.handle_domains)
             .field("invite_required", &self.invite_required)
+            .field("invite_interval_ms", &self.invite_interval_ms)
+            .field("invite_epoch_ms", &self.invite_epoch_ms)
+            .field("handle_banned_words", &self.handle_banned_words.len())
             .field("email", &self.email)
             .field("appview", &self.appview)
             .field("crawlers", &self.crawlers)

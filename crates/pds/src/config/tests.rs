@@ -305,3 +305,47 @@ fn public_url_of_loopback_names_in_development_mode() {
     let (s, _) = settings(&vars).unwrap();
     assert_eq!(s.public_url(), "https://127.0.0.1");
 }
+
+#[test]
+fn invite_schedule_and_banned_words_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("banned.txt");
+    std::fs::write(&words, "# words refused in handles\nbadword\n\n  other \n").unwrap();
+    let words_path = words.to_str().unwrap();
+    let mut vars = production();
+    vars.extend([
+        ("PDS_INVITE_INTERVAL", "604800000"),
+        ("PDS_INVITE_EPOCH", "1700000000000"),
+        ("PDS_HANDLE_BANNED_WORDS_FILE", words_path),
+    ]);
+    let (s, warnings) = settings(&vars).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(s.invite_interval_ms, Some(604_800_000));
+    assert_eq!(s.invite_epoch_ms, 1_700_000_000_000);
+    assert_eq!(s.handle_banned_words, vec!["badword", "other"]);
+
+    let (defaults, _) = settings(&production()).unwrap();
+    assert_eq!(defaults.invite_interval_ms, None);
+    assert_eq!(defaults.invite_epoch_ms, 0);
+    assert!(defaults.handle_banned_words.is_empty());
+
+    let missing = dir.path().join("absent.txt");
+    let mut bad = production();
+    bad.extend([
+        ("PDS_INVITE_INTERVAL", "0"),
+        ("PDS_HANDLE_BANNED_WORDS_FILE", missing.to_str().unwrap()),
+    ]);
+    let found = errors(&bad);
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("PDS_INVITE_INTERVAL must be")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with("PDS_HANDLE_BANNED_WORDS_FILE: cannot read")),
+        "{found:?}"
+    );
+}
