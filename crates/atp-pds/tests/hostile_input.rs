@@ -204,6 +204,37 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8
     bytes
 }
 
+/// `body` in the chunked transfer coding, `piece` bytes a chunk.
+fn chunked_body(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut chunked = Vec::new();
+    for piece in body.chunks(piece) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    chunked
+}
+
+/// A POST of the already chunked `chunked` to `path` with `auth` and the
+/// `Transfer-Encoding: chunked` header, and its answer.
+async fn post_chunked(
+    pds: &Server,
+    path: &str,
+    content_type: &str,
+    auth: &str,
+    chunked: &[u8],
+) -> Raw {
+    let headers = [
+        ("Content-Type", content_type),
+        ("Authorization", auth),
+        ("Transfer-Encoding", "chunked"),
+    ];
+    exchange(pds.addr, &post(path, &headers, chunked))
+        .await
+        .unwrap()
+}
+
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
@@ -418,27 +449,8 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         .await
         .unwrap();
     assert_refused(&raw, 413, "PayloadTooLarge");
-    let mut chunked = Vec::new();
-    for piece in body.as_bytes().chunks(64 * 1024) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
-    let raw = exchange(
-        pds.addr,
-        &post(
-            create,
-            &[
-                ("Content-Type", "application/json"),
-                ("Authorization", auth.as_str()),
-                ("Transfer-Encoding", "chunked"),
-            ],
-            &chunked,
-        ),
-    )
-    .await
-    .unwrap();
+    let chunked = chunked_body(body.as_bytes(), 64 * 1024);
+    let raw = post_chunked(pds, create, "application/json", &auth, &chunked).await;
     assert_refused(&raw, 413, "PayloadTooLarge");
 
     // Invalid record keys and collection NSIDs.
@@ -750,27 +762,8 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
     assert_eq!(raw.json()["blob"]["size"], 10);
     case();
     // Chunked, no length, over the limit.
-    let mut chunked = Vec::new();
-    for piece in bytes.chunks(700) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
-    let raw = exchange(
-        pds.addr,
-        &post(
-            upload,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Authorization", auth.as_str()),
-                ("Transfer-Encoding", "chunked"),
-            ],
-            &chunked,
-        ),
-    )
-    .await
-    .unwrap();
+    let chunked = chunked_body(&bytes, 700);
+    let raw = post_chunked(pds, upload, "application/octet-stream", &auth, &chunked).await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     // A blob body trickled one byte per second is cut off.
     let mut stream = TcpStream::connect(pds.addr).await.unwrap();
