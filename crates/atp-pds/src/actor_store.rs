@@ -300,17 +300,7 @@ impl ActorTransaction<'_> {
         path: &str,
         link_to: &str,
     ) -> Result<Vec<String>> {
-        let mut stmt = self.tx.prepare_cached(
-            "SELECT record.rkey FROM record
-             JOIN backlink ON backlink.uri = record.uri
-             WHERE backlink.path = ?1 AND backlink.link_to = ?2
-               AND record.collection = ?3
-             ORDER BY record.rkey",
-        )?;
-        let rows = stmt
-            .query_map(params![path, link_to, collection], |row| row.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(rows)
+        backlinked_rkeys(self.tx, collection, path, link_to)
     }
 
     /// Stores blocks (chunked multi-row inserts), tagged with `rev`.
@@ -676,19 +666,8 @@ impl ActorStore {
         path: &str,
         link_to: &str,
     ) -> Result<Vec<String>> {
-        self.db.read(|tx| {
-            let mut stmt = tx.prepare(
-                "SELECT record.rkey FROM record
-                 JOIN backlink ON backlink.uri = record.uri
-                 WHERE backlink.path = ?1 AND backlink.link_to = ?2
-                   AND record.collection = ?3
-                 ORDER BY record.rkey",
-            )?;
-            let rows = stmt
-                .query_map(params![path, link_to, collection], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
-            Ok(rows)
-        })
+        self.db
+            .read(|tx| backlinked_rkeys(tx, collection, path, link_to))
     }
 
     /// The collections that hold at least one record, sorted.
@@ -916,4 +895,25 @@ impl ActorStores {
         dids.sort();
         Ok(dids)
     }
+}
+
+/// The record keys in `collection` whose record links to `link_to` at
+/// `path`, sorted: the backlink conflicts a new record would have.
+fn backlinked_rkeys(
+    tx: &Transaction<'_>,
+    collection: &str,
+    path: &str,
+    link_to: &str,
+) -> Result<Vec<String>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT record.rkey FROM record
+         JOIN backlink ON backlink.uri = record.uri
+         WHERE backlink.path = ?1 AND backlink.link_to = ?2
+           AND record.collection = ?3
+         ORDER BY record.rkey",
+    )?;
+    let rows = stmt
+        .query_map(params![path, link_to, collection], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
 }
