@@ -14,21 +14,17 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use atp_crypto::{cid_for_dag_cbor, Algorithm, Cid, Ipld, SigningKey};
-use atp_did_plc::client::PlcClient;
-use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
-use atp_pds::http::{router, PdsState, ServiceInfo};
-use atp_pds::service::{ServiceConfig, ServiceKeys};
+use atp_crypto::{cid_for_dag_cbor, Cid, Ipld, SigningKey};
+use atp_pds::http::PdsState;
 use atp_pds::Storage;
 use atp_repo_mst::car::{encode_header, write_varint, CarWriter};
 use atp_repo_mst::commit::UnsignedCommit;
-use atp_xrpc::auth::SessionTokenAuthority;
-use atp_xrpc::server::{ServerConfig, XrpcServer};
+use atp_xrpc::server::ServerConfig;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{procedure, TestAccount, ADMIN_PASSWORD, PASSWORD};
+use common::{procedure, Pds, TestAccount, PASSWORD};
 
 /// Cases checked, over all groups.
 static CASES: AtomicUsize = AtomicUsize::new(0);
@@ -37,12 +33,11 @@ fn case() {
     CASES.fetch_add(1, Ordering::SeqCst);
 }
 
-/// A test PDS like the shared harness's, with a chosen server
-/// configuration and the storage kept for the test (signing keys).
+/// A test PDS from the shared harness, served with a chosen server
+/// configuration, with its storage kept for the test (signing keys) and
+/// its address for raw TCP.
 struct Server {
-    _data: tempfile::TempDir,
-    plc: PlcServer,
-    server: XrpcServer,
+    pds: Pds,
     storage: Storage,
     addr: SocketAddr,
     url: String,
@@ -50,61 +45,34 @@ struct Server {
 
 impl Server {
     async fn start(config: ServerConfig, adjust: impl FnOnce(&mut PdsState)) -> Server {
-        let data = tempfile::tempdir().unwrap();
-        let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
-        let mut service = ServiceConfig::new(data.path(), "http://localhost:2583");
-        service.handle_domains = vec![".test".to_owned()];
-        let storage = Storage::open(service).unwrap();
-        let mut state = PdsState::new(
-            storage.clone(),
-            ServiceKeys {
-                plc_rotation_key: SigningKey::generate(Algorithm::K256),
-            },
-            PlcClient::new(&plc.url()).unwrap(),
-            SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
-            ServiceInfo {
-                did: "did:web:localhost".to_owned(),
-                ..ServiceInfo::default()
+        let mut storage = None;
+        let pds = Pds::start_serving(
+            config,
+            |_| {},
+            |state| {
+                adjust(state);
+                storage = Some(state.storage.clone());
             },
         )
-        .unwrap();
-        state.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        state.dev_mode = true;
-        adjust(&mut state);
-        let server = XrpcServer::bind("127.0.0.1:0", router(state).unwrap(), config)
-            .await
-            .unwrap();
-        let addr = server.local_addr();
+        .await;
+        let addr = pds.server.local_addr();
         Server {
-            _data: data,
-            plc,
-            server,
-            storage,
+            storage: storage.unwrap(),
             addr,
-            url: format!("http://{addr}"),
+            url: pds.url.clone(),
+            pds,
         }
     }
 
     async fn create(&self, name: &str) -> TestAccount {
-        let created: Value = atp_xrpc::client::XrpcClient::new(&self.url)
-            .unwrap()
-            .procedure(
-                "com.atproto.server.createAccount",
-                &(),
-                &json!({
-                    "handle": format!("{name}.test"),
-                    "email": format!("{name}@example.com"),
-                    "password": PASSWORD,
-                }),
-            )
+        self.pds.create(name).await
+    }
+
+    /// The answer to `request` sent on a new connection.
+    async fn answer(&self, request: &[u8]) -> Raw {
+        exchange(self.addr, request)
             .await
-            .unwrap();
-        TestAccount {
-            did: created["did"].as_str().unwrap().to_owned(),
-            handle: format!("{name}.test"),
-            access_jwt: created["accessJwt"].as_str().unwrap().to_owned(),
-            refresh_jwt: created["refreshJwt"].as_str().unwrap().to_owned(),
-        }
+            .expect("an answer on the connection")
     }
 
     /// The server still answers a plain call.
@@ -119,8 +87,7 @@ impl Server {
     }
 
     async fn stop(self) {
-        self.server.shutdown().await;
-        self.plc.shutdown().await.unwrap();
+        self.pds.stop().await;
     }
 }
 
@@ -230,9 +197,7 @@ async fn post_chunked(
         ("Authorization", auth),
         ("Transfer-Encoding", "chunked"),
     ];
-    exchange(pds.addr, &post(path, &headers, chunked))
-        .await
-        .unwrap()
+    pds.answer(&post(path, &headers, chunked)).await
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -354,9 +319,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         b"[1,2,3]",
         b"\"just a string\"",
     ] {
-        let raw = exchange(pds.addr, &post(create, &json_auth, body))
-            .await
-            .unwrap();
+        let raw = pds.answer(&post(create, &json_auth, body)).await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     // A procedure that takes JSON, called with other content types.
@@ -366,37 +329,28 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         "application/x-www-form-urlencoded",
         "application/cbor",
     ] {
-        let raw = exchange(
-            pds.addr,
-            &post(
+        let raw = pds
+            .answer(&post(
                 "/xrpc/com.atproto.server.createSession",
                 &[("Content-Type", content_type)],
                 session_body.as_bytes(),
-            ),
-        )
-        .await
-        .unwrap();
+            ))
+            .await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     // No content type at all.
-    let raw = exchange(
-        pds.addr,
-        &post(
+    let raw = pds
+        .answer(&post(
             "/xrpc/com.atproto.server.createSession",
             &[],
             session_body.as_bytes(),
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     assert_refused(&raw, 400, "InvalidRequest");
     // Wrong HTTP verbs.
-    let raw = exchange(
-        pds.addr,
-        &get("/xrpc/com.atproto.server.createSession", &[]),
-    )
-    .await
-    .unwrap();
+    let raw = pds
+        .answer(&get("/xrpc/com.atproto.server.createSession", &[]))
+        .await;
     assert_refused(&raw, 400, "InvalidRequest");
 
     // 10,000 nested arrays and objects in a record: refused, no stack
@@ -407,9 +361,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
             "{{\"repo\":\"{}\",\"collection\":\"com.example.deep\",\"record\":{{\"$type\":\"com.example.deep\",\"x\":{nested}}}}}",
             alice.did
         );
-        let raw = exchange(pds.addr, &post(create, &json_auth, body.as_bytes()))
-            .await
-            .unwrap();
+        let raw = pds.answer(&post(create, &json_auth, body.as_bytes())).await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     // Nested below the JSON parser's limit but deeper than the data model
@@ -419,9 +371,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         "{{\"repo\":\"{}\",\"collection\":\"com.example.deep\",\"record\":{{\"$type\":\"com.example.deep\",\"x\":{nested}}}}}",
         alice.did
     );
-    let raw = exchange(pds.addr, &post(create, &json_auth, body.as_bytes()))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(create, &json_auth, body.as_bytes())).await;
     // Accepted or refused, but with an answer and never a server error.
     assert!(
         raw.status == 200 || raw.status == 400,
@@ -445,9 +395,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         "record": {"$type": "com.example.big", "text": big},
     })
     .to_string();
-    let raw = exchange(pds.addr, &post(create, &json_auth, body.as_bytes()))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(create, &json_auth, body.as_bytes())).await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     let chunked = chunked_body(body.as_bytes(), 64 * 1024);
     let raw = post_chunked(pds, create, "application/json", &auth, &chunked).await;
@@ -469,9 +417,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
             "record": {"$type": "com.example.thing"},
         })
         .to_string();
-        let raw = exchange(pds.addr, &post(create, &json_auth, body.as_bytes()))
-            .await
-            .unwrap();
+        let raw = pds.answer(&post(create, &json_auth, body.as_bytes())).await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     for collection in [
@@ -487,9 +433,7 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
             "record": {"$type": collection},
         })
         .to_string();
-        let raw = exchange(pds.addr, &post(create, &json_auth, body.as_bytes()))
-            .await
-            .unwrap();
+        let raw = pds.answer(&post(create, &json_auth, body.as_bytes())).await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     // Invalid identifiers in query parameters.
@@ -500,17 +444,17 @@ async fn bodies_and_identifiers(pds: &Server, alice: &TestAccount) {
         "repo=did:plc:abc&collection=com.example.thing",
         "%ff%fe=%00",
     ] {
-        let raw = exchange(
-            pds.addr,
-            &get(&format!("/xrpc/com.atproto.repo.getRecord?{query}"), &[]),
-        )
-        .await
-        .unwrap();
+        let raw = pds
+            .answer(&get(
+                &format!("/xrpc/com.atproto.repo.getRecord?{query}"),
+                &[],
+            ))
+            .await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     // A method name that is not an NSID.
     for path in ["/xrpc/not..an.nsid", "/xrpc/%00%01", "/xrpc/a"] {
-        let raw = exchange(pds.addr, &get(path, &[])).await.unwrap();
+        let raw = pds.answer(&get(path, &[])).await;
         assert_refused(&raw, 400, "InvalidRequest");
     }
     pds.assert_alive().await;
@@ -522,7 +466,7 @@ async fn heads(pds: &Server) {
         "/xrpc/com.atproto.repo.describeRepo?repo={}",
         "a".repeat(10_000)
     );
-    let raw = exchange(pds.addr, &get(&long_query, &[])).await.unwrap();
+    let raw = pds.answer(&get(&long_query, &[])).await;
     assert_refused(&raw, 414, "InvalidRequest");
 
     // Headers beyond the head limit (16 KiB) or the header count: hyper
@@ -635,51 +579,36 @@ async fn slow_and_lying(pds: &Server, alice: &TestAccount) {
 
     // Content-Length shorter than the body: the server reads only what was
     // declared (not valid JSON here) and answers 400.
-    let raw = exchange(
-        pds.addr,
-        &post(
+    let raw = pds
+        .answer(&post(
             "/xrpc/com.atproto.server.createSession",
             &[
                 ("Content-Type", "application/json"),
                 ("Content-Length", "5"),
             ],
             session_body.as_bytes(),
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     assert_refused(&raw, 400, "InvalidRequest");
 
     // Content-Length longer than the body, then the client stops: 408 after
     // the body timeout.
     let declared = (session_body.len() + 100).to_string();
+    let too_short = post(
+        "/xrpc/com.atproto.server.createSession",
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Length", &declared),
+        ],
+        session_body.as_bytes(),
+    );
     let mut stream = TcpStream::connect(pds.addr).await.unwrap();
-    stream
-        .write_all(&post(
-            "/xrpc/com.atproto.server.createSession",
-            &[
-                ("Content-Type", "application/json"),
-                ("Content-Length", &declared),
-            ],
-            session_body.as_bytes(),
-        ))
-        .await
-        .unwrap();
+    stream.write_all(&too_short).await.unwrap();
     let raw = read_response(&mut stream).await.unwrap();
     assert_refused(&raw, 408, "RequestTimeout");
     // ... and with the write side closed: the body ends early.
     let mut stream = TcpStream::connect(pds.addr).await.unwrap();
-    stream
-        .write_all(&post(
-            "/xrpc/com.atproto.server.createSession",
-            &[
-                ("Content-Type", "application/json"),
-                ("Content-Length", &declared),
-            ],
-            session_body.as_bytes(),
-        ))
-        .await
-        .unwrap();
+    stream.write_all(&too_short).await.unwrap();
     stream.shutdown().await.unwrap();
     if let Some(raw) = read_response(&mut stream).await {
         assert_refused(&raw, 400, "InvalidRequest");
@@ -712,24 +641,20 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
     let upload = "/xrpc/com.atproto.repo.uploadBlob";
     let bytes = vec![7u8; 5_000];
     // Honest length over the limit.
-    let raw = exchange(
-        pds.addr,
-        &post(
+    let raw = pds
+        .answer(&post(
             upload,
             &[
                 ("Content-Type", "application/octet-stream"),
                 ("Authorization", auth.as_str()),
             ],
             &bytes,
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     // A huge declared length with a small body: refused at once.
-    let raw = exchange(
-        pds.addr,
-        &post(
+    let raw = pds
+        .answer(&post(
             upload,
             &[
                 ("Content-Type", "application/octet-stream"),
@@ -737,16 +662,13 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
                 ("Content-Length", "10000000000000"),
             ],
             b"abc",
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     // A short declared length and a longer body: only the declared bytes
     // are stored.
-    let raw = exchange(
-        pds.addr,
-        &post(
+    let raw = pds
+        .answer(&post(
             upload,
             &[
                 ("Content-Type", "application/octet-stream"),
@@ -754,10 +676,8 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
                 ("Content-Length", "10"),
             ],
             &bytes,
-        ),
-    )
-    .await
-    .unwrap();
+        ))
+        .await;
     assert_eq!(raw.status, 200, "{:?}", String::from_utf8_lossy(&raw.body));
     assert_eq!(raw.json()["blob"]["size"], 10);
     case();
@@ -785,12 +705,9 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
     assert!(cut_off, "a blob sent one byte per second is cut off");
     case();
     // Not authenticated.
-    let raw = exchange(
-        pds.addr,
-        &post(upload, &[("Content-Type", "image/png")], b"abc"),
-    )
-    .await
-    .unwrap();
+    let raw = pds
+        .answer(&post(upload, &[("Content-Type", "image/png")], b"abc"))
+        .await;
     assert_refused(&raw, 401, "AuthMissing");
     pds.assert_alive().await;
 }
@@ -806,6 +723,28 @@ fn car_with_header(roots: &[Cid]) -> Vec<u8> {
 fn dag_cbor(value: &Ipld) -> (Cid, Vec<u8>) {
     let bytes = atp_crypto::dagcbor::encode_ipld(value).unwrap();
     (cid_for_dag_cbor(&bytes), bytes)
+}
+
+/// A CAR rooted at a commit of `did` at `rev` over the tree `data`, signed
+/// with `key`, followed by `blocks`.
+fn commit_car(
+    did: &str,
+    key: &SigningKey,
+    data: Cid,
+    rev: &str,
+    blocks: &[(Cid, &[u8])],
+) -> Vec<u8> {
+    let commit = UnsignedCommit::new(did, data, rev)
+        .unwrap()
+        .sign(key)
+        .unwrap();
+    let (commit_cid, commit_bytes) = commit.to_block().unwrap();
+    let mut writer = CarWriter::new(Vec::new(), &[commit_cid]).unwrap();
+    writer.write_block(&commit_cid, &commit_bytes).unwrap();
+    for (cid, bytes) in blocks {
+        writer.write_block(cid, bytes).unwrap();
+    }
+    writer.finish().unwrap()
 }
 
 /// CAR bombs and malformed DAG-CBOR on importRepo.
@@ -840,18 +779,14 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
         vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xa1],
         vec![0xff; 12],
     ] {
-        let raw = exchange(pds.addr, &post(import, &headers, &body))
-            .await
-            .unwrap();
+        let raw = pds.answer(&post(import, &headers, &body)).await;
         refused(&raw);
     }
     // A block claiming a huge length (2^40 bytes).
     let mut body = car_with_header(&[empty_cid]);
     write_varint(&mut body, 1 << 40);
     body.extend_from_slice(&[1, 2, 3]);
-    let raw = exchange(pds.addr, &post(import, &headers, &body))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(import, &headers, &body)).await;
     refused(&raw);
     // Many tiny blocks (about 100,000 within the 5 MB body limit), none of
     // them a commit.
@@ -861,16 +796,12 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
         writer.write_block(&cid, &bytes).unwrap();
     }
     let body = writer.finish().unwrap();
-    let raw = exchange(pds.addr, &post(import, &headers, &body))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(import, &headers, &body)).await;
     refused(&raw);
     // A CAR over the body limit (5 MB by default).
     let mut body = car_with_header(&[empty_cid]);
     body.resize(6 * 1024 * 1024, 0);
-    let raw = exchange(pds.addr, &post(import, &headers, &body))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(import, &headers, &body)).await;
     assert_refused(&raw, 413, "PayloadTooLarge");
 
     // Blocks that do not hash to their CID: a node that names itself as its
@@ -892,22 +823,13 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
         .collect(),
     );
     let (_, node_bytes) = dag_cbor(&cyclic_node);
-    let commit = UnsignedCommit::new(&alice.did, liar_cid, "3l3qo2vuowo2b")
-        .unwrap()
-        .sign(&key)
-        .unwrap();
-    let (commit_cid, commit_bytes) = commit.to_block().unwrap();
-    let mut writer = CarWriter::new(Vec::new(), &[commit_cid]).unwrap();
-    writer.write_block(&commit_cid, &commit_bytes).unwrap();
-    let mut body = writer.finish().unwrap();
+    let mut body = commit_car(&alice.did, &key, liar_cid, "3l3qo2vuowo2b", &[]);
     // Written by hand: the CAR writer would not put bytes under a wrong CID.
     let cid_bytes = liar_cid.to_bytes();
     write_varint(&mut body, (cid_bytes.len() + node_bytes.len()) as u64);
     body.extend_from_slice(&cid_bytes);
     body.extend_from_slice(&node_bytes);
-    let raw = exchange(pds.addr, &post(import, &headers, &body))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(import, &headers, &body)).await;
     refused(&raw);
 
     // A signed commit whose record is malformed DAG-CBOR, and one whose
@@ -941,19 +863,14 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
             .collect(),
         );
         let (node_cid, node_bytes) = dag_cbor(&leaf);
-        let commit = UnsignedCommit::new(&alice.did, node_cid, "3l3qo2vuowo2c")
-            .unwrap()
-            .sign(&key)
-            .unwrap();
-        let (commit_cid, commit_bytes) = commit.to_block().unwrap();
-        let mut writer = CarWriter::new(Vec::new(), &[commit_cid]).unwrap();
-        writer.write_block(&commit_cid, &commit_bytes).unwrap();
-        writer.write_block(&node_cid, &node_bytes).unwrap();
-        writer.write_block(&record_cid, &record).unwrap();
-        let body = writer.finish().unwrap();
-        let raw = exchange(pds.addr, &post(import, &headers, &body))
-            .await
-            .unwrap();
+        let body = commit_car(
+            &alice.did,
+            &key,
+            node_cid,
+            "3l3qo2vuowo2c",
+            &[(node_cid, &node_bytes), (record_cid, &record)],
+        );
+        let raw = pds.answer(&post(import, &headers, &body)).await;
         refused(&raw);
     }
     // A commit block that is itself 10,000 nested maps.
@@ -966,9 +883,7 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
     let mut writer = CarWriter::new(Vec::new(), &[deep_cid]).unwrap();
     writer.write_block(&deep_cid, &deep).unwrap();
     let body = writer.finish().unwrap();
-    let raw = exchange(pds.addr, &post(import, &headers, &body))
-        .await
-        .unwrap();
+    let raw = pds.answer(&post(import, &headers, &body)).await;
     refused(&raw);
     pds.assert_alive().await;
 }

@@ -56,6 +56,16 @@ impl Pds {
         configure: impl FnOnce(&mut ServiceConfig),
         adjust: impl FnOnce(&mut PdsState),
     ) -> Pds {
+        Self::start_serving(ServerConfig::default(), configure, adjust).await
+    }
+
+    /// A PDS like [`Pds::start_configured`]'s, served with the HTTP
+    /// settings `server_config` (short timeouts, small buffers, ...).
+    pub async fn start_serving(
+        server_config: ServerConfig,
+        configure: impl FnOnce(&mut ServiceConfig),
+        adjust: impl FnOnce(&mut PdsState),
+    ) -> Pds {
         let data = tempfile::tempdir().unwrap();
         let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
         let mut config = ServiceConfig::new(data.path(), "http://localhost:2583");
@@ -77,13 +87,9 @@ impl Pds {
         state.admin_password = Some(ADMIN_PASSWORD.to_owned());
         state.dev_mode = true;
         adjust(&mut state);
-        let server = XrpcServer::bind(
-            "127.0.0.1:0",
-            router(state).unwrap(),
-            ServerConfig::default(),
-        )
-        .await
-        .unwrap();
+        let server = XrpcServer::bind("127.0.0.1:0", router(state).unwrap(), server_config)
+            .await
+            .unwrap();
         let url = format!("http://{}", server.local_addr());
         Pds {
             data,

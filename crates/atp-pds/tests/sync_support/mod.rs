@@ -5,18 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use atp_crypto::{Algorithm, Ipld, SigningKey};
-use atp_did_plc::client::PlcClient;
-use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
-use atp_pds::http::{router, PdsState, ServiceInfo};
+use atp_crypto::Ipld;
+use atp_pds::http::PdsState;
 use atp_pds::sequencer::Sequencer;
-use atp_pds::service::{ServiceConfig, ServiceKeys};
 use atp_pds::Storage;
 use atp_repo_mst::repo::{CommitData, Repo};
-use atp_xrpc::auth::SessionTokenAuthority;
-use atp_xrpc::server::{ServerConfig, XrpcServer};
+use atp_xrpc::server::ServerConfig;
 
-use crate::common::{Pds, ADMIN_PASSWORD};
+use crate::common::Pds;
 
 /// A test PDS with handles on its storage and event log.
 pub struct Node {
@@ -28,18 +24,7 @@ pub struct Node {
 impl Node {
     /// A PDS from the shared harness; `adjust` may change the state.
     pub async fn start_with(adjust: impl FnOnce(&mut PdsState)) -> Node {
-        let mut parts = None;
-        let pds = Pds::start_with(|state| {
-            adjust(state);
-            parts = Some((state.storage.clone(), state.sequencer.clone()));
-        })
-        .await;
-        let (storage, sequencer) = parts.unwrap();
-        Node {
-            pds,
-            storage,
-            sequencer,
-        }
+        Self::serving(ServerConfig::default(), adjust).await
     }
 
     /// A PDS with defaults.
@@ -47,41 +32,28 @@ impl Node {
         Self::start_with(|_| {}).await
     }
 
-    /// A PDS built like the shared harness's, served with `config` (for
-    /// small subscription buffers).
+    /// A PDS from the shared harness served with `config` (for small
+    /// subscription buffers).
     pub async fn start_with_config(config: ServerConfig) -> Node {
-        let data = tempfile::tempdir().unwrap();
-        let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
-        let mut service = ServiceConfig::new(data.path(), "http://localhost:2583");
-        service.handle_domains = vec![".test".to_owned()];
-        let mut state = PdsState::new(
-            Storage::open(service).unwrap(),
-            ServiceKeys {
-                plc_rotation_key: SigningKey::generate(Algorithm::K256),
-            },
-            PlcClient::new(&plc.url()).unwrap(),
-            SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
-            ServiceInfo {
-                did: "did:web:localhost".to_owned(),
-                ..ServiceInfo::default()
+        Self::serving(config, |_| {}).await
+    }
+
+    /// A PDS from the shared harness served with `config`, whose state
+    /// `adjust` may change.
+    async fn serving(config: ServerConfig, adjust: impl FnOnce(&mut PdsState)) -> Node {
+        let mut parts = None;
+        let pds = Pds::start_serving(
+            config,
+            |_| {},
+            |state| {
+                adjust(state);
+                parts = Some((state.storage.clone(), state.sequencer.clone()));
             },
         )
-        .unwrap();
-        state.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        state.dev_mode = true;
-        let storage = state.storage.clone();
-        let sequencer = state.sequencer.clone();
-        let server = XrpcServer::bind("127.0.0.1:0", router(state).unwrap(), config)
-            .await
-            .unwrap();
-        let url = format!("http://{}", server.local_addr());
+        .await;
+        let (storage, sequencer) = parts.unwrap();
         Node {
-            pds: Pds {
-                data,
-                plc,
-                server,
-                url,
-            },
+            pds,
             storage,
             sequencer,
         }
