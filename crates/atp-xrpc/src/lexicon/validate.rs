@@ -31,6 +31,59 @@ fn fail(message: String) -> Res {
     Err(LexiconError::Validation(message))
 }
 
+/// The reference's wording for a measure out of its bounds: `{path} {over}
+/// {max}{unit}` above the maximum (checked first), `{path} {under}
+/// {min}{unit}` below the minimum; fields in that order: over, under, unit.
+struct Bounds(&'static str, &'static str, &'static str);
+
+const ARRAY_LENGTH: Bounds = Bounds(
+    "must not have more than",
+    "must not have fewer than",
+    " elements",
+);
+const INTEGER_VALUE: Bounds = Bounds("can not be greater than", "can not be less than", "");
+const STRING_LENGTH: Bounds = Bounds(LONGER, SHORTER, " characters");
+const STRING_GRAPHEMES: Bounds = Bounds(LONGER, SHORTER, " graphemes");
+const BYTES_LENGTH: Bounds = Bounds(
+    "must not be larger than",
+    "must not be smaller than",
+    " bytes",
+);
+const LONGER: &str = "must not be longer than";
+const SHORTER: &str = "must not be shorter than";
+
+impl Bounds {
+    /// Fails when `n` is above `max` or below `min` (each optional).
+    fn check<T: PartialOrd + std::fmt::Display>(
+        &self,
+        path: &str,
+        n: T,
+        min: Option<T>,
+        max: Option<T>,
+    ) -> Res {
+        if let Some(max) = max.filter(|max| n > *max) {
+            return fail(format!("{path} {} {max}{}", self.0, self.2));
+        }
+        if let Some(min) = min.filter(|min| n < *min) {
+            return fail(format!("{path} {} {min}{}", self.1, self.2));
+        }
+        Ok(())
+    }
+}
+
+/// Fails with `{path} must be {c}` when the schema fixes the value to `c`
+/// and `value` differs.
+fn check_const<T: PartialEq + std::fmt::Display + ?Sized>(
+    path: &str,
+    value: &T,
+    const_value: Option<&T>,
+) -> Res {
+    match const_value {
+        Some(c) if value != c => fail(format!("{path} must be {c}")),
+        _ => Ok(()),
+    }
+}
+
 /// Validates `value` against `schema`, resolving refs and unions; with
 /// `must_be_object` the resolved definition is read as an object schema.
 pub(crate) fn validate_one_of(
@@ -143,17 +196,7 @@ fn validate_array(lex: &Lexicons, path: &str, def: &LexArray, value: &Value) -> 
     let Some(items) = value.as_array() else {
         return fail(format!("{path} must be an array"));
     };
-    let len = items.len() as u64;
-    if let Some(max) = def.max_length {
-        if len > max {
-            return fail(format!("{path} must not have more than {max} elements"));
-        }
-    }
-    if let Some(min) = def.min_length {
-        if len < min {
-            return fail(format!("{path} must not have fewer than {min} elements"));
-        }
-    }
+    ARRAY_LENGTH.check(path, items.len() as u64, def.min_length, def.max_length)?;
     for (i, item) in items.iter().enumerate() {
         validate_one_of(lex, &format!("{path}/{i}"), &def.items, item, false)?;
     }
@@ -164,79 +207,37 @@ fn validate_boolean(path: &str, def: &LexBoolean, value: &Value) -> Res {
     let Some(b) = value.as_bool() else {
         return fail(format!("{path} must be a boolean"));
     };
-    if let Some(c) = def.const_value {
-        if b != c {
-            return fail(format!("{path} must be {c}"));
-        }
-    }
-    Ok(())
+    check_const(path, &b, def.const_value.as_ref())
 }
 
 fn validate_integer(path: &str, def: &LexInteger, value: &Value) -> Res {
     let Some(n) = value.as_i64() else {
         return fail(format!("{path} must be an integer"));
     };
-    if let Some(c) = def.const_value {
-        if n != c {
-            return fail(format!("{path} must be {c}"));
-        }
-    }
+    check_const(path, &n, def.const_value.as_ref())?;
     if let Some(values) = &def.enum_values {
         if !values.contains(&n) {
             let list: Vec<String> = values.iter().map(i64::to_string).collect();
             return fail(format!("{path} must be one of ({})", list.join("|")));
         }
     }
-    if let Some(max) = def.maximum {
-        if n > max {
-            return fail(format!("{path} can not be greater than {max}"));
-        }
-    }
-    if let Some(min) = def.minimum {
-        if n < min {
-            return fail(format!("{path} can not be less than {min}"));
-        }
-    }
-    Ok(())
+    INTEGER_VALUE.check(path, n, def.minimum, def.maximum)
 }
 
 fn validate_string(path: &str, def: &LexString, value: &Value) -> Res {
     let Some(s) = value.as_str() else {
         return fail(format!("{path} must be a string"));
     };
-    if let Some(c) = &def.const_value {
-        if s != c {
-            return fail(format!("{path} must be {c}"));
-        }
-    }
+    check_const(path, s, def.const_value.as_deref())?;
     if let Some(values) = &def.enum_values {
         if !values.iter().any(|v| v == s) {
             return fail(format!("{path} must be one of ({})", values.join("|")));
         }
     }
-    let bytes = s.len() as u64;
-    if let Some(max) = def.max_length {
-        if bytes > max {
-            return fail(format!("{path} must not be longer than {max} characters"));
-        }
-    }
-    if let Some(min) = def.min_length {
-        if bytes < min {
-            return fail(format!("{path} must not be shorter than {min} characters"));
-        }
-    }
+    STRING_LENGTH.check(path, s.len() as u64, def.min_length, def.max_length)?;
     if def.max_graphemes.is_some() || def.min_graphemes.is_some() {
         let graphemes = s.graphemes(true).count() as u64;
-        if let Some(max) = def.max_graphemes {
-            if graphemes > max {
-                return fail(format!("{path} must not be longer than {max} graphemes"));
-            }
-        }
-        if let Some(min) = def.min_graphemes {
-            if graphemes < min {
-                return fail(format!("{path} must not be shorter than {min} graphemes"));
-            }
-        }
+        STRING_GRAPHEMES.check(path, graphemes, def.min_graphemes, def.max_graphemes)?;
     }
     if let Some(format) = def.format {
         if let Some(message) = check_format(format, s) {
@@ -389,18 +390,7 @@ fn validate_bytes(path: &str, def: &LexBytes, value: &Value) -> Res {
     let Some(bytes) = as_bytes(value) else {
         return fail(format!("{path} must be a byte array"));
     };
-    let len = bytes.len() as u64;
-    if let Some(max) = def.max_length {
-        if len > max {
-            return fail(format!("{path} must not be larger than {max} bytes"));
-        }
-    }
-    if let Some(min) = def.min_length {
-        if len < min {
-            return fail(format!("{path} must not be smaller than {min} bytes"));
-        }
-    }
-    Ok(())
+    BYTES_LENGTH.check(path, bytes.len() as u64, def.min_length, def.max_length)
 }
 
 fn validate_cid_link(path: &str, value: &Value) -> Res {
@@ -426,10 +416,8 @@ fn validate_blob(path: &str, def: &LexBlob, value: &Value) -> Res {
     let Some((mime, size)) = as_blob(value) else {
         return fail(format!("{path} should be a blob ref"));
     };
-    if let (Some(max), Some(size)) = (def.max_size, size) {
-        if size > max {
-            return fail(format!("{path} must not be larger than {max} bytes"));
-        }
+    if let Some(size) = size {
+        BYTES_LENGTH.check(path, size, None, def.max_size)?;
     }
     if let Some(accept) = &def.accept {
         if !accept.iter().any(|pattern| mime_matches(pattern, mime)) {
