@@ -95,21 +95,9 @@ async fn headers_bytes_and_bare_errors() {
     assert_eq!(&out.bytes[..], b"cba");
     assert_eq!(out.content_type.as_deref(), Some("application/x-test"));
 
-    let err = client
-        .query::<_, serde_json::Value>("com.example.bare", &())
-        .await
-        .unwrap_err();
-    match err {
-        Error::Xrpc {
-            status,
-            error,
-            message,
-        } => {
-            assert_eq!(status, StatusCode::BAD_GATEWAY);
-            assert_eq!(error, "UpstreamFailure");
-            assert_eq!(message, "Upstream Failure");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
+    let (status, error, message) = common::query_refusal(&client, "com.example.bare").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(error, "UpstreamFailure");
+    assert_eq!(message, "Upstream Failure");
     server.shutdown().await;
 }

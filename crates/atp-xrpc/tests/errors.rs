@@ -11,7 +11,6 @@ use atp_xrpc::server::{
     bearer_token, AuthFn, Credentials, RateLimiter, Router, ServerConfig, XrpcError, XrpcResponse,
     XrpcServer,
 };
-use atp_xrpc::Error;
 use common::request;
 use hyper::StatusCode;
 
@@ -308,29 +307,13 @@ async fn internal_errors_do_not_leak() {
 async fn custom_error_names_and_client_decoding() {
     let server = start().await;
     let client = XrpcClient::new(&format!("http://{}", server.local_addr())).unwrap();
-    let err = client
-        .query::<_, serde_json::Value>("com.example.custom", &())
-        .await
-        .unwrap_err();
-    match err {
-        Error::Xrpc {
-            status,
-            error,
-            message,
-        } => {
-            assert_eq!(status, StatusCode::BAD_REQUEST);
-            assert_eq!(error, "RecordNotFound");
-            assert_eq!(message, "no such record");
-        }
-        other => panic!("unexpected {other:?}"),
-    }
-    let err = client
-        .query::<_, serde_json::Value>("com.example.nothing", &())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, Error::Xrpc { status: StatusCode::NOT_IMPLEMENTED, ref error, .. } if error == "MethodNotImplemented")
-    );
+    let (status, error, message) = common::query_refusal(&client, "com.example.custom").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error, "RecordNotFound");
+    assert_eq!(message, "no such record");
+    let (status, error, _) = common::query_refusal(&client, "com.example.nothing").await;
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
+    assert_eq!(error, "MethodNotImplemented");
     server.shutdown().await;
 }
 

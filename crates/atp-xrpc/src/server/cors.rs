@@ -21,43 +21,46 @@ pub(crate) fn is_preflight(method: &hyper::Method, headers: &HeaderMap) -> bool 
     method == hyper::Method::OPTIONS && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
+/// Inserts fixed header values.
+fn insert_static(headers: &mut HeaderMap, fixed: &[(header::HeaderName, &'static str)]) {
+    for (name, value) in fixed {
+        headers.insert(name.clone(), HeaderValue::from_static(value));
+    }
+}
+
 /// The answer to a preflight.
 pub(crate) fn preflight(request_headers: &HeaderMap) -> Response<ResponseBody> {
     let mut response = Response::new(empty());
     *response.status_mut() = StatusCode::NO_CONTENT;
     let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOWED_METHODS),
+    insert_static(
+        headers,
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, ALLOWED_METHODS),
+        ],
     );
     if let Some(requested) = request_headers.get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, requested.clone());
-        headers.insert(
-            header::VARY,
-            HeaderValue::from_static("Access-Control-Request-Headers"),
-        );
+        insert_static(headers, &[(header::VARY, "Access-Control-Request-Headers")]);
     }
-    headers.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static(MAX_AGE),
+    insert_static(
+        headers,
+        &[
+            (header::ACCESS_CONTROL_MAX_AGE, MAX_AGE),
+            (header::CONTENT_LENGTH, "0"),
+        ],
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     response
 }
 
 /// Adds the CORS headers of an ordinary response.
 pub(crate) fn decorate(response: &mut Response<ResponseBody>) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSED_HEADERS),
+    insert_static(
+        response.headers_mut(),
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSED_HEADERS),
+        ],
     );
 }

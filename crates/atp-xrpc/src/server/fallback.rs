@@ -52,14 +52,7 @@ pub(super) fn prepare(
             "XRPC requests only supports GET and POST",
         ));
     }
-    Ok(XrpcRequest::new(
-        head,
-        params,
-        None,
-        Some(body),
-        config.max_body_bytes,
-        config.body_read_timeout,
-    ))
+    Ok(XrpcRequest::with_default_limits(head, params, body, config))
 }
 
 /// The HTTP verb the catalog's definition of `nsid` calls for, if it has

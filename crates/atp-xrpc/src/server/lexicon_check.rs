@@ -16,6 +16,7 @@
 
 use serde_json::{Map, Value};
 
+use super::request::invalid_json_body;
 use super::{QueryParams, XrpcError, XrpcRequest};
 use crate::lexicon::{LexDef, Lexicons};
 
@@ -64,27 +65,14 @@ pub(crate) async fn check_input(
             "A request body is expected but none was provided",
         ));
     }
-    match request.content_type().as_deref() {
-        Some("application/json") => {}
-        Some(other) => {
-            return Err(XrpcError::invalid_request(format!(
-                "Wrong request encoding (Content-Type): {other}"
-            )))
-        }
-        None => {
-            return Err(XrpcError::invalid_request(
-                "Request encoding (Content-Type) required but not provided",
-            ))
-        }
-    }
+    request.expect_json_content_type()?;
     let bytes = request.buffer_body().await?;
     // An empty body (`Content-Length: 0`) is validated as `{}`, as the
     // reference's body parser hands it over.
     let body: Value = if bytes.is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| XrpcError::invalid_request(format!("Invalid JSON body: {e}")))?
+        serde_json::from_slice(&bytes).map_err(invalid_json_body)?
     };
     lexicons.validate_input(nsid, &body)?;
     Ok(())

@@ -416,14 +416,7 @@ impl Router {
         if let Some(handler) = self.paths.get(&path) {
             let (parts, body) = req.into_parts();
             let head = head_of(parts, String::new(), remote_addr);
-            let request = XrpcRequest::new(
-                head,
-                params,
-                None,
-                Some(body),
-                config.max_body_bytes,
-                config.body_read_timeout,
-            );
+            let request = XrpcRequest::with_default_limits(head, params, body, config);
             return handler(request).await.map(XrpcResponse::into_response);
         }
 

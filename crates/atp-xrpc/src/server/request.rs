@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 
-use super::{Credentials, QueryParams, XrpcError};
+use super::{Credentials, QueryParams, ServerConfig, XrpcError};
 
 /// The head of a request: what an [`Authenticator`](super::Authenticator)
 /// and a rate-limit key see.
@@ -71,6 +71,24 @@ impl XrpcRequest {
             max_body_bytes,
             body_timeout,
         }
+    }
+
+    /// A request without credentials, under the server's default body
+    /// limits (plain paths and the fallback).
+    pub(crate) fn with_default_limits(
+        head: RequestHead,
+        params: QueryParams,
+        body: Incoming,
+        config: &ServerConfig,
+    ) -> Self {
+        Self::new(
+            head,
+            params,
+            None,
+            Some(body),
+            config.max_body_bytes,
+            config.body_read_timeout,
+        )
     }
 
     pub(crate) fn set_lexicon_params(
@@ -193,22 +211,24 @@ impl XrpcRequest {
     /// The body decoded from JSON. The request must say
     /// `Content-Type: application/json` (400 `InvalidRequest` otherwise).
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, XrpcError> {
-        match self.content_type().as_deref() {
-            Some("application/json") => {}
-            Some(other) => {
-                return Err(XrpcError::invalid_request(format!(
-                    "Wrong request encoding (Content-Type): {other}"
-                )))
-            }
-            None => {
-                return Err(XrpcError::invalid_request(
-                    "Request encoding (Content-Type) required but not provided",
-                ))
-            }
-        }
+        self.expect_json_content_type()?;
         let bytes = self.bytes().await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| XrpcError::invalid_request(format!("Invalid JSON body: {e}")))
+        serde_json::from_slice(&bytes).map_err(invalid_json_body)
+    }
+
+    /// Checks that the request says `Content-Type: application/json`, with
+    /// the reference's 400 `InvalidRequest` when it says another type or
+    /// none.
+    pub(crate) fn expect_json_content_type(&self) -> Result<(), XrpcError> {
+        match self.content_type().as_deref() {
+            Some("application/json") => Ok(()),
+            Some(other) => Err(XrpcError::invalid_request(format!(
+                "Wrong request encoding (Content-Type): {other}"
+            ))),
+            None => Err(XrpcError::invalid_request(
+                "Request encoding (Content-Type) required but not provided",
+            )),
+        }
     }
 
     /// The body as a stream of chunks, for bodies too large to hold in
@@ -282,4 +302,9 @@ fn body_timeout() -> XrpcError {
         StatusCode::REQUEST_TIMEOUT,
         "request body not received in time",
     )
+}
+
+/// The reference's 400 `InvalidRequest` for a body that is not JSON.
+pub(crate) fn invalid_json_body(e: serde_json::Error) -> XrpcError {
+    XrpcError::invalid_request(format!("Invalid JSON body: {e}"))
 }

@@ -95,3 +95,19 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// The status, error name and message of the XRPC error the client returns
+/// for a query (without parameters) that the test expects refused.
+pub async fn query_refusal(
+    client: &atp_xrpc::client::XrpcClient,
+    nsid: &str,
+) -> (hyper::StatusCode, String, String) {
+    match client.query::<_, serde_json::Value>(nsid, &()).await {
+        Err(atp_xrpc::Error::Xrpc {
+            status,
+            error,
+            message,
+        }) => (status, error, message),
+        other => panic!("expected an XRPC error from {nsid}, got {other:?}"),
+    }
+}
