@@ -1,7 +1,6 @@
 //! CID strings, checked for syntax only.
 
-use crate::error::{Error, Result};
-use crate::string_traits::impl_string_traits;
+use crate::string_traits::impl_checked_string;
 
 /// A string that looks like a CID (Lexicon `cid` format, syntax level).
 ///
@@ -22,36 +21,7 @@ use crate::string_traits::impl_string_traits;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CidString(String);
 
-impl CidString {
-    /// Checks the syntax of `input` as a CID string.
-    pub fn new(input: &str) -> Result<Self> {
-        Self::parse_owned(input.to_owned())
-    }
-
-    pub(crate) fn parse_owned(input: String) -> Result<Self> {
-        match check(&input) {
-            Ok(()) => Ok(CidString(input)),
-            Err(reason) => Err(Error::Cid { input, reason }),
-        }
-    }
-
-    /// Whether `input` passes the CID string syntax check.
-    pub fn is_valid(input: &str) -> bool {
-        check(input).is_ok()
-    }
-
-    /// The CID string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The CID string as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl_string_traits!(CidString, "a CID string");
+impl_checked_string!(CidString, Cid, "a", "CID");
 
 fn check(input: &str) -> std::result::Result<(), &'static str> {
     if input.len() < 8 {

@@ -1,7 +1,6 @@
 //! Decentralized identifiers (`did:method:identifier`).
 
-use crate::error::{Error, Result};
-use crate::string_traits::impl_string_traits;
+use crate::string_traits::impl_checked_string;
 
 /// Longest DID accepted, in bytes.
 pub const DID_MAX_LENGTH: usize = 2048;
@@ -26,28 +25,6 @@ pub const DID_MAX_LENGTH: usize = 2048;
 pub struct Did(String);
 
 impl Did {
-    /// Validates `input` as a DID.
-    pub fn new(input: &str) -> Result<Self> {
-        Self::parse_owned(input.to_owned())
-    }
-
-    pub(crate) fn parse_owned(input: String) -> Result<Self> {
-        match check(&input) {
-            Ok(()) => Ok(Did(input)),
-            Err(reason) => Err(Error::Did { input, reason }),
-        }
-    }
-
-    /// Whether `input` is a valid DID.
-    pub fn is_valid(input: &str) -> bool {
-        check(input).is_ok()
-    }
-
-    /// The DID as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The method name, such as `plc` or `web`.
     pub fn method(&self) -> &str {
         self.0[4..].split(':').next().unwrap_or_default()
@@ -61,14 +38,9 @@ impl Did {
             None => "",
         }
     }
-
-    /// The DID as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl_string_traits!(Did, "a DID string");
+impl_checked_string!(Did, Did, "a", "DID");
 
 fn check(input: &str) -> std::result::Result<(), &'static str> {
     let Some(rest) = input.strip_prefix("did:") else {

@@ -1,7 +1,7 @@
 //! Namespaced identifiers (NSIDs), such as `app.bsky.feed.post`.
 
-use crate::error::{Error, Result};
-use crate::string_traits::impl_string_traits;
+use crate::error::Result;
+use crate::string_traits::impl_checked_string;
 
 /// Longest NSID accepted: a 253-character domain authority, a period and a
 /// 63-character name.
@@ -29,34 +29,12 @@ pub const NSID_MAX_LENGTH: usize = 253 + 1 + 63;
 pub struct Nsid(String);
 
 impl Nsid {
-    /// Validates `input` as an NSID.
-    pub fn new(input: &str) -> Result<Self> {
-        Self::parse_owned(input.to_owned())
-    }
-
-    pub(crate) fn parse_owned(input: String) -> Result<Self> {
-        match check(&input) {
-            Ok(()) => Ok(Nsid(input)),
-            Err(reason) => Err(Error::Nsid { input, reason }),
-        }
-    }
-
-    /// Whether `input` is a valid NSID.
-    pub fn is_valid(input: &str) -> bool {
-        check(input).is_ok()
-    }
-
     /// Builds an NSID from a domain authority in DNS order (such as
     /// `example.com`) and a name (such as `fooBar`): `com.example.fooBar`.
     pub fn from_authority_and_name(authority: &str, name: &str) -> Result<Self> {
         let mut text: Vec<&str> = authority.rsplit('.').collect();
         text.push(name);
         Self::parse_owned(text.join("."))
-    }
-
-    /// The NSID as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 
     /// The name: the last segment, such as `post` in `app.bsky.feed.post`.
@@ -86,14 +64,9 @@ impl Nsid {
     pub fn segments(&self) -> impl Iterator<Item = &str> {
         self.0.split('.')
     }
-
-    /// The NSID as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl_string_traits!(Nsid, "an NSID string");
+impl_checked_string!(Nsid, Nsid, "an", "NSID");
 
 fn check(input: &str) -> std::result::Result<(), &'static str> {
     if input.len() > NSID_MAX_LENGTH {

@@ -1,7 +1,6 @@
 //! Record keys: the last part of a record's path in a repository.
 
-use crate::error::{Error, Result};
-use crate::string_traits::impl_string_traits;
+use crate::string_traits::impl_checked_string;
 
 /// Longest record key accepted, in characters.
 pub const RECORD_KEY_MAX_LENGTH: usize = 512;
@@ -22,35 +21,6 @@ pub const RECORD_KEY_MAX_LENGTH: usize = 512;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RecordKey(String);
 
-impl RecordKey {
-    /// Validates `input` as a record key.
-    pub fn new(input: &str) -> Result<Self> {
-        Self::parse_owned(input.to_owned())
-    }
-
-    pub(crate) fn parse_owned(input: String) -> Result<Self> {
-        match check(&input) {
-            Ok(()) => Ok(RecordKey(input)),
-            Err(reason) => Err(Error::RecordKey { input, reason }),
-        }
-    }
-
-    /// Whether `input` is a valid record key.
-    pub fn is_valid(input: &str) -> bool {
-        check(input).is_ok()
-    }
-
-    /// The record key as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The record key as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
 impl From<crate::Tid> for RecordKey {
     /// A TID is always a valid record key (the usual kind for posts).
     fn from(tid: crate::Tid) -> Self {
@@ -58,7 +28,7 @@ impl From<crate::Tid> for RecordKey {
     }
 }
 
-impl_string_traits!(RecordKey, "a record key string");
+impl_checked_string!(RecordKey, RecordKey, "a", "record key");
 
 fn check(input: &str) -> std::result::Result<(), &'static str> {
     if input.is_empty() {

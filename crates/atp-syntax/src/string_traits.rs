@@ -6,9 +6,14 @@
 //! `TryFrom<&str>`, `TryFrom<String>`, `Display`, `AsRef<str>`, comparisons
 //! with `str`, `From<T> for String`, and serde as a plain string (validated
 //! on the way in).
+//!
+//! A type that is a string checked by a module-level
+//! `fn check(&str) -> Result<(), &'static str>` and stored as is uses
+//! [`impl_checked_string!`] instead, which also writes `new`, `parse_owned`,
+//! `is_valid`, `as_str` and `into_string`.
 
 macro_rules! impl_string_traits {
-    ($ty:ident, $expecting:literal) => {
+    ($ty:ident, $expecting:expr) => {
         impl ::std::str::FromStr for $ty {
             type Err = $crate::Error;
             fn from_str(input: &str) -> ::std::result::Result<Self, Self::Err> {
@@ -98,4 +103,45 @@ macro_rules! impl_string_traits {
     };
 }
 
+/// For `struct $ty(String)` whose module has `fn check(&str) ->
+/// Result<(), &'static str>`: the constructors and accessors (a failed check
+/// is `Error::$variant { input, reason }`), then [`impl_string_traits!`].
+/// `$article $noun` names a value in the docs ("a", "DID"); serde expects
+/// "`$article $noun` string".
+macro_rules! impl_checked_string {
+    ($ty:ident, $variant:ident, $article:literal, $noun:literal) => {
+        impl $ty {
+            #[doc = concat!("Validates `input` as ", $article, " ", $noun, ".")]
+            pub fn new(input: &str) -> $crate::Result<Self> {
+                Self::parse_owned(input.to_owned())
+            }
+
+            pub(crate) fn parse_owned(input: String) -> $crate::Result<Self> {
+                match check(&input) {
+                    Ok(()) => Ok($ty(input)),
+                    Err(reason) => Err($crate::Error::$variant { input, reason }),
+                }
+            }
+
+            #[doc = concat!("Whether `input` is a valid ", $noun, ".")]
+            pub fn is_valid(input: &str) -> bool {
+                check(input).is_ok()
+            }
+
+            #[doc = concat!("The ", $noun, " as a string.")]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            #[doc = concat!("The ", $noun, " as an owned string.")]
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        $crate::string_traits::impl_string_traits!($ty, concat!($article, " ", $noun, " string"));
+    };
+}
+
+pub(crate) use impl_checked_string;
 pub(crate) use impl_string_traits;

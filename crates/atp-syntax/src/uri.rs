@@ -1,7 +1,6 @@
 //! Generic URIs (Lexicon `uri` format).
 
-use crate::error::{Error, Result};
-use crate::string_traits::impl_string_traits;
+use crate::string_traits::impl_checked_string;
 
 /// Longest URI accepted, in bytes (8 KiB).
 pub const URI_MAX_LENGTH: usize = 8192;
@@ -27,40 +26,13 @@ pub const URI_MAX_LENGTH: usize = 8192;
 pub struct Uri(String);
 
 impl Uri {
-    /// Validates `input` as a URI.
-    pub fn new(input: &str) -> Result<Self> {
-        Self::parse_owned(input.to_owned())
-    }
-
-    pub(crate) fn parse_owned(input: String) -> Result<Self> {
-        match check(&input) {
-            Ok(()) => Ok(Uri(input)),
-            Err(reason) => Err(Error::Uri { input, reason }),
-        }
-    }
-
-    /// Whether `input` is a valid URI.
-    pub fn is_valid(input: &str) -> bool {
-        check(input).is_ok()
-    }
-
     /// The scheme, before the first `:`.
     pub fn scheme(&self) -> &str {
         self.0.split(':').next().unwrap_or_default()
     }
-
-    /// The URI as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The URI as an owned string.
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
-impl_string_traits!(Uri, "a URI string");
+impl_checked_string!(Uri, Uri, "a", "URI");
 
 fn check(input: &str) -> std::result::Result<(), &'static str> {
     if input.len() > URI_MAX_LENGTH {
