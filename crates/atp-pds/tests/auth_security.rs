@@ -13,16 +13,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use atp_crypto::{Algorithm, SigningKey};
-use atp_did_plc::client::PlcClient;
-use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
-use atp_pds::http::{router, PdsState, ServiceInfo};
-use atp_pds::service::{ServiceConfig, ServiceKeys};
-use atp_pds::Storage;
 use atp_syntax::Did;
 use atp_xrpc::auth::{AuthScope, SessionTokenAuthority};
 use atp_xrpc::client::XrpcClient;
-use atp_xrpc::server::{ServerConfig, XrpcServer};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use hyper::header::{HeaderName, HeaderValue};
@@ -30,113 +23,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use common::{
-    procedure, query, refusal, refused_procedure, refused_query, TestAccount, ADMIN_PASSWORD,
-    PASSWORD,
+    procedure, query, refusal, refused_procedure, refused_query, Pds, TestAccount, ADMIN_PASSWORD,
+    JWT_SECRET, PASSWORD, SERVICE_DID,
 };
-
-/// The JWT secret of the test servers.
-const JWT_SECRET: &str = "test-jwt-secret";
-/// The service DID of the test servers (the tokens' `aud`).
-const SERVICE_DID: &str = "did:web:localhost";
-
-/// A test PDS like the shared harness's, with a chosen service
-/// configuration (refresh grace period) and state.
-struct Server {
-    _data: tempfile::TempDir,
-    plc: PlcServer,
-    server: XrpcServer,
-    url: String,
-}
-
-impl Server {
-    async fn start(
-        adjust_service: impl FnOnce(&mut ServiceConfig),
-        adjust: impl FnOnce(&mut PdsState),
-    ) -> Server {
-        let data = tempfile::tempdir().unwrap();
-        let plc = PlcServer::start(PlcConfig::in_memory()).await.unwrap();
-        let mut service = ServiceConfig::new(data.path(), "http://localhost:2583");
-        service.handle_domains = vec![".test".to_owned()];
-        adjust_service(&mut service);
-        let mut state = PdsState::new(
-            Storage::open(service).unwrap(),
-            ServiceKeys {
-                plc_rotation_key: SigningKey::generate(Algorithm::K256),
-            },
-            PlcClient::new(&plc.url()).unwrap(),
-            SessionTokenAuthority::new(JWT_SECRET, SERVICE_DID).unwrap(),
-            ServiceInfo {
-                did: SERVICE_DID.to_owned(),
-                ..ServiceInfo::default()
-            },
-        )
-        .unwrap();
-        state.admin_password = Some(ADMIN_PASSWORD.to_owned());
-        state.dev_mode = true;
-        adjust(&mut state);
-        let server = XrpcServer::bind(
-            "127.0.0.1:0",
-            router(state).unwrap(),
-            ServerConfig::default(),
-        )
-        .await
-        .unwrap();
-        let url = format!("http://{}", server.local_addr());
-        Server {
-            _data: data,
-            plc,
-            server,
-            url,
-        }
-    }
-
-    async fn default() -> Server {
-        Self::start(|_| {}, |_| {}).await
-    }
-
-    fn client(&self) -> XrpcClient {
-        XrpcClient::new(&self.url).unwrap()
-    }
-
-    fn bearer(&self, token: &str) -> XrpcClient {
-        self.client().with_bearer(token).unwrap()
-    }
-
-    fn basic(&self, user: &str, password: &str) -> XrpcClient {
-        let value = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
-        self.client().with_header(
-            HeaderName::from_static("authorization"),
-            HeaderValue::from_str(&value).unwrap(),
-        )
-    }
-
-    async fn create(&self, name: &str) -> TestAccount {
-        let created: Value = self
-            .client()
-            .procedure(
-                "com.atproto.server.createAccount",
-                &(),
-                &json!({
-                    "handle": format!("{name}.test"),
-                    "email": format!("{name}@example.com"),
-                    "password": PASSWORD,
-                }),
-            )
-            .await
-            .unwrap();
-        TestAccount {
-            did: created["did"].as_str().unwrap().to_owned(),
-            handle: format!("{name}.test"),
-            access_jwt: created["accessJwt"].as_str().unwrap().to_owned(),
-            refresh_jwt: created["refreshJwt"].as_str().unwrap().to_owned(),
-        }
-    }
-
-    async fn stop(self) {
-        self.server.shutdown().await;
-        self.plc.shutdown().await.unwrap();
-    }
-}
 
 async fn get_session(client: &XrpcClient) -> Result<Value, atp_xrpc::Error> {
     client.query("com.atproto.server.getSession", &()).await
@@ -225,7 +114,7 @@ fn the_forging_helper_matches_the_server_signature() {
 
 #[tokio::test]
 async fn tokens_of_the_wrong_kind_expired_or_forged_are_refused() {
-    let pds = Server::default().await;
+    let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
     let did = Did::new(&alice.did).unwrap();
@@ -368,7 +257,7 @@ async fn tokens_of_the_wrong_kind_expired_or_forged_are_refused() {
 #[tokio::test]
 async fn rotated_refresh_tokens_get_the_same_successor_within_the_grace_period_only() {
     // A one-second grace period, so the test can outlive it.
-    let pds = Server::start(
+    let pds = Pds::start_configured(
         |service| service.refresh_grace_period = Duration::from_secs(1),
         |_| {},
     )
@@ -408,7 +297,7 @@ async fn rotated_refresh_tokens_get_the_same_successor_within_the_grace_period_o
 }
 
 /// A session opened with a new app password of `account`.
-async fn app_password_session(pds: &Server, account: &TestAccount, privileged: bool) -> Value {
+async fn app_password_session(pds: &Pds, account: &TestAccount, privileged: bool) -> Value {
     let created = procedure(
         &pds.bearer(&account.access_jwt),
         "com.atproto.server.createAppPassword",
@@ -427,7 +316,7 @@ async fn app_password_session(pds: &Server, account: &TestAccount, privileged: b
 
 #[tokio::test]
 async fn app_password_sessions_cannot_reach_account_level_methods() {
-    let pds = Server::default().await;
+    let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     for privileged in [false, true] {
         let session = app_password_session(&pds, &alice, privileged).await;
@@ -491,7 +380,7 @@ async fn app_password_sessions_cannot_reach_account_level_methods() {
 
 #[tokio::test]
 async fn nobody_writes_into_another_accounts_repository() {
-    let pds = Server::default().await;
+    let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
     let created = procedure(&pds.bearer(&alice.access_jwt), "com.atproto.repo.createRecord", &json!({"repo": alice.did, "collection": "com.example.note", "rkey": "one", "record": {"$type": "com.example.note", "text": "mine"}})).await;
@@ -549,7 +438,7 @@ async fn nobody_writes_into_another_accounts_repository() {
 
 #[tokio::test]
 async fn admin_methods_need_the_admin_password() {
-    let pds = Server::default().await;
+    let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let user_token = pds.bearer(&alice.access_jwt);
     let wrong_clients = [
@@ -602,7 +491,7 @@ async fn admin_methods_need_the_admin_password() {
     pds.stop().await;
 
     // Without a configured admin password, nothing is admin.
-    let pds = Server::start(|_| {}, |state| state.admin_password = None).await;
+    let pds = Pds::start_configured(|_| {}, |state| state.admin_password = None).await;
     let (status, _, _) = refused_query(
         &pds.basic("admin", ""),
         "com.atproto.admin.getAccountInfo",
@@ -617,7 +506,7 @@ async fn admin_methods_need_the_admin_password() {
 async fn logins_and_sign_ups_are_rate_limited_unless_turned_off() {
     use atp_pds::http::rate_limits::{CREATE_ACCOUNT_PER_5_MINUTES, CREATE_SESSION_PER_5_MINUTES};
 
-    let pds = Server::default().await;
+    let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let login = |client: XrpcClient, password: &'static str| {
         let handle = alice.handle.clone();
@@ -691,7 +580,7 @@ async fn logins_and_sign_ups_are_rate_limited_unless_turned_off() {
     pds.stop().await;
 
     // Turned off: no limit.
-    let pds = Server::start(|_| {}, |state| state.rate_limits = false).await;
+    let pds = Pds::start_configured(|_| {}, |state| state.rate_limits = false).await;
     let alice = pds.create("alice").await;
     for _ in 0..=CREATE_SESSION_PER_5_MINUTES {
         let (status, _, _) = refused_procedure(
@@ -738,7 +627,7 @@ async fn password_hashes_never_leave_and_secrets_never_reach_the_logs() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     // Not in development mode (which may log mail tokens).
-    let pds = Server::start(|_| {}, |state| state.dev_mode = false).await;
+    let pds = Pds::start_configured(|_| {}, |state| state.dev_mode = false).await;
     let mut answers: Vec<String> = Vec::new();
     let alice = pds.create("alice").await;
     let mut secrets = vec![

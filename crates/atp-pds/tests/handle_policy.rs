@@ -6,10 +6,7 @@
 mod common;
 
 use atp_pds::handle_policy::HandlePolicy;
-use atp_xrpc::client::XrpcClient;
-use base64::Engine as _;
-use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use common::{refusal, Pds, PASSWORD};
 use serde_json::{json, Value};
 
 async fn create(pds: &Pds, handle: &str) -> Result<Value, atp_xrpc::Error> {
@@ -31,15 +28,6 @@ async fn update_handle(pds: &Pds, jwt: &str, handle: &str) -> Result<Value, atp_
             &json!({ "handle": handle }),
         )
         .await
-}
-
-fn admin(pds: &Pds) -> XrpcClient {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
-    pds.client().with_header(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    )
 }
 
 fn with_banned_words(pds_state: &mut atp_pds::http::PdsState) {
@@ -126,7 +114,8 @@ async fn update_handle_applies_the_same_rules() {
     update_handle(&pds, &alice.access_jwt, "alice2.test")
         .await
         .unwrap();
-    let info: Value = admin(&pds)
+    let info: Value = pds
+        .admin()
         .query(
             "com.atproto.admin.getAccountInfo",
             &json!({ "did": alice.did }),
@@ -142,7 +131,7 @@ async fn the_operator_may_give_reserved_names_and_banned_words() {
     let pds = Pds::start_with(with_banned_words).await;
     let alice = pds.create("alice").await;
     for handle in ["support.test", "badword.test"] {
-        admin(&pds)
+        pds.admin()
             .procedure::<_, _, Value>(
                 "com.atproto.admin.updateAccountHandle",
                 &(),
@@ -150,7 +139,8 @@ async fn the_operator_may_give_reserved_names_and_banned_words() {
             )
             .await
             .unwrap();
-        let info: Value = admin(&pds)
+        let info: Value = pds
+            .admin()
             .query(
                 "com.atproto.admin.getAccountInfo",
                 &json!({ "did": alice.did }),
@@ -164,7 +154,8 @@ async fn the_operator_may_give_reserved_names_and_banned_words() {
         ("support.local", "Handle TLD is invalid or disallowed"),
         ("ab.test", "Handle too short"),
     ] {
-        let refused = admin(&pds)
+        let refused = pds
+            .admin()
             .procedure::<_, _, Value>(
                 "com.atproto.admin.updateAccountHandle",
                 &(),

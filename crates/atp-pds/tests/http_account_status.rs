@@ -4,33 +4,13 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
 use atp_crypto::{Algorithm, PublicKey};
-use atp_pds::mailer::{Mail, Mailer};
+use atp_pds::mailer::Mail;
 use base64::Engine as _;
 use common::{
-    procedure, query, refusal, refused_procedure, refused_query, Pds, TestAccount, PASSWORD,
+    procedure, query, refusal, refused_procedure, refused_query, Outbox, Pds, TestAccount, PASSWORD,
 };
 use serde_json::{json, Value};
-
-/// A mailer keeping what it was asked to send.
-#[derive(Debug, Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-impl Mailer for Outbox {
-    fn send(&self, mail: &Mail) -> atp_pds::Result<()> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
-async fn start_with_outbox() -> (Pds, Arc<Outbox>) {
-    let outbox = Arc::new(Outbox::default());
-    let mailer = Arc::clone(&outbox);
-    let pds = Pds::start_with(move |state| state.mailer = mailer).await;
-    (pds, outbox)
-}
 
 async fn status(pds: &Pds, alice: &TestAccount) -> Value {
     pds.bearer(&alice.access_jwt)
@@ -134,7 +114,7 @@ async fn deactivation_refusals() {
 
 #[tokio::test]
 async fn account_deletion_with_the_mailed_token() {
-    let (pds, outbox) = start_with_outbox().await;
+    let (pds, outbox) = Pds::start_with_outbox().await;
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
 
@@ -188,12 +168,7 @@ async fn account_deletion_with_the_mailed_token() {
     // Gone: no login, no refresh, no repository; bob is untouched.
     let (status, error, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
-    let (status, error, _) = refused_procedure(
-        &pds.bearer(&alice.refresh_jwt),
-        "com.atproto.server.refreshSession",
-        &(),
-    )
-    .await;
+    let (status, error, _) = pds.refused_refresh(&alice.refresh_jwt).await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
     let (status, _, _) = refused_query(
         &pds.client(),
@@ -210,7 +185,7 @@ async fn account_deletion_with_the_mailed_token() {
 
 #[tokio::test]
 async fn request_account_delete_needs_the_main_password() {
-    let (pds, outbox) = start_with_outbox().await;
+    let (pds, outbox) = Pds::start_with_outbox().await;
     let alice = pds.create("alice").await;
     let (status, error, _) = refused_procedure(
         &pds.client(),
@@ -414,16 +389,9 @@ fn events_of(sequencer: &atp_pds::sequencer::Sequencer, did: &str) -> Vec<(Strin
 
 #[tokio::test]
 async fn status_changes_are_announced_as_account_events() {
-    let captured = Arc::new(Mutex::new(None));
-    let slot = Arc::clone(&captured);
-    let outbox = Arc::new(Outbox::default());
-    let mailer = Arc::clone(&outbox);
-    let pds = Pds::start_with(move |state| {
-        *slot.lock().unwrap() = Some(state.sequencer.clone());
-        state.mailer = mailer;
-    })
-    .await;
-    let sequencer = captured.lock().unwrap().take().unwrap();
+    let outbox = Outbox::default();
+    let (pds, state) = Pds::start_with_state(|state| outbox.install(state)).await;
+    let sequencer = state.sequencer;
     let alice = pds.create("alice").await;
     let before = events_of(&sequencer, &alice.did).len();
 

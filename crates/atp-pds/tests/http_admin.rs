@@ -5,10 +5,9 @@
 mod common;
 
 use common::{
-    basic_auth, procedure, query, refusal, refused_procedure, refused_query, Pds, ADMIN_PASSWORD,
+    procedure, query, refusal, refused_procedure, refused_query, repo_ref, Pds, ADMIN_PASSWORD,
     PASSWORD,
 };
-use hyper::header::AUTHORIZATION;
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -17,10 +16,8 @@ async fn admin_methods_refuse_without_the_admin_password() {
     let alice = pds.create("alice").await;
     let clients = [
         pds.client(),
-        pds.client()
-            .with_header(AUTHORIZATION, basic_auth("admin", "wrong")),
-        pds.client()
-            .with_header(AUTHORIZATION, basic_auth("root", ADMIN_PASSWORD)),
+        pds.basic("admin", "wrong"),
+        pds.basic("root", ADMIN_PASSWORD),
         // A user's session is not an admin credential.
         pds.bearer(&alice.access_jwt),
     ];
@@ -75,12 +72,7 @@ async fn account_info_and_updates() {
     let alice = pds.create("alice").await;
     let bob = pds.create("bob").await;
 
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert_eq!(info["did"], alice.did.as_str());
     assert_eq!(info["handle"], "alice.test");
     assert_eq!(info["email"], "alice@example.com");
@@ -151,12 +143,7 @@ async fn account_info_and_updates() {
     assert!(pds.login(&alice.handle, "new-password").await.is_ok());
     let (status, _, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!(status, 401);
-    let (status, error, _) = refused_procedure(
-        &pds.bearer(&alice.refresh_jwt),
-        "com.atproto.server.refreshSession",
-        &(),
-    )
-    .await;
+    let (status, error, _) = pds.refused_refresh(&alice.refresh_jwt).await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
     let (status, _, message) = refused_procedure(
         &pds.admin(),
@@ -187,12 +174,7 @@ async fn admin_handle_change_updates_the_did_document() {
     assert_eq!(data["alsoKnownAs"], json!(["at://alicia.test"]));
     let log = pds.directory().log(&alice.did).await.unwrap();
     assert_eq!(log.len(), 2);
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert_eq!(info["handle"], "alicia.test");
     assert!(pds.login("alicia.test", PASSWORD).await.is_ok());
     // The old handle is free.
@@ -262,13 +244,8 @@ fn account_events(sequencer: &atp_pds::sequencer::Sequencer, did: &str) -> Vec<V
 
 #[tokio::test]
 async fn takedown_blocks_login_and_revokes_sessions() {
-    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slot = std::sync::Arc::clone(&captured);
-    let pds = Pds::start_with(move |state| {
-        *slot.lock().unwrap() = Some(state.sequencer.clone());
-    })
-    .await;
-    let sequencer = captured.lock().unwrap().take().unwrap();
+    let (pds, state) = Pds::start_with_state(|_| {}).await;
+    let sequencer = state.sequencer;
     let alice = pds.create("alice").await;
     let app = procedure(
         &pds.bearer(&alice.access_jwt),
@@ -276,14 +253,13 @@ async fn takedown_blocks_login_and_revokes_sessions() {
         &json!({ "name": "phone" }),
     )
     .await;
-    let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
+    let subject = repo_ref(&alice.did);
 
-    let answer = procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({ "subject": subject, "takedown": { "applied": true, "ref": "case-1" } }),
-    )
-    .await;
+    let answer = pds
+        .update_subject_status(
+            &json!({ "subject": subject, "takedown": { "applied": true, "ref": "case-1" } }),
+        )
+        .await;
     assert_eq!(answer["subject"], subject);
     assert_eq!(
         answer["takedown"],
@@ -294,12 +270,7 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     assert_eq!(last["active"], false);
     assert_eq!(last["status"], "takendown");
 
-    let status = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let status = pds.subject_status(&json!({ "did": alice.did })).await;
     assert_eq!(
         status,
         json!({
@@ -322,12 +293,7 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     );
     assert_eq!((status, error.as_str()), (401, "AuthenticationRequired"));
     // Sessions cannot be refreshed, and takedown-checked methods refuse.
-    let (status, error, _) = refused_procedure(
-        &pds.bearer(&alice.refresh_jwt),
-        "com.atproto.server.refreshSession",
-        &(),
-    )
-    .await;
+    let (status, error, _) = pds.refused_refresh(&alice.refresh_jwt).await;
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
     let (status, error, message) = refused_procedure(
         &pds.bearer(&alice.access_jwt),
@@ -341,23 +307,15 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     );
 
     // Lifting the takedown lets the account in again.
-    let answer = procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({ "subject": subject, "takedown": { "applied": false } }),
-    )
-    .await;
+    let answer = pds
+        .update_subject_status(&json!({ "subject": subject, "takedown": { "applied": false } }))
+        .await;
     assert_eq!(answer["takedown"], json!({ "applied": false }));
     let events = account_events(&sequencer, &alice.did);
     assert_eq!(events.last().unwrap()["active"], true);
     let session = pds.login(&alice.handle, PASSWORD).await.unwrap();
     assert_eq!(session["active"], true);
-    let status = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let status = pds.subject_status(&json!({ "did": alice.did })).await;
     assert_eq!(status["takedown"], json!({ "applied": false }));
     pds.stop().await;
 }
@@ -366,26 +324,12 @@ async fn takedown_blocks_login_and_revokes_sessions() {
 async fn subject_status_deactivation_and_refusals() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
-    let subject = json!({ "$type": "com.atproto.admin.defs#repoRef", "did": alice.did });
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({ "subject": subject, "deactivated": { "applied": true } }),
-    )
-    .await;
-    let status = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let subject = repo_ref(&alice.did);
+    pds.update_subject_status(&json!({ "subject": subject, "deactivated": { "applied": true } }))
+        .await;
+    let status = pds.subject_status(&json!({ "did": alice.did })).await;
     assert_eq!(status["deactivated"], json!({ "applied": true }));
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert!(info["deactivatedAt"].is_string());
 
     let (status, _, message) = refused_procedure(
@@ -507,28 +451,16 @@ async fn record_and_blob_takedowns() {
     assert_eq!(status["importedBlobs"], 1);
 
     // Not taken down yet.
-    let shown = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "uri": uri }),
-    )
-    .await;
+    let shown = pds.subject_status(&json!({ "uri": uri })).await;
     assert_eq!(shown["takedown"], json!({ "applied": false }));
 
     let record_subject =
         json!({ "$type": "com.atproto.repo.strongRef", "uri": uri, "cid": record_cid });
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
+    pds.update_subject_status(
         &json!({ "subject": record_subject, "takedown": { "applied": true, "ref": "r1" } }),
     )
     .await;
-    let shown = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "uri": uri }),
-    )
-    .await;
+    let shown = pds.subject_status(&json!({ "uri": uri })).await;
     assert_eq!(
         shown,
         json!({
@@ -547,18 +479,11 @@ async fn record_and_blob_takedowns() {
 
     let blob_subject =
         json!({ "$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": cid });
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({ "subject": blob_subject, "takedown": { "applied": true } }),
-    )
-    .await;
-    let shown = query(
-        &pds.admin(),
-        "com.atproto.admin.getSubjectStatus",
-        &json!({ "did": alice.did, "blob": cid }),
-    )
-    .await;
+    pds.update_subject_status(&json!({ "subject": blob_subject, "takedown": { "applied": true } }))
+        .await;
+    let shown = pds
+        .subject_status(&json!({ "did": alice.did, "blob": cid }))
+        .await;
     assert_eq!(shown["subject"], blob_subject);
     assert_eq!(shown["takedown"]["applied"], true);
     // The reference's default reference is the time of the takedown.
@@ -574,9 +499,7 @@ async fn record_and_blob_takedowns() {
     assert!(status == 400 || status == 404, "{status}");
 
     // Lifting it serves the blob again.
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
+    pds.update_subject_status(
         &json!({ "subject": blob_subject, "takedown": { "applied": false } }),
     )
     .await;
@@ -597,25 +520,15 @@ async fn operator_email_change_unconfirms_and_drops_tokens() {
     use atp_pds::email_token::EmailTokenPurpose;
     use std::time::Duration;
 
-    let captured = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let slot = std::sync::Arc::clone(&captured);
-    let pds = Pds::start_with(move |state| {
-        *slot.lock().unwrap() = Some(state.storage.clone());
-    })
-    .await;
-    let storage = captured.lock().unwrap().take().unwrap();
+    let (pds, state) = Pds::start_with_state(|_| {}).await;
+    let storage = state.storage;
     let alice = pds.create("alice").await;
     let accounts = storage.accounts();
     accounts.confirm_email(&alice.did).unwrap();
     let token = accounts
         .issue_email_token(&alice.did, EmailTokenPurpose::ConfirmEmail)
         .unwrap();
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert!(info["emailConfirmedAt"].is_string());
 
     // Same address: still unconfirmed afterwards, as the reference does.
@@ -625,12 +538,7 @@ async fn operator_email_change_unconfirms_and_drops_tokens() {
         &json!({ "account": alice.did, "email": "alice@example.com" }),
     )
     .await;
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert!(info.get("emailConfirmedAt").is_none());
     assert!(matches!(
         accounts.consume_email_token(

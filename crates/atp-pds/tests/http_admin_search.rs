@@ -4,37 +4,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
-
-use atp_pds::mailer::{Mail, Mailer};
-use atp_xrpc::client::XrpcClient;
-use base64::Engine as _;
-use common::{refusal, Pds, ADMIN_PASSWORD, PASSWORD};
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use atp_pds::mailer::Mail;
+use common::{refusal, Pds, PASSWORD};
 use serde_json::{json, Value};
 
-fn admin(pds: &Pds) -> XrpcClient {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
-    pds.client().with_header(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
-    )
-}
-
-/// Keeps the mails it is given.
-#[derive(Debug, Default)]
-struct Outbox(Mutex<Vec<Mail>>);
-
-impl Mailer for Outbox {
-    fn send(&self, mail: &Mail) -> atp_pds::Result<()> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
 async fn search(pds: &Pds, params: Value) -> Value {
-    admin(pds)
+    pds.admin()
         .query("com.atproto.admin.searchAccounts", &params)
         .await
         .unwrap()
@@ -154,7 +129,7 @@ async fn search_accounts_pages_with_a_cursor() {
 
     // The lexicon's bounds.
     let (status, error, _) = refusal(
-        admin(&pds)
+        pds.admin()
             .query::<_, Value>("com.atproto.admin.searchAccounts", &json!({ "limit": 0 }))
             .await,
     );
@@ -189,13 +164,12 @@ async fn admin_mail_methods_need_the_admin_password() {
 
 #[tokio::test]
 async fn send_email_goes_through_the_mailer() {
-    let outbox = Arc::new(Outbox::default());
-    let mailer = Arc::clone(&outbox);
-    let pds = Pds::start_with(move |state| state.mailer = mailer).await;
+    let (pds, outbox) = Pds::start_with_outbox().await;
     let alice = pds.create("alice").await;
     let sender = "did:plc:moderator0000000000000000";
 
-    let sent: Value = admin(&pds)
+    let sent: Value = pds
+        .admin()
         .procedure(
             "com.atproto.admin.sendEmail",
             &(),
@@ -210,7 +184,8 @@ async fn send_email_goes_through_the_mailer() {
         .await
         .unwrap();
     assert_eq!(sent, json!({ "sent": true }));
-    let sent: Value = admin(&pds)
+    let sent: Value = pds
+        .admin()
         .procedure(
             "com.atproto.admin.sendEmail",
             &(),
@@ -237,7 +212,7 @@ async fn send_email_goes_through_the_mailer() {
     );
 
     let (status, error, message) = refusal(
-        admin(&pds)
+        pds.admin()
             .procedure::<_, _, Value>(
                 "com.atproto.admin.sendEmail",
                 &(),
@@ -251,7 +226,7 @@ async fn send_email_goes_through_the_mailer() {
     );
     // `senderDid` is required by the lexicon.
     let (status, _, _) = refusal(
-        admin(&pds)
+        pds.admin()
             .procedure::<_, _, Value>(
                 "com.atproto.admin.sendEmail",
                 &(),

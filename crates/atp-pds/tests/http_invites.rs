@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{procedure, query, refusal, refused_procedure, refused_query, Pds, PASSWORD};
+use common::{
+    procedure, query, refusal, refused_procedure, refused_query, repo_ref, Pds, PASSWORD,
+};
 use serde_json::{json, Value};
 
 async fn create_code(pds: &Pds, uses: u32, for_account: Option<&str>) -> String {
@@ -54,13 +56,7 @@ fn assert_code_shape(code: &str) {
 
 #[tokio::test]
 async fn invites_required_by_the_service() {
-    let pds = Pds::start_with(|state| {
-        let config = state.storage.config().clone();
-        let mut config = config;
-        config.invite_required = true;
-        state.storage = atp_pds::Storage::open(config).unwrap();
-    })
-    .await;
+    let pds = Pds::start_configured(|config| config.invite_required = true, |_| {}).await;
 
     let (status, error, message) = refusal(create_account(&pds, "alice", None).await);
     assert_eq!(
@@ -220,12 +216,7 @@ async fn account_invite_codes() {
         &json!({ "account": alice.did }),
     )
     .await;
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert_eq!(info["invitesDisabled"], true);
     assert_eq!(info["invites"].as_array().unwrap().len(), 3);
     procedure(
@@ -234,12 +225,7 @@ async fn account_invite_codes() {
         &json!({ "account": alice.did }),
     )
     .await;
-    let info = query(
-        &pds.admin(),
-        "com.atproto.admin.getAccountInfo",
-        &json!({ "did": alice.did }),
-    )
-    .await;
+    let info = pds.account_info(&alice.did).await;
     assert_eq!(info["invitesDisabled"], false);
 
     // Without auth: refused.
@@ -322,26 +308,18 @@ async fn codes_of_a_taken_down_account_are_void() {
     let pds = Pds::start().await;
     let alice = pds.create("alice").await;
     let code = create_code(&pds, 5, Some(&alice.did)).await;
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({
-            "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
-            "takedown": { "applied": true },
-        }),
-    )
+    pds.update_subject_status(&json!({
+        "subject": repo_ref(&alice.did),
+        "takedown": { "applied": true },
+    }))
     .await;
     let (status, error, _) = refusal(create_account(&pds, "bob", Some(&code)).await);
     assert_eq!((status, error.as_str()), (400, "InvalidInviteCode"));
     // Lifted: the code works again.
-    procedure(
-        &pds.admin(),
-        "com.atproto.admin.updateSubjectStatus",
-        &json!({
-            "subject": { "$type": "com.atproto.admin.defs#repoRef", "did": alice.did },
-            "takedown": { "applied": false },
-        }),
-    )
+    pds.update_subject_status(&json!({
+        "subject": repo_ref(&alice.did),
+        "takedown": { "applied": false },
+    }))
     .await;
     create_account(&pds, "bob", Some(&code)).await.unwrap();
     pds.stop().await;

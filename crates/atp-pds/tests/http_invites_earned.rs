@@ -7,41 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use atp_pds::http::PdsState;
 use atp_pds::invite::{InviteSchedule, MAX_OPEN_EARNED_CODES};
-use atp_pds::Storage;
-use atp_xrpc::client::XrpcClient;
-use base64::Engine as _;
-use common::{Pds, ADMIN_PASSWORD, PASSWORD};
-use hyper::header::{HeaderValue, AUTHORIZATION};
+use common::{Pds, PASSWORD};
 use serde_json::{json, Value};
 
-fn admin(pds: &Pds) -> XrpcClient {
-    let encoded =
-        base64::engine::general_purpose::STANDARD.encode(format!("admin:{ADMIN_PASSWORD}"));
-    pds.client().with_header(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap(),
+/// A PDS that requires invite codes and has `schedule`.
+async fn requiring_invites(schedule: Option<InviteSchedule>) -> Pds {
+    Pds::start_configured(
+        |config| config.invite_required = true,
+        |state| state.invite_schedule = schedule,
     )
-}
-
-/// Makes the harness's state one that requires invite codes and has
-/// `schedule`.
-fn requiring_invites(state: &mut PdsState, schedule: Option<InviteSchedule>) {
-    let mut config = state.storage.config().clone();
-    config.invite_required = true;
-    let mut fresh = PdsState::new(
-        Storage::open(config).unwrap(),
-        state.keys.clone(),
-        state.directory.clone(),
-        state.tokens.clone(),
-        state.info.clone(),
-    )
-    .unwrap();
-    fresh.admin_password = state.admin_password.clone();
-    fresh.dev_mode = state.dev_mode;
-    fresh.invite_schedule = schedule;
-    *state = fresh;
+    .await
 }
 
 /// Creates `<name>.test` with a code from the operator; returns its access
@@ -50,7 +26,8 @@ async fn create_with_code(pds: &Pds, name: &str, code: Option<String>) -> String
     let code = match code {
         Some(code) => code,
         None => {
-            let made: Value = admin(pds)
+            let made: Value = pds
+                .admin()
                 .procedure(
                     "com.atproto.server.createInviteCode",
                     &(),
@@ -92,7 +69,7 @@ async fn accounts_earn_codes_per_interval_five_open_at_most() {
     // One code per millisecond of account age: any account is owed more
     // than the five open codes it may hold.
     let schedule = InviteSchedule::every(Duration::from_millis(1));
-    let pds = Pds::start_with(|state| requiring_invites(state, Some(schedule))).await;
+    let pds = requiring_invites(Some(schedule)).await;
     let alice = create_with_code(&pds, "alice", None).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
 
@@ -129,14 +106,14 @@ async fn accounts_earn_codes_per_interval_five_open_at_most() {
 #[tokio::test]
 async fn codes_of_an_account_with_invites_disabled_are_created_disabled() {
     let schedule = InviteSchedule::every(Duration::from_millis(1));
-    let pds = Pds::start_with(|state| requiring_invites(state, Some(schedule))).await;
+    let pds = requiring_invites(Some(schedule)).await;
     let alice = create_with_code(&pds, "alice", None).await;
     let session: Value = pds
         .bearer(&alice)
         .query("com.atproto.server.getSession", &())
         .await
         .unwrap();
-    admin(&pds)
+    pds.admin()
         .procedure::<_, _, Value>(
             "com.atproto.admin.disableAccountInvites",
             &(),
@@ -147,7 +124,8 @@ async fn codes_of_an_account_with_invites_disabled_are_created_disabled() {
     tokio::time::sleep(Duration::from_millis(20)).await;
     // Created (for the count) but disabled, so not shown.
     assert!(codes(&pds, &alice, json!({})).await.is_empty());
-    let info: Value = admin(&pds)
+    let info: Value = pds
+        .admin()
         .query(
             "com.atproto.admin.getAccountInfo",
             &json!({ "did": session["did"] }),
@@ -162,7 +140,7 @@ async fn codes_of_an_account_with_invites_disabled_are_created_disabled() {
 
 #[tokio::test]
 async fn without_a_schedule_or_without_required_invites_none_are_earned() {
-    let pds = Pds::start_with(|state| requiring_invites(state, None)).await;
+    let pds = requiring_invites(None).await;
     let alice = create_with_code(&pds, "alice", None).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(codes(&pds, &alice, json!({})).await.is_empty());

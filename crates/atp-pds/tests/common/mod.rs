@@ -6,7 +6,10 @@
 use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
+use std::sync::{Arc, Mutex};
+
 use atp_pds::http::{router, PdsState, ServiceInfo};
+use atp_pds::mailer::{Mail, Mailer};
 use atp_pds::service::{ServiceConfig, ServiceKeys};
 use atp_pds::Storage;
 use atp_xrpc::auth::SessionTokenAuthority;
@@ -19,6 +22,10 @@ use serde_json::{json, Value};
 
 /// The admin password of test servers.
 pub const ADMIN_PASSWORD: &str = "admin-pass";
+/// The secret signing the session tokens of test servers.
+pub const JWT_SECRET: &str = "test-jwt-secret";
+/// The service DID of test servers (the session tokens' `aud`).
+pub const SERVICE_DID: &str = "did:web:localhost";
 /// The password of accounts made by [`Pds::create`].
 pub const PASSWORD: &str = "hunter22";
 
@@ -77,9 +84,9 @@ impl Pds {
                 plc_rotation_key: SigningKey::generate(Algorithm::K256),
             },
             PlcClient::new(&plc.url()).unwrap(),
-            SessionTokenAuthority::new("test-jwt-secret", "did:web:localhost").unwrap(),
+            SessionTokenAuthority::new(JWT_SECRET, SERVICE_DID).unwrap(),
             ServiceInfo {
-                did: "did:web:localhost".to_owned(),
+                did: SERVICE_DID.to_owned(),
                 ..ServiceInfo::default()
             },
         )
@@ -111,6 +118,13 @@ impl Pds {
         (pds, captured.unwrap())
     }
 
+    /// A PDS whose mails go to the returned [`Outbox`].
+    pub async fn start_with_outbox() -> (Pds, Outbox) {
+        let outbox = Outbox::default();
+        let pds = Self::start_with(|state| outbox.install(state)).await;
+        (pds, outbox)
+    }
+
     /// An unauthenticated client.
     pub fn client(&self) -> XrpcClient {
         XrpcClient::new(&self.url).unwrap()
@@ -123,8 +137,13 @@ impl Pds {
 
     /// A client sending the admin's basic credentials.
     pub fn admin(&self) -> XrpcClient {
+        self.basic("admin", ADMIN_PASSWORD)
+    }
+
+    /// A client sending the basic credentials `user` and `password`.
+    pub fn basic(&self, user: &str, password: &str) -> XrpcClient {
         self.client()
-            .with_header(AUTHORIZATION, basic_auth("admin", ADMIN_PASSWORD))
+            .with_header(AUTHORIZATION, basic_auth(user, password))
     }
 
     /// `createSession` with `identifier` and `password`.
@@ -136,6 +155,41 @@ impl Pds {
                 &json!({ "identifier": identifier, "password": password }),
             )
             .await
+    }
+
+    /// The admin's view of the account `did` (`getAccountInfo`).
+    pub async fn account_info(&self, did: &str) -> Value {
+        query(
+            &self.admin(),
+            "com.atproto.admin.getAccountInfo",
+            &json!({ "did": did }),
+        )
+        .await
+    }
+
+    /// The admin's `getSubjectStatus` with `params`.
+    pub async fn subject_status(&self, params: &Value) -> Value {
+        query(&self.admin(), "com.atproto.admin.getSubjectStatus", params).await
+    }
+
+    /// The admin's `updateSubjectStatus` with `input`, which must succeed.
+    pub async fn update_subject_status(&self, input: &Value) -> Value {
+        procedure(
+            &self.admin(),
+            "com.atproto.admin.updateSubjectStatus",
+            input,
+        )
+        .await
+    }
+
+    /// The refusal of `refreshSession` with the refresh token `refresh_jwt`.
+    pub async fn refused_refresh(&self, refresh_jwt: &str) -> (u16, String, String) {
+        refused_procedure(
+            &self.bearer(refresh_jwt),
+            "com.atproto.server.refreshSession",
+            &(),
+        )
+        .await
     }
 
     /// The directory's client.
@@ -173,6 +227,34 @@ impl Pds {
         self.server.shutdown().await;
         self.plc.shutdown().await.unwrap();
     }
+}
+
+/// A mailer keeping the mails it is asked to send; clones share them.
+#[derive(Debug, Default, Clone)]
+pub struct Outbox(pub Arc<Mutex<Vec<Mail>>>);
+
+impl Outbox {
+    /// Makes this outbox the mailer of `state`.
+    pub fn install(&self, state: &mut PdsState) {
+        state.mailer = Arc::new(self.clone());
+    }
+
+    /// The mails sent so far, oldest first.
+    pub fn mails(&self) -> Vec<Mail> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Mailer for Outbox {
+    fn send(&self, mail: &Mail) -> atp_pds::Result<()> {
+        self.0.lock().unwrap().push(mail.clone());
+        Ok(())
+    }
+}
+
+/// The `com.atproto.admin.defs#repoRef` naming the account `did`.
+pub fn repo_ref(did: &str) -> Value {
+    json!({ "$type": "com.atproto.admin.defs#repoRef", "did": did })
 }
 
 /// The status, error name and message of a refused call.
