@@ -9,25 +9,8 @@ use std::collections::BTreeMap;
 
 use atp_crypto::cids::{cid_for_dag_cbor, cid_for_raw};
 use atp_crypto::{dagcbor, Ipld};
+use atp_test_vectors::TestRng;
 use serde_json::{json, Value};
-
-/// xorshift64*: small, deterministic, good enough to spread test values.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 const BOUNDARY_INTS: &[i64] = &[
     0,
@@ -108,7 +91,7 @@ const CHARS: &[&str] = &[
     "\u{10ffff}",
 ];
 
-fn random_string(rng: &mut Rng) -> String {
+fn random_string(rng: &mut TestRng) -> String {
     let len = match rng.below(20) {
         0 => 300,
         1 => 24,
@@ -126,25 +109,25 @@ fn random_string(rng: &mut Rng) -> String {
     }
 }
 
-fn random_bytes(rng: &mut Rng) -> Vec<u8> {
+fn random_bytes(rng: &mut TestRng) -> Vec<u8> {
     let len = match rng.below(20) {
         0 => 256,
         1 => 23,
         2 => 24,
         _ => rng.below(40),
     };
-    (0..len).map(|_| rng.next() as u8).collect()
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
-fn random_int(rng: &mut Rng) -> i64 {
+fn random_int(rng: &mut TestRng) -> i64 {
     match rng.below(3) {
         0 => *rng.pick(BOUNDARY_INTS),
-        1 => (rng.next() >> rng.below(64)) as i64,
-        _ => rng.next() as i64,
+        1 => (rng.next_u64() >> rng.below(64)) as i64,
+        _ => rng.next_u64() as i64,
     }
 }
 
-fn random_value(rng: &mut Rng, depth: usize) -> Ipld {
+fn random_value(rng: &mut TestRng, depth: usize) -> Ipld {
     let kinds = if depth >= 4 { 7 } else { 9 };
     match rng.below(kinds) {
         0 => Ipld::Null,
@@ -264,7 +247,7 @@ fn compare_with_reference(cases: &[Value], rust_values: &[Option<Ipld>]) -> Vec<
 
 #[test]
 fn random_values_match_the_reference() {
-    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let mut rng = TestRng::new(0x0123_4567_89ab_cdef);
     let mut cases = Vec::new();
     let mut values = Vec::new();
     for _ in 0..1000 {

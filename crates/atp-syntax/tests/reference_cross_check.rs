@@ -11,26 +11,10 @@
 use std::collections::BTreeSet;
 
 use atp_syntax::{AtIdentifier, AtUri, Datetime, Did, Handle, Language, Nsid, RecordKey, Tid, Uri};
-use atp_test_vectors::{interop_dir, read_interop, report, run_node};
+use atp_test_vectors::{interop_dir, read_interop, report, run_node, TestRng};
 use serde_json::{json, Value};
 
 const SCRIPT: &str = "syntax-reference.mjs";
-
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn fixture_lines() -> Vec<String> {
     let mut lines = Vec::new();
@@ -52,7 +36,7 @@ fn fixture_lines() -> Vec<String> {
 }
 
 fn candidates() -> Vec<String> {
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let mut rng = TestRng::new(0x5eed_1234_abcd_ef01);
     let mut set = BTreeSet::new();
     let extra = [
         ".", "-", ":", "/", "#", "%", "a", "A", "0", "~", "_", "?", " ", "Z", "+01:00", "%20",
@@ -243,13 +227,13 @@ fn lenient_datetimes_normalize_like_the_reference() {
 
 #[test]
 fn tid_encoding_agrees_with_the_reference() {
-    let mut rng = Rng(0x0dd_ba11);
+    let mut rng = TestRng::new(0x0dd_ba11);
     // The reference encoder only pads the clock identifier, so timestamps
     // need 11 base32 digits: at least 2^50 microseconds (year 2005).
     let mut parts: Vec<(u64, u16)> = vec![(1 << 50, 0), ((1 << 53) - 1, 1023)];
     for _ in 0..500 {
-        let micros = (1u64 << 50) + rng.next() % ((1 << 53) - (1 << 50));
-        parts.push((micros, (rng.next() % 1024) as u16));
+        let micros = (1u64 << 50) + rng.next_u64() % ((1 << 53) - (1 << 50));
+        parts.push((micros, (rng.next_u64() % 1024) as u16));
     }
     let ours: Vec<Tid> = parts
         .iter()

@@ -10,6 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod rng;
+
+pub use rng::TestRng;
+
 /// Root of the workspace (the folder holding the top-level `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
