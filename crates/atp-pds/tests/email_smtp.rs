@@ -16,6 +16,12 @@ use atp_pds::mailer::SmtpMailer;
 use common::{procedure, refusal, refused_procedure, Pds, TestAccount, PASSWORD};
 use serde_json::{json, Value};
 
+// The methods of the email flows.
+const REQUEST_CONFIRMATION: &str = "com.atproto.server.requestEmailConfirmation";
+const CONFIRM_EMAIL: &str = "com.atproto.server.confirmEmail";
+const REQUEST_UPDATE: &str = "com.atproto.server.requestEmailUpdate";
+const UPDATE_EMAIL: &str = "com.atproto.server.updateEmail";
+
 /// The SMTP sink, stopped when dropped.
 struct SmtpSink {
     child: Child,
@@ -120,20 +126,6 @@ async fn start(sink: &SmtpSink) -> (Pds, Arc<AccountStore>) {
     (pds, accounts.unwrap())
 }
 
-async fn call(
-    pds: &Pds,
-    jwt: Option<&str>,
-    nsid: &str,
-    input: Value,
-) -> Result<Value, atp_xrpc::Error> {
-    let client = match jwt {
-        Some(jwt) => pds.bearer(jwt),
-        None => pds.client(),
-    };
-    let answer: Option<Value> = client.procedure(nsid, &(), &input).await?;
-    Ok(answer.unwrap_or(Value::Null))
-}
-
 async fn session(pds: &Pds, account: &TestAccount) -> Value {
     pds.bearer(&account.access_jwt)
         .query("com.atproto.server.getSession", &())
@@ -168,14 +160,9 @@ async fn confirm_email_with_the_mailed_token() {
     assert_eq!(session(&pds, &alice).await["emailConfirmed"], false);
 
     let jwt = Some(alice.access_jwt.as_str());
-    call(
-        &pds,
-        jwt,
-        "com.atproto.server.requestEmailConfirmation",
-        Value::Null,
-    )
-    .await
-    .unwrap();
+    pds.call(jwt, REQUEST_CONFIRMATION, Value::Null)
+        .await
+        .unwrap();
     let mail = sink.message(1);
     assert_eq!(header(&mail, "X-Envelope-To"), "alice@example.com");
     assert_eq!(header(&mail, "Subject"), "Email Confirmation");
@@ -183,10 +170,9 @@ async fn confirm_email_with_the_mailed_token() {
     let token = token_in(&mail);
 
     let confirm = |email: &str, token: &str| {
-        call(
-            &pds,
+        pds.call(
             jwt,
-            "com.atproto.server.confirmEmail",
+            CONFIRM_EMAIL,
             json!({ "email": email, "token": token }),
         )
     };
@@ -208,14 +194,9 @@ async fn confirm_email_with_the_mailed_token() {
     assert_eq!(error, "InvalidToken");
 
     // An expired token is refused.
-    call(
-        &pds,
-        jwt,
-        "com.atproto.server.requestEmailConfirmation",
-        Value::Null,
-    )
-    .await
-    .unwrap();
+    pds.call(jwt, REQUEST_CONFIRMATION, Value::Null)
+        .await
+        .unwrap();
     let token = token_in(&sink.message(2));
     age_tokens(&accounts, &alice.did);
     let (status, error, message) = refusal(confirm("alice@example.com", &token).await);
@@ -225,15 +206,7 @@ async fn confirm_email_with_the_mailed_token() {
     );
 
     // Without a session: refused.
-    let (status, _, _) = refusal(
-        call(
-            &pds,
-            None,
-            "com.atproto.server.requestEmailConfirmation",
-            Value::Null,
-        )
-        .await,
-    );
+    let (status, _, _) = refusal(pds.call(None, REQUEST_CONFIRMATION, Value::Null).await);
     assert_eq!(status, 401);
     pds.stop().await;
 }
@@ -247,62 +220,37 @@ async fn update_email_needs_the_mailed_token_once_confirmed() {
     let jwt = Some(alice.access_jwt.as_str());
 
     // Unconfirmed address: no token needed, and none is mailed.
-    let answer = call(
-        &pds,
-        jwt,
-        "com.atproto.server.requestEmailUpdate",
-        Value::Null,
-    )
-    .await
-    .unwrap();
+    let answer = pds.call(jwt, REQUEST_UPDATE, Value::Null).await.unwrap();
     assert_eq!(answer, json!({ "tokenRequired": false }));
     assert_eq!(sink.count(), 0);
-    call(
-        &pds,
-        jwt,
-        "com.atproto.server.updateEmail",
-        json!({ "email": "alice2@example.com" }),
-    )
-    .await
-    .unwrap();
+    pds.call(jwt, UPDATE_EMAIL, json!({ "email": "alice2@example.com" }))
+        .await
+        .unwrap();
     assert_eq!(session(&pds, &alice).await["email"], "alice2@example.com");
 
     // Confirm the new address (the mail goes there).
-    call(
-        &pds,
-        jwt,
-        "com.atproto.server.requestEmailConfirmation",
-        Value::Null,
-    )
-    .await
-    .unwrap();
+    pds.call(jwt, REQUEST_CONFIRMATION, Value::Null)
+        .await
+        .unwrap();
     let mail = sink.message(1);
     assert_eq!(header(&mail, "X-Envelope-To"), "alice2@example.com");
-    call(
-        &pds,
+    pds.call(
         jwt,
-        "com.atproto.server.confirmEmail",
+        CONFIRM_EMAIL,
         json!({ "email": "alice2@example.com", "token": token_in(&mail) }),
     )
     .await
     .unwrap();
 
     // Confirmed: a token is required and mailed to the current address.
-    let answer = call(
-        &pds,
-        jwt,
-        "com.atproto.server.requestEmailUpdate",
-        Value::Null,
-    )
-    .await
-    .unwrap();
+    let answer = pds.call(jwt, REQUEST_UPDATE, Value::Null).await.unwrap();
     assert_eq!(answer, json!({ "tokenRequired": true }));
     let mail = sink.message(2);
     assert_eq!(header(&mail, "X-Envelope-To"), "alice2@example.com");
     assert_eq!(header(&mail, "Subject"), "Email Update Requested");
     let token = token_in(&mail);
 
-    let update = |input: Value| call(&pds, jwt, "com.atproto.server.updateEmail", input);
+    let update = |input: Value| pds.call(jwt, UPDATE_EMAIL, input);
     let (status, error, message) = refusal(update(json!({ "email": "alice3@example.com" })).await);
     assert_eq!(
         (status, error.as_str(), message.as_str()),
@@ -349,15 +297,7 @@ async fn update_email_needs_the_mailed_token_once_confirmed() {
     )
     .await;
     let app_jwt = app_session["accessJwt"].as_str();
-    let (status, _, _) = refusal(
-        call(
-            &pds,
-            app_jwt,
-            "com.atproto.server.requestEmailUpdate",
-            Value::Null,
-        )
-        .await,
-    );
+    let (status, _, _) = refusal(pds.call(app_jwt, REQUEST_UPDATE, Value::Null).await);
     assert_eq!(status, 400);
     pds.stop().await;
 }
@@ -369,8 +309,7 @@ async fn reset_password_with_the_mailed_token() {
     let alice = pds.create("alice").await;
 
     let request = |email: &str| {
-        call(
-            &pds,
+        pds.call(
             None,
             "com.atproto.server.requestPasswordReset",
             json!({ "email": email }),
@@ -383,8 +322,7 @@ async fn reset_password_with_the_mailed_token() {
     let token = token_in(&mail);
 
     let reset = |token: &str, password: &str| {
-        call(
-            &pds,
+        pds.call(
             None,
             "com.atproto.server.resetPassword",
             json!({ "token": token, "password": password }),
@@ -447,8 +385,7 @@ async fn an_unreachable_smtp_server_is_a_server_error() {
     .await;
     pds.create("alice").await;
     let (status, _, _) = refusal(
-        call(
-            &pds,
+        pds.call(
             None,
             "com.atproto.server.requestPasswordReset",
             json!({ "email": "alice@example.com" }),

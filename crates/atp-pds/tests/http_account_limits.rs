@@ -13,26 +13,13 @@ use atp_pds::http::rate_limits::{
 use common::{refusal, Pds};
 use serde_json::{json, Value};
 
-async fn post(
-    pds: &Pds,
-    jwt: Option<&str>,
-    nsid: &str,
-    input: Value,
-) -> Result<Value, atp_xrpc::Error> {
-    let client = match jwt {
-        Some(jwt) => pds.bearer(jwt),
-        None => pds.client(),
-    };
-    client.procedure(nsid, &(), &input).await
-}
-
 /// Calls `nsid` `budget` times (none may be rate limited: the bucket
 /// starts full), then until it is: the bucket refills continuously, so a
 /// slow machine may earn a call back meanwhile, but never as many as it
 /// makes.
 async fn spend(pds: &Pds, jwt: Option<&str>, nsid: &str, input: Value, budget: u32) {
     for i in 0..budget {
-        if let Err(err) = post(pds, jwt, nsid, input.clone()).await {
+        if let Err(err) = pds.call(jwt, nsid, input.clone()).await {
             let (status, error, _) = refusal::<Value>(Err(err));
             assert_ne!(
                 (status, error.as_str()),
@@ -42,7 +29,7 @@ async fn spend(pds: &Pds, jwt: Option<&str>, nsid: &str, input: Value, budget: u
         }
     }
     for _ in 0..budget {
-        if let Err(err) = post(pds, jwt, nsid, input.clone()).await {
+        if let Err(err) = pds.call(jwt, nsid, input.clone()).await {
             let (status, error, message) = refusal::<Value>(Err(err));
             if status == 429 {
                 assert_eq!(
@@ -75,14 +62,13 @@ async fn token_emails_are_limited_per_account() {
         )
         .await;
         // Another account has its own budget.
-        post(&pds, Some(&bob.access_jwt), nsid, json!({}))
+        pds.call(Some(&bob.access_jwt), nsid, json!({}))
             .await
             .unwrap();
     }
     // Without a session the call is refused for that, not limited.
     let (status, error, _) = refusal(
-        post(
-            &pds,
+        pds.call(
             None,
             "com.atproto.server.requestEmailConfirmation",
             json!({}),
@@ -106,8 +92,7 @@ async fn handle_updates_are_limited_per_account() {
         UPDATE_HANDLE_PER_5_MINUTES,
     )
     .await;
-    post(
-        &pds,
+    pds.call(
         Some(&bob.access_jwt),
         "com.atproto.identity.updateHandle",
         json!({ "handle": "bobby.test" }),
@@ -160,8 +145,7 @@ async fn no_limits_when_turned_off() {
     let pds = Pds::start_with(|state| state.rate_limits = false).await;
     let alice = pds.create("alice").await;
     for _ in 0..=TOKEN_EMAILS_PER_HOUR {
-        post(
-            &pds,
+        pds.call(
             Some(&alice.access_jwt),
             "com.atproto.server.requestEmailConfirmation",
             json!({}),
@@ -170,8 +154,7 @@ async fn no_limits_when_turned_off() {
         .unwrap();
     }
     for _ in 0..=PASSWORD_RESET_REQUESTS_PER_HOUR {
-        post(
-            &pds,
+        pds.call(
             None,
             "com.atproto.server.requestPasswordReset",
             json!({ "email": "alice@example.com" }),

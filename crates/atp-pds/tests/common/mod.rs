@@ -157,6 +157,22 @@ impl Pds {
             .await
     }
 
+    /// The procedure `nsid` with `input`, as the holder of the access token
+    /// `jwt` or without a session; an answer without a body is `null`.
+    pub async fn call(
+        &self,
+        jwt: Option<&str>,
+        nsid: &str,
+        input: Value,
+    ) -> Result<Value, atp_xrpc::Error> {
+        let client = match jwt {
+            Some(jwt) => self.bearer(jwt),
+            None => self.client(),
+        };
+        let answer: Option<Value> = client.procedure(nsid, &(), &input).await?;
+        Ok(answer.unwrap_or(Value::Null))
+    }
+
     /// The admin's view of the account `did` (`getAccountInfo`).
     pub async fn account_info(&self, did: &str) -> Value {
         query(
