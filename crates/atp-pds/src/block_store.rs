@@ -11,6 +11,7 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use crate::db::Database;
 use crate::error::Error;
+use crate::repo_car::{CarExport, ExportedCar};
 
 /// Most bound parameters in one statement: SQLite builds before 3.32 cap
 /// them at 999.
@@ -61,129 +62,6 @@ pub(crate) fn get_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Option<Vec<u8
         .optional()?)
 }
 
-fn required_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Vec<u8>, Error> {
-    get_block(tx, cid)?.ok_or_else(|| Error::Corrupt(format!("repository block {cid} is missing")))
-}
-
-/// Most CIDs looked up by one `WHERE cid IN (...)` statement.
-const MAX_CIDS_PER_LOOKUP: usize = 64;
-
-/// The blocks of `cids`, in the same order, read with a few `IN (...)`
-/// statements rather than one statement per block. The number of
-/// placeholders is rounded up to a power of two (the list padded with its
-/// first CID) so that a handful of cached statements serve every size.
-fn required_blocks(tx: &Transaction<'_>, cids: &[Cid]) -> Result<Vec<Vec<u8>>, Error> {
-    let mut out = Vec::with_capacity(cids.len());
-    for chunk in cids.chunks(MAX_CIDS_PER_LOOKUP) {
-        let keys: Vec<String> = chunk.iter().map(Cid::to_string).collect();
-        let slots = keys.len().next_power_of_two();
-        let placeholders = vec!["?"; slots].join(", ");
-        let sql = format!("SELECT cid, content FROM repo_block WHERE cid IN ({placeholders})");
-        let mut stmt = tx.prepare_cached(&sql)?;
-        let params = (0..slots).map(|slot| &keys[if slot < keys.len() { slot } else { 0 }]);
-        let mut found: Vec<(String, Vec<u8>)> = stmt
-            .query_map(rusqlite::params_from_iter(params), |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        for (index, (cid, key)) in chunk.iter().zip(&keys).enumerate() {
-            let position = found
-                .iter()
-                .position(|(stored, _)| stored == key)
-                .ok_or_else(|| Error::Corrupt(format!("repository block {cid} is missing")))?;
-            // A CID asked for again later in the chunk keeps its row.
-            if keys[index + 1..].contains(key) {
-                out.push(found[position].1.clone());
-            } else {
-                out.push(found.swap_remove(position).1);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Page cache, in KiB, of the connection while it walks a repository for
-/// `getRepo` (SQLite's default is 2 MiB). The walk looks blocks up by CID
-/// in random order; with the default cache nearly every lookup reads its
-/// index page again from the file. 16 MiB holds the CID index of a
-/// repository of about 150,000 blocks; larger ones still work, with more
-/// reads. The cache goes back to its previous size after the walk, so
-/// memory stays bounded whatever the repository's size.
-const WALK_CACHE_KIB: i64 = 16 * 1024;
-
-/// Runs `walk` with the connection's page cache at [`WALK_CACHE_KIB`],
-/// then puts the previous size back (which frees the extra pages).
-fn with_walk_cache<T>(
-    tx: &Transaction<'_>,
-    walk: impl FnOnce() -> Result<T, Error>,
-) -> Result<T, Error> {
-    let previous: i64 = tx.query_row("PRAGMA cache_size", [], |row| row.get(0))?;
-    tx.execute_batch(&format!("PRAGMA cache_size = -{WALK_CACHE_KIB}"))?;
-    let outcome = walk();
-    let restored = tx.execute_batch(&format!("PRAGMA cache_size = {previous}"));
-    let value = outcome?;
-    restored?;
-    Ok(value)
-}
-
-/// Writes the commit `root`, then its tree depth-first, each node followed
-/// by the records of its entries.
-///
-/// Each node's records and child nodes are read together (one or a few
-/// statements per node); the children wait on the walk's stack with their
-/// bytes. The stack holds at most the pending siblings along one path from
-/// the root, so memory grows with the tree's depth, not its size.
-fn write_current_tree<W: std::io::Write>(
-    tx: &Transaction<'_>,
-    root: &Cid,
-    writer: &mut atp_repo_mst::car::CarWriter<W>,
-) -> Result<(), Error> {
-    let commit_bytes = required_block(tx, root)?;
-    let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes)?;
-    writer.write_block(root, &commit_bytes)?;
-    let data_bytes = required_block(tx, &commit.data)?;
-    let mut pending = vec![(commit.data, data_bytes)];
-    while let Some((cid, bytes)) = pending.pop() {
-        let node = atp_repo_mst::mst::decode_node(&bytes)?;
-        writer.write_block(&cid, &bytes)?;
-        let mut wanted: Vec<Cid> = node.entries.iter().map(|entry| entry.value).collect();
-        let records = wanted.len();
-        wanted.extend(node.children());
-        let mut blocks = required_blocks(tx, &wanted)?;
-        let child_blocks = blocks.split_off(records);
-        for (entry, record) in node.entries.iter().zip(&blocks) {
-            writer.write_block(&entry.value, record)?;
-        }
-        let children = wanted[records..].iter().copied().zip(child_blocks);
-        pending.extend(children.rev());
-    }
-    Ok(())
-}
-
-/// Writes every block tagged with a rev after `since`, streamed from
-/// SQLite.
-fn write_blocks_since<W: std::io::Write>(
-    tx: &Transaction<'_>,
-    since: &str,
-    writer: &mut atp_repo_mst::car::CarWriter<W>,
-) -> Result<(), Error> {
-    let mut stmt = tx.prepare(
-        "SELECT cid, content FROM repo_block
-         WHERE repo_rev IS NOT NULL AND repo_rev > ?1 ORDER BY cid",
-    )?;
-    let mut rows = stmt.query([since])?;
-    while let Some(row) = rows.next()? {
-        let cid: String = row.get(0)?;
-        let cid = atp_crypto::parse_cid(&cid)?;
-        let bytes = row
-            .get_ref(1)?
-            .as_blob()
-            .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
-        writer.write_block(&cid, bytes)?;
-    }
-    Ok(())
-}
-
 /// A [`BlockStore`] on an account's SQLite file. Each call is its own
 /// transaction; [`BlockStore::put_many`] writes all blocks in one.
 #[derive(Clone, Debug)]
@@ -220,32 +98,33 @@ impl SqliteBlockStore {
 }
 
 impl SqliteBlockStore {
-    /// Writes the repository to `out` as a CAR, in one read snapshot, with
-    /// the head commit as root. Without `since`: the commit, then the
-    /// current tree depth-first with each node's records after it (blocks
-    /// of earlier commits are left out). With `since`: every stored block
-    /// tagged with a rev after it (the reference's `getRepo` diff). Blocks
-    /// are read one at a time and the walk keeps only the pending subtree
-    /// CIDs, so memory does not grow with the repository. `None` (and
+    /// Writes the repository to `out` as a CAR, with the head commit as
+    /// root. Without `since`: the commit, then the current tree
+    /// depth-first with each node's records after it (blocks of earlier
+    /// commits are left out); a large tree is walked by two worker threads
+    /// ([`CarExport::DEFAULT`]). With `since`: every stored block tagged
+    /// with a rev after it (the reference's `getRepo` diff). Memory does
+    /// not grow with the repository (see [`crate::repo_car`]). `None` (and
     /// nothing written) if the store has no head.
     pub fn write_repo_car<W: std::io::Write>(
         &self,
         since: Option<&str>,
         out: W,
     ) -> Result<Option<W>, Error> {
-        self.db.read(|tx| {
-            let root: Option<String> = tx
-                .query_row("SELECT cid FROM repo_root LIMIT 1", [], |row| row.get(0))
-                .optional()?;
-            let Some(root) = root else { return Ok(None) };
-            let root = atp_crypto::parse_cid(&root)?;
-            let mut writer = atp_repo_mst::car::CarWriter::new(out, &[root])?;
-            match since {
-                Some(since) => write_blocks_since(tx, since, &mut writer)?,
-                None => with_walk_cache(tx, || write_current_tree(tx, &root, &mut writer))?,
-            }
-            Ok(Some(writer.finish()?))
-        })
+        Ok(self
+            .write_repo_car_with(since, CarExport::DEFAULT, out)?
+            .map(|car| car.out))
+    }
+
+    /// [`SqliteBlockStore::write_repo_car`] with the walk split as `export`
+    /// says; the answer also tells how it was split.
+    pub fn write_repo_car_with<W: std::io::Write>(
+        &self,
+        since: Option<&str>,
+        export: CarExport,
+        out: W,
+    ) -> Result<Option<ExportedCar<W>>, Error> {
+        crate::repo_car::write_repo_car(&self.db, since, export, out)
     }
 
     /// The stored blocks among `cids` and the CIDs not stored, in one read

@@ -68,6 +68,7 @@ pub mod keys;
 pub mod mailer;
 pub mod password;
 pub mod refresh_token;
+pub mod repo_car;
 pub mod repo_writer;
 pub mod sequencer;
 pub mod service;

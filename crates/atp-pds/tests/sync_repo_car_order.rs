@@ -1,7 +1,8 @@
 //! The CAR of `getRepo` (`SqliteBlockStore::write_repo_car`): the commit,
 //! then the current tree depth-first, each node followed by its entries'
-//! records, whatever the batching of the block reads. The expected bytes
-//! come from a plain recursive walk over the store, one block at a time.
+//! records, whatever the batching of the block reads and however the walk
+//! is split between worker threads. The expected bytes come from a plain
+//! recursive walk over the store, one block at a time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use atp_crypto::{Cid, Ipld};
 use atp_pds::actor_store::{ActorStore, ActorStores};
 use atp_pds::keys::generate_signing_key;
+use atp_pds::repo_car::CarExport;
 use atp_repo_mst::blockstore::BlockStore;
 use atp_repo_mst::car::CarWriter;
 
@@ -167,4 +169,256 @@ fn a_missing_block_is_an_error() {
         .write_repo_car(None, Vec::new())
         .unwrap_err();
     assert!(err.to_string().contains(&gone), "{err}");
+}
+
+/// A store whose tree has several levels and thousands of records, built
+/// over `commits` commits of `per_commit` records each (spread between the
+/// earlier keys, so most nodes were rewritten), and the revs of the commits.
+fn big_store(
+    dir: &std::path::Path,
+    commits: usize,
+    per_commit: usize,
+) -> (std::sync::Arc<ActorStore>, Vec<String>) {
+    let stores = ActorStores::new(dir).unwrap();
+    let key = generate_signing_key();
+    let store = stores.create(DID, &key).unwrap();
+    let mut revs = Vec::new();
+    for round in 0..commits {
+        let rev = format!("3jzfcijpj2z2{}", char::from(b'b' + round as u8));
+        let mut repo = store.open_repo().unwrap();
+        for i in 0..per_commit {
+            let rkey = format!("3k{:011}", i * commits + round);
+            repo.create_record(POSTS, &rkey, &post(&format!("post {}", i % 97)))
+                .unwrap();
+        }
+        store.commit(&mut repo, &key, &rev, &no_blobs()).unwrap();
+        revs.push(rev);
+    }
+    (store, revs)
+}
+
+#[test]
+fn a_tree_split_between_workers_gives_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = big_store(dir.path(), 4, 1500);
+    let (expected, count) = expected_car(&store);
+    assert!(count > 6000 + 1500, "{count} blocks");
+    let blocks = store.block_store();
+
+    let default = blocks
+        .write_repo_car_with(None, CarExport::DEFAULT, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert!(
+        default.work_items > CarExport::DEFAULT.min_subtrees,
+        "{} work items",
+        default.work_items
+    );
+    assert_eq!(default.out, expected);
+    assert_eq!(
+        blocks.write_repo_car(None, Vec::new()).unwrap().unwrap(),
+        expected
+    );
+
+    let one_thread = blocks
+        .write_repo_car_with(None, CarExport::ONE_THREAD, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(one_thread.work_items, 0);
+    assert_eq!(one_thread.out, expected);
+
+    // One worker, three workers, a deeper cut, a cut at the root's children.
+    for (workers, min_subtrees) in [(1, 8), (3, 200), (2, 1000), (2, 2)] {
+        let export = CarExport {
+            workers,
+            min_subtrees,
+        };
+        let car = blocks
+            .write_repo_car_with(None, export, Vec::new())
+            .unwrap()
+            .unwrap();
+        assert!(car.work_items > 1, "{export:?}: {} items", car.work_items);
+        assert_eq!(car.out, expected, "{export:?}");
+    }
+
+    // A tree too small for the cut is walked on the calling thread.
+    let export = CarExport {
+        workers: 2,
+        min_subtrees: count,
+    };
+    let car = blocks
+        .write_repo_car_with(None, export, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(car.work_items, 0);
+    assert_eq!(car.out, expected);
+}
+
+#[test]
+fn since_gives_the_blocks_of_later_commits_whatever_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, revs) = big_store(dir.path(), 3, 1000);
+    let root = store.root().unwrap().unwrap().cid;
+    // Expected: the blocks written by the last two commits, by CID text.
+    let mut later: Vec<(String, Vec<u8>)> = store
+        .database()
+        .read(|tx| {
+            let mut stmt = tx.prepare("SELECT cid, content, repo_rev FROM repo_block")?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Vec<u8>>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows
+                .into_iter()
+                .filter(|(_, _, rev)| rev.as_deref().is_some_and(|rev| rev > revs[0].as_str()))
+                .map(|(cid, bytes, _)| (cid, bytes))
+                .collect())
+        })
+        .unwrap();
+    later.sort();
+    assert!(later.len() > 1000, "{} blocks", later.len());
+    let mut writer = CarWriter::new(Vec::new(), &[root]).unwrap();
+    for (cid, bytes) in &later {
+        writer
+            .write_block(&atp_crypto::parse_cid(cid).unwrap(), bytes)
+            .unwrap();
+    }
+    let expected = writer.finish().unwrap();
+    for export in [CarExport::DEFAULT, CarExport::ONE_THREAD] {
+        let car = store
+            .block_store()
+            .write_repo_car_with(Some(&revs[0]), export, Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(car.work_items, 0);
+        assert_eq!(car.out, expected);
+    }
+}
+
+/// Every MST node and record CID of the current tree, top node first, by
+/// depth below the top (0 = the top node and its records).
+fn tree_blocks_by_depth(store: &ActorStore) -> Vec<Vec<Cid>> {
+    let blocks = store.block_store();
+    let root = store.root().unwrap().unwrap().cid;
+    let commit = blocks.get_required(&root).unwrap();
+    let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit).unwrap();
+    let mut levels: Vec<Vec<Cid>> = Vec::new();
+    let mut current = vec![commit.data];
+    while !current.is_empty() {
+        let mut level = Vec::new();
+        let mut next = Vec::new();
+        for cid in current {
+            let node = atp_repo_mst::mst::decode_node(&blocks.get_required(&cid).unwrap()).unwrap();
+            level.push(cid);
+            level.extend(node.entries.iter().map(|entry| entry.value));
+            next.extend(node.children());
+        }
+        levels.push(level);
+        current = next;
+    }
+    levels
+}
+
+#[test]
+fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = big_store(dir.path(), 2, 2000);
+    let levels = tree_blocks_by_depth(&store);
+    assert!(levels.len() >= 5, "{} levels", levels.len());
+    // A record of the top node (written by a worker as part of a top-level
+    // item), a node and a record deep down (inside a subtree item).
+    let deepest = &levels[levels.len() - 1];
+    let victims = [
+        levels[0][1],
+        levels[levels.len() - 2][0],
+        deepest[deepest.len() / 2],
+    ];
+    for victim in victims {
+        let gone = victim.to_string();
+        let bytes = store.block_store().get_required(&victim).unwrap();
+        store
+            .database()
+            .write(|tx| {
+                tx.execute("DELETE FROM repo_block WHERE cid = ?1", [&gone])?;
+                Ok(())
+            })
+            .unwrap();
+        for export in [
+            CarExport::DEFAULT,
+            CarExport {
+                workers: 1,
+                min_subtrees: 64,
+            },
+        ] {
+            let err = store
+                .block_store()
+                .write_repo_car_with(None, export, Vec::new())
+                .unwrap_err();
+            assert!(err.to_string().contains(&gone), "{err}");
+        }
+        store.block_store().put(&victim, &bytes).unwrap();
+    }
+    let (expected, _) = expected_car(&store);
+    assert_eq!(
+        store
+            .block_store()
+            .write_repo_car(None, Vec::new())
+            .unwrap()
+            .unwrap(),
+        expected
+    );
+}
+
+/// A `Write` that takes `limit` bytes, then fails as a closed connection.
+#[derive(Debug)]
+struct ClosingAfter {
+    taken: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ClosingAfter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.taken + data.len() > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "client went away",
+            ));
+        }
+        self.taken += data.len();
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_consumer_that_goes_away_ends_the_export_with_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = big_store(dir.path(), 2, 2000);
+    for limit in [0, 100, 70_000, 300_000] {
+        for export in [CarExport::DEFAULT, CarExport::ONE_THREAD] {
+            let err = store
+                .block_store()
+                .write_repo_car_with(None, export, ClosingAfter { taken: 0, limit })
+                .unwrap_err();
+            assert!(err.to_string().contains("client went away"), "{err}");
+        }
+    }
+    // The store still serves whole exports afterwards.
+    let (expected, _) = expected_car(&store);
+    assert_eq!(
+        store
+            .block_store()
+            .write_repo_car(None, Vec::new())
+            .unwrap()
+            .unwrap(),
+        expected
+    );
 }
