@@ -23,7 +23,7 @@ use atp_pds::http::PdsState;
 use atp_repo_mst::repo::CommitData;
 use atp_xrpc::client::{XrpcBody, XrpcClient};
 use bytes::Bytes;
-use common::{refusal, Pds, TestAccount, ADMIN_PASSWORD};
+use common::{refusal, Pds, TestAccount};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -39,15 +39,19 @@ fn png_bytes(extra: usize) -> Vec<u8> {
 
 /// A PDS whose state is also returned, to call the hooks directly.
 async fn start(limit: Option<u64>) -> (Pds, PdsState) {
-    let mut captured = None;
-    let pds = Pds::start_with(|state| {
+    Pds::start_with_state(|state| {
         if let Some(limit) = limit {
             state.blob_upload_limit = limit;
         }
-        captured = Some(state.clone());
     })
-    .await;
-    (pds, captured.unwrap())
+    .await
+}
+
+/// A PDS with the default limit, its state, and the account `alice`.
+async fn start_with_alice() -> (Pds, PdsState, TestAccount) {
+    let (pds, state) = start(None).await;
+    let alice = pds.create("alice").await;
+    (pds, state, alice)
 }
 
 async fn upload(pds: &Pds, account: &TestAccount, content_type: &str, bytes: &[u8]) -> Value {
@@ -197,6 +201,15 @@ async fn try_upload(
         .await
 }
 
+/// A PNG of `extra` bytes past its header, uploaded by `account`: the
+/// bytes and their CID.
+async fn upload_png(pds: &Pds, account: &TestAccount, extra: usize) -> (Vec<u8>, Cid) {
+    let png = png_bytes(extra);
+    let cid = atp_crypto::cid_for_raw(&png);
+    upload(pds, account, "image/png", &png).await;
+    (png, cid)
+}
+
 /// A PNG of `extra` bytes past its header, uploaded by `account` and made
 /// the avatar of its profile: the bytes and their CID.
 async fn upload_avatar(
@@ -205,9 +218,7 @@ async fn upload_avatar(
     account: &TestAccount,
     extra: usize,
 ) -> (Vec<u8>, Cid) {
-    let png = png_bytes(extra);
-    let cid = atp_crypto::cid_for_raw(&png);
-    upload(pds, account, "image/png", &png).await;
+    let (png, cid) = upload_png(pds, account, extra).await;
     write_profile(
         state,
         &account.did,
@@ -279,8 +290,7 @@ async fn refused_avatar(
 
 #[tokio::test]
 async fn upload_sniffs_the_type_and_answers_a_blob_ref() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
 
     let png = png_bytes(100);
     let answer = upload(&pds, &alice, "application/octet-stream", &png).await;
@@ -407,8 +417,7 @@ async fn uploads_over_the_limit_are_refused_whatever_the_length_says() {
 
 #[tokio::test]
 async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let bob = pds.create("bob").await;
 
     let unknown = atp_crypto::cid_for_raw(b"never uploaded");
@@ -423,9 +432,7 @@ async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
     );
 
     // Bob's upload is not Alice's.
-    let png = png_bytes(10);
-    let cid = atp_crypto::cid_for_raw(&png);
-    upload(&pds, &bob, "image/png", &png).await;
+    let (png, cid) = upload_png(&pds, &bob, 10).await;
     let err = refused_avatar(&state, &alice.did, cid, "image/png", png.len() as u64).await;
     assert_eq!(err.name(), "BlobNotFound");
 
@@ -481,12 +488,9 @@ async fn writes_referencing_unknown_or_mismatched_blobs_are_refused() {
 
 #[tokio::test]
 async fn referenced_blobs_become_permanent_are_served_and_collected() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
-    let png = png_bytes(2000);
-    let cid = atp_crypto::cid_for_raw(&png);
+    let (pds, state, alice) = start_with_alice().await;
+    let (png, cid) = upload_png(&pds, &alice, 2000).await;
     let size = png.len() as u64;
-    upload(&pds, &alice, "image/png", &png).await;
     let store = state.storage.actors().open(&alice.did).unwrap();
     let temp_key = temp_key_of(&store, &cid);
 
@@ -576,8 +580,7 @@ async fn referenced_blobs_become_permanent_are_served_and_collected() {
 
 #[tokio::test]
 async fn blobs_shared_by_two_records_stay_until_both_are_gone() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let (png, cid) = upload_avatar(&pds, &state, &alice, 50).await;
     let size = png.len() as u64;
 
@@ -611,8 +614,7 @@ async fn blobs_shared_by_two_records_stay_until_both_are_gone() {
 
 #[tokio::test]
 async fn missing_blobs_are_listed_until_uploaded() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let store = state.storage.actors().open(&alice.did).unwrap();
     let png = png_bytes(30);
     let cid = atp_crypto::cid_for_raw(&png);
@@ -669,8 +671,7 @@ async fn missing_blobs_are_listed_until_uploaded() {
 
 #[tokio::test]
 async fn unreferenced_uploads_are_swept() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let bytes = b"forgotten upload".to_vec();
     let cid = atp_crypto::cid_for_raw(&bytes);
     upload(&pds, &alice, "text/plain", &bytes).await;
@@ -698,8 +699,7 @@ async fn unreferenced_uploads_are_swept() {
 
 #[tokio::test]
 async fn sync_methods_respect_repo_availability() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let (png, cid) = upload_avatar(&pds, &state, &alice, 5).await;
 
     let unknown = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
@@ -723,10 +723,7 @@ async fn sync_methods_respect_repo_availability() {
         .await
         .unwrap();
     let params = json!({"did": alice.did, "cid": cid.to_string()});
-    let refused = pds
-        .client()
-        .query_bytes("com.atproto.sync.getBlob", &params)
-        .await;
+    let refused = get_blob(&pds, &alice.did, &cid).await;
     assert_eq!(
         refusal(refused),
         (
@@ -745,14 +742,7 @@ async fn sync_methods_respect_repo_availability() {
             "Account has been taken down".to_owned()
         )
     );
-    let basic = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        format!("admin:{ADMIN_PASSWORD}"),
-    );
-    let admin = pds.client().with_header(
-        hyper::header::AUTHORIZATION,
-        hyper::header::HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
-    );
+    let admin = pds.admin();
     let served = admin
         .query_bytes("com.atproto.sync.getBlob", &params)
         .await
@@ -765,21 +755,16 @@ async fn sync_methods_respect_repo_availability() {
 
 #[tokio::test]
 async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let (png, cid) = upload_avatar(&pds, &state, &alice, 40).await;
     let size = png.len() as u64;
-    let params = json!({"did": alice.did, "cid": cid.to_string()});
 
     assert!(
         update_blob_takedown(&state, &alice.did, &cid, Some("mod-7".to_owned()))
             .await
             .unwrap()
     );
-    let refused = pds
-        .client()
-        .query_bytes("com.atproto.sync.getBlob", &params)
-        .await;
+    let refused = get_blob(&pds, &alice.did, &cid).await;
     assert_eq!(refusal(refused).2, "Blob not found");
     assert!(!state.blobs.has_stored(&alice.did, &cid).await.unwrap());
     let err = check_write_blobs(&state, &alice.did, &[png_ref(cid, size)])
@@ -800,11 +785,7 @@ async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
     assert!(update_blob_takedown(&state, &alice.did, &cid, None)
         .await
         .unwrap());
-    let served = pds
-        .client()
-        .query_bytes("com.atproto.sync.getBlob", &params)
-        .await
-        .unwrap();
+    let served = get_blob(&pds, &alice.did, &cid).await.unwrap();
     assert_eq!(served.bytes, png);
     let unknown = atp_crypto::cid_for_raw(b"unknown");
     assert!(
@@ -819,13 +800,7 @@ async fn taken_down_blobs_are_not_served_used_or_uploaded_again() {
 async fn blobs_on_s3_go_through_the_whole_cycle() {
     let moto = moto::Moto::start().await;
     let s3 = std::sync::Arc::new(moto.store("pds-http-blobs").await);
-    let mut captured = None;
-    let pds = Pds::start_with(|state| {
-        state.blobs = s3.clone();
-        captured = Some(state.clone());
-    })
-    .await;
-    let state = captured.unwrap();
+    let (pds, state) = Pds::start_with_state(|state| state.blobs = s3.clone()).await;
     let alice = pds.create("alice").await;
 
     let png = png_bytes(3000);
@@ -851,8 +826,7 @@ async fn blobs_on_s3_go_through_the_whole_cycle() {
 #[tokio::test]
 async fn a_service_token_of_the_account_may_upload_for_it() {
     use atp_xrpc::auth::{create_service_jwt, ServiceJwtParams};
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let bob = pds.create("bob").await;
     let key = state
         .storage
@@ -921,11 +895,8 @@ async fn a_service_token_of_the_account_may_upload_for_it() {
 
 #[tokio::test]
 async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
-    let png = png_bytes(90);
-    let cid = atp_crypto::cid_for_raw(&png);
-    upload(&pds, &alice, "image/png", &png).await;
+    let (pds, state, alice) = start_with_alice().await;
+    let (png, cid) = upload_png(&pds, &alice, 90).await;
 
     // A commit referencing it whose blob hook never ran.
     let store = state.storage.actors().open(&alice.did).unwrap();
@@ -956,8 +927,7 @@ async fn a_referenced_upload_whose_move_failed_is_made_permanent_by_the_sweep() 
 
 #[tokio::test]
 async fn the_record_methods_drive_the_blob_lifecycle() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let client = pds.bearer(&alice.access_jwt);
     let png = png_bytes(120);
     let cid = atp_crypto::cid_for_raw(&png);
@@ -1008,8 +978,7 @@ async fn the_record_methods_drive_the_blob_lifecycle() {
 
 #[tokio::test]
 async fn blobs_left_unreferenced_by_a_repository_swap_are_collected_on_demand() {
-    let (pds, state) = start(None).await;
-    let alice = pds.create("alice").await;
+    let (pds, state, alice) = start_with_alice().await;
     let (_, cid) = upload_avatar(&pds, &state, &alice, 70).await;
     assert_eq!(
         collect_dereferenced_blobs(&state, &alice.did)
