@@ -24,6 +24,22 @@ fn resolver(allow_private: bool, dns: &FakeDns, web: &FakeWeb) -> HandleResolver
         .with_timeout(Duration::from_secs(3))
 }
 
+/// The DID the TXT method finds for `handle` (the lookup must not fail).
+async fn by_dns(resolver: &HandleResolver, handle: &str) -> Option<String> {
+    resolver.resolve_dns(handle).await.unwrap()
+}
+
+/// The DID the well-known method finds for `handle` (the fetch must not
+/// fail).
+async fn by_http(resolver: &HandleResolver, handle: &str) -> Option<String> {
+    resolver.resolve_http(handle).await.unwrap()
+}
+
+/// The DID either method finds for `handle` (must not fail).
+async fn by_any(resolver: &HandleResolver, handle: &str) -> Option<String> {
+    resolver.resolve(handle).await.unwrap()
+}
+
 #[tokio::test]
 async fn dns_txt_record_names_the_did() {
     let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
@@ -39,27 +55,15 @@ async fn dns_txt_record_names_the_did() {
     // addresses refused.
     let resolver = resolver(false, &dns, &web);
     assert_eq!(
-        resolver
-            .resolve_dns("alice.example.com")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_dns(&resolver, "alice.example.com").await.as_deref(),
         Some(ALICE)
     );
     assert_eq!(
-        resolver
-            .resolve("Alice.Example.com")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&resolver, "Alice.Example.com").await.as_deref(),
         Some(ALICE)
     );
     assert_eq!(
-        resolver
-            .resolve("bob.example.com")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&resolver, "bob.example.com").await.as_deref(),
         Some(BOB)
     );
     assert_eq!(
@@ -98,19 +102,11 @@ async fn well_known_answer_names_the_did() {
     web.serve("alice.example.org", StatusCode::OK, &format!("{ALICE}\n"));
     let resolver = resolver(true, &dns, &web);
     assert_eq!(
-        resolver
-            .resolve_http("alice.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_http(&resolver, "alice.example.org").await.as_deref(),
         Some(ALICE)
     );
     assert_eq!(
-        resolver
-            .resolve("alice.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&resolver, "alice.example.org").await.as_deref(),
         Some(ALICE)
     );
     assert!(web.requests() >= 2);
@@ -175,11 +171,7 @@ async fn private_addresses_are_not_fetched() {
     // The same handle resolves once private addresses are allowed.
     let relaxed = resolver(true, &dns, &web);
     assert_eq!(
-        relaxed
-            .resolve("sneaky.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&relaxed, "sneaky.example.org").await.as_deref(),
         Some(ALICE)
     );
     assert_eq!(web.requests(), 1);
@@ -193,19 +185,11 @@ async fn dns_answer_wins_over_well_known() {
     web.serve("both.example.org", StatusCode::OK, BOB);
     let resolver = resolver(true, &dns, &web);
     assert_eq!(
-        resolver
-            .resolve_http("both.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_http(&resolver, "both.example.org").await.as_deref(),
         Some(BOB)
     );
     assert_eq!(
-        resolver
-            .resolve("both.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&resolver, "both.example.org").await.as_deref(),
         Some(ALICE)
     );
 }
@@ -303,19 +287,11 @@ async fn well_known_over_https_checks_the_certificate() {
         .with_https_port(port)
         .with_root_certificates(&[&ca]);
     assert_eq!(
-        resolver
-            .resolve_http("tls.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_http(&resolver, "tls.example.org").await.as_deref(),
         Some(ALICE)
     );
     assert_eq!(
-        resolver
-            .resolve("tls.example.org")
-            .await
-            .unwrap()
-            .as_deref(),
+        by_any(&resolver, "tls.example.org").await.as_deref(),
         Some(ALICE)
     );
 
