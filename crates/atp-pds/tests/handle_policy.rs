@@ -30,6 +30,24 @@ async fn update_handle(pds: &Pds, jwt: &str, handle: &str) -> Result<Value, atp_
         .await
 }
 
+/// The operator's `updateAccountHandle` of `did` to `handle`.
+async fn admin_update_handle(pds: &Pds, did: &str, handle: &str) -> Result<Value, atp_xrpc::Error> {
+    pds.admin()
+        .procedure::<_, _, Value>(
+            "com.atproto.admin.updateAccountHandle",
+            &(),
+            &json!({ "did": did, "handle": handle }),
+        )
+        .await
+}
+
+/// The reference's error name and message for a reserved handle.
+const RESERVED: (&str, &str) = ("HandleNotAvailable", "Reserved handle");
+/// The reference's error name and message for a disallowed TLD.
+const BAD_TLD: (&str, &str) = ("InvalidHandle", "Handle TLD is invalid or disallowed");
+/// The reference's error name and message for a banned word.
+const BANNED: (&str, &str) = ("InvalidHandle", "Inappropriate language in handle");
+
 fn with_banned_words(pds_state: &mut atp_pds::http::PdsState) {
     pds_state.handle_policy = HandlePolicy::default().with_banned_words(["badword"]);
 }
@@ -37,38 +55,21 @@ fn with_banned_words(pds_state: &mut atp_pds::http::PdsState) {
 #[tokio::test]
 async fn create_account_refuses_reserved_names_bad_tlds_and_banned_words() {
     let pds = Pds::start_with(with_banned_words).await;
-    let cases: &[(&str, &str, &str)] = &[
-        ("admin.test", "HandleNotAvailable", "Reserved handle"),
-        ("Support.test", "HandleNotAvailable", "Reserved handle"),
-        ("www.test", "HandleNotAvailable", "Reserved handle"),
-        ("pds.test", "HandleNotAvailable", "Reserved handle"),
-        (
-            "alice.local",
-            "InvalidHandle",
-            "Handle TLD is invalid or disallowed",
-        ),
-        (
-            "alice.onion",
-            "InvalidHandle",
-            "Handle TLD is invalid or disallowed",
-        ),
-        (
-            "my-badword.test",
-            "InvalidHandle",
-            "Inappropriate language in handle",
-        ),
-        (
-            "xbadwordx.test",
-            "InvalidHandle",
-            "Inappropriate language in handle",
-        ),
+    let cases: &[(&str, (&str, &str))] = &[
+        ("admin.test", RESERVED),
+        ("Support.test", RESERVED),
+        ("www.test", RESERVED),
+        ("pds.test", RESERVED),
+        ("alice.local", BAD_TLD),
+        ("alice.onion", BAD_TLD),
+        ("my-badword.test", BANNED),
+        ("xbadwordx.test", BANNED),
         (
             "alice.example.com",
-            "UnsupportedDomain",
-            "Not a supported handle domain",
+            ("UnsupportedDomain", "Not a supported handle domain"),
         ),
     ];
-    for (handle, name, message) in cases {
+    for (handle, (name, message)) in cases {
         let (status, error, text) = refusal(create(&pds, handle).await);
         assert_eq!(
             (status, error.as_str(), text.as_str()),
@@ -89,21 +90,13 @@ async fn create_account_refuses_reserved_names_bad_tlds_and_banned_words() {
 async fn update_handle_applies_the_same_rules() {
     let pds = Pds::start_with(with_banned_words).await;
     let alice = pds.create("alice").await;
-    let cases: &[(&str, &str, &str)] = &[
-        ("support.test", "HandleNotAvailable", "Reserved handle"),
-        ("xrpc.test", "HandleNotAvailable", "Reserved handle"),
-        (
-            "bad-word.test",
-            "InvalidHandle",
-            "Inappropriate language in handle",
-        ),
-        (
-            "alice.internal",
-            "InvalidHandle",
-            "Handle TLD is invalid or disallowed",
-        ),
+    let cases: &[(&str, (&str, &str))] = &[
+        ("support.test", RESERVED),
+        ("xrpc.test", RESERVED),
+        ("bad-word.test", BANNED),
+        ("alice.internal", BAD_TLD),
     ];
-    for (handle, name, message) in cases {
+    for (handle, (name, message)) in cases {
         let (status, error, text) = refusal(update_handle(&pds, &alice.access_jwt, handle).await);
         assert_eq!(
             (status, error.as_str(), text.as_str()),
@@ -114,14 +107,7 @@ async fn update_handle_applies_the_same_rules() {
     update_handle(&pds, &alice.access_jwt, "alice2.test")
         .await
         .unwrap();
-    let info: Value = pds
-        .admin()
-        .query(
-            "com.atproto.admin.getAccountInfo",
-            &json!({ "did": alice.did }),
-        )
-        .await
-        .unwrap();
+    let info = pds.account_info(&alice.did).await;
     assert_eq!(info["handle"], "alice2.test");
     pds.stop().await;
 }
@@ -131,22 +117,8 @@ async fn the_operator_may_give_reserved_names_and_banned_words() {
     let pds = Pds::start_with(with_banned_words).await;
     let alice = pds.create("alice").await;
     for handle in ["support.test", "badword.test"] {
-        pds.admin()
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountHandle",
-                &(),
-                &json!({ "did": alice.did, "handle": handle }),
-            )
-            .await
-            .unwrap();
-        let info: Value = pds
-            .admin()
-            .query(
-                "com.atproto.admin.getAccountInfo",
-                &json!({ "did": alice.did }),
-            )
-            .await
-            .unwrap();
+        admin_update_handle(&pds, &alice.did, handle).await.unwrap();
+        let info = pds.account_info(&alice.did).await;
         assert_eq!(info["handle"], handle);
     }
     // The syntax, TLD and length rules still hold.
@@ -154,15 +126,7 @@ async fn the_operator_may_give_reserved_names_and_banned_words() {
         ("support.local", "Handle TLD is invalid or disallowed"),
         ("ab.test", "Handle too short"),
     ] {
-        let refused = pds
-            .admin()
-            .procedure::<_, _, Value>(
-                "com.atproto.admin.updateAccountHandle",
-                &(),
-                &json!({ "did": alice.did, "handle": handle }),
-            )
-            .await;
-        let (status, error, text) = refusal(refused);
+        let (status, error, text) = refusal(admin_update_handle(&pds, &alice.did, handle).await);
         assert_eq!(
             (status, error.as_str(), text.as_str()),
             (400, "InvalidHandle", message)
