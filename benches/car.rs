@@ -22,7 +22,10 @@ use atp_repo_mst::car::{read_car_with_root, write_car_from_map, CarLimits};
 use atp_repo_mst::commit::UnsignedCommit;
 use atp_repo_mst::import::{export_repo_car, import_car, ImportOptions};
 use atp_repo_mst::mst::Mst;
-use criterion::{criterion_main, Criterion, Throughput};
+use criterion::{criterion_main, Criterion};
+
+#[allow(dead_code)] // each benchmark uses part of the shared set-ups
+mod criterion_setup;
 
 const DID: &str = "did:plc:7iza6de2dwap2sbkpav7c6c6";
 
@@ -58,12 +61,7 @@ fn tree_car(c: &mut Criterion) {
         blocks.len(),
         bytes.len()
     );
-    let mut group = c.benchmark_group("car");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .throughput(Throughput::Elements(RECORDS as u64));
+    let mut group = criterion_setup::records_group(c, "car", Duration::from_secs(5));
     group.bench_function("export_100k", |b| {
         b.iter(|| {
             write_car_from_map(&[root], black_box(&blocks))
@@ -90,12 +88,7 @@ fn repo_car(c: &mut Criterion) {
         signing_key: Some(key.public_key()),
         ..ImportOptions::default()
     };
-    let mut group = c.benchmark_group("car");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .throughput(Throughput::Elements(RECORDS as u64));
+    let mut group = criterion_setup::records_group(c, "car", Duration::from_secs(5));
     group.bench_function("repo_export_100k", |b| {
         b.iter(|| {
             export_repo_car(black_box(&store), commit, Vec::with_capacity(bytes.len()))

@@ -6,11 +6,13 @@
 //! uses an already parsed key (what a long-lived verifier does).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use atp_benches::signature_message;
 use atp_crypto::{Algorithm, PublicKey, SigningKey};
 use criterion::{criterion_main, Criterion, Throughput};
+
+#[allow(dead_code)] // each benchmark uses part of the shared set-ups
+mod criterion_setup;
 
 fn curve_name(alg: Algorithm) -> &'static str {
     match alg {
@@ -51,20 +53,9 @@ fn signatures(c: &mut Criterion) {
     group.finish();
 }
 
-fn quick() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
+fn benches() {
+    let mut criterion = criterion_setup::quick(20);
+    signatures(&mut criterion);
 }
 
-// In a private module: the function the macro generates needs no docs.
-mod group {
-    use super::{quick, signatures};
-    criterion::criterion_group! {
-        name = benches;
-        config = quick();
-        targets = signatures
-    }
-}
-criterion_main!(group::benches);
+criterion_main!(benches);

@@ -3,11 +3,13 @@
 //! reference script (`post_encode`, `post_decode`, `post_cid`).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use atp_benches::{post_value, POST_JSON};
 use atp_crypto::{cids, dagcbor, data_model, Cid};
 use criterion::{criterion_main, Criterion, Throughput};
+
+#[allow(dead_code)] // each benchmark uses part of the shared set-ups
+mod criterion_setup;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -118,20 +120,9 @@ fn bench_dagcbor(c: &mut Criterion) {
     group.finish();
 }
 
-fn quick() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(1))
+fn benches() {
+    let mut criterion = criterion_setup::quick(30);
+    bench_dagcbor(&mut criterion);
 }
 
-// In a private module: the function the macro generates needs no docs.
-mod group {
-    use super::{bench_dagcbor, quick};
-    criterion::criterion_group! {
-        name = benches;
-        config = quick();
-        targets = bench_dagcbor
-    }
-}
-criterion_main!(group::benches);
+criterion_main!(benches);

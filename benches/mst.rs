@@ -17,14 +17,22 @@ use atp_benches::{mst_workload, shuffled, RECORDS};
 use atp_crypto::Cid;
 use atp_repo_mst::blockstore::MemoryBlockStore;
 use atp_repo_mst::mst::Mst;
-use criterion::{criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_main, BatchSize, Criterion};
 
-fn build(records: &[(String, Cid)]) -> Cid {
+#[allow(dead_code)] // each benchmark uses part of the shared set-ups
+mod criterion_setup;
+
+/// The tree of `records`, inserted in their order, nothing written yet.
+fn tree_of(records: &[(String, Cid)]) -> Mst<MemoryBlockStore> {
     let mut tree = Mst::new(MemoryBlockStore::new());
     for (key, cid) in records {
         tree.insert(key, *cid).expect("insert");
     }
-    tree.root().expect("root")
+    tree
+}
+
+fn build(records: &[(String, Cid)]) -> Cid {
+    tree_of(records).root().expect("root")
 }
 
 fn mst(c: &mut Criterion) {
@@ -34,12 +42,7 @@ fn mst(c: &mut Criterion) {
     assert_eq!(build(&random), root, "insertion order changed the root");
     println!("mst root ({RECORDS} records): {root}");
 
-    let mut group = c.benchmark_group("mst");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(6))
-        .throughput(Throughput::Elements(RECORDS as u64));
+    let mut group = criterion_setup::records_group(c, "mst", Duration::from_secs(6));
     group.bench_function("insert_100k_and_root", |b| {
         b.iter(|| build(black_box(&in_order)))
     });
@@ -49,13 +52,7 @@ fn mst(c: &mut Criterion) {
     // Writing every node block of the built tree to an in-memory store.
     group.bench_function("flush_100k_to_memory_store", |b| {
         b.iter_batched(
-            || {
-                let mut tree = Mst::new(MemoryBlockStore::new());
-                for (key, cid) in &in_order {
-                    tree.insert(key, *cid).expect("insert");
-                }
-                tree
-            },
+            || tree_of(&in_order),
             |mut tree| tree.flush().expect("flush").0,
             BatchSize::LargeInput,
         )

@@ -97,3 +97,14 @@ where
         elapsed: start.elapsed(),
     }
 }
+
+/// [`drive`], each operation getting its own clone of `shared` (the client,
+/// an account, ...) besides its number.
+pub async fn drive_with<S, F, Fut>(concurrency: usize, limit: Limit, shared: S, op: F) -> Outcome
+where
+    S: Clone + Send + Sync + 'static,
+    F: Fn(S, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, RequestError>> + Send + 'static,
+{
+    drive(concurrency, limit, move |i| op(shared.clone(), i)).await
+}

@@ -1,6 +1,7 @@
 //! The request scenarios (all but the firehose): each prepares what it
 //! needs (accounts, records), then runs the timed load.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::client::{post_record, Account, RequestError, Xrpc};
-use crate::drive::{drive, Limit, Outcome};
+use crate::drive::{drive_with, Limit, Outcome};
 use crate::Options;
 
 const POST: &str = "app.bsky.feed.post";
@@ -32,6 +33,12 @@ impl Measured {
             extra: Map::new(),
         }
     }
+
+    /// With the extra figure `name`.
+    fn with(mut self, name: &str, value: Value) -> Self {
+        self.extra.insert(name.into(), value);
+        self
+    }
 }
 
 /// Creates `n` accounts, `concurrency` at a time.
@@ -41,17 +48,19 @@ pub async fn accounts(
     concurrency: usize,
 ) -> Result<Vec<Account>, RequestError> {
     let made = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let (x2, made2) = (x.clone(), made.clone());
-    let outcome = drive(concurrency, Limit::Count(n as u64), move |_| {
-        let (x, made) = (x2.clone(), made2.clone());
-        async move {
+    let shared = (x.clone(), made.clone());
+    let outcome = drive_with(
+        concurrency,
+        Limit::Count(n as u64),
+        shared,
+        |(x, made), _| async move {
             let account = x.create_account().await?;
             if let Ok(mut made) = made.lock() {
                 made.push(account);
             }
             Ok(1)
-        }
-    })
+        },
+    )
     .await;
     let accounts = made.lock().map(|m| m.clone()).unwrap_or_default();
     if accounts.len() < n {
@@ -107,53 +116,54 @@ async fn apply_creates(
 
 /// createRecord, every worker on the same account.
 pub async fn create_one(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
-    let account = x.create_account().await?;
-    let x = x.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, account) = (x.clone(), account.clone());
-        async move { create_record(&x, &account, i).await }
-    })
+    let shared = (x.clone(), x.create_account().await?);
+    let outcome = drive_with(
+        o.concurrency,
+        o.limit(),
+        shared,
+        |(x, account), i| async move { create_record(&x, &account, i).await },
+    )
     .await;
     Ok(Measured::new(outcome, "records"))
+}
+
+/// The account operation `i` of a run over `accounts` uses (round robin).
+fn nth_account(accounts: &[Account], i: u64) -> &Account {
+    &accounts[(i % accounts.len() as u64) as usize]
 }
 
 /// createRecord spread over `--accounts` accounts.
 pub async fn create_many(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     let accounts = Arc::new(accounts(x, o.accounts, o.concurrency).await?);
-    let x = x.clone();
-    let accounts2 = accounts.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, accounts) = (x.clone(), accounts2.clone());
-        async move {
-            let account = &accounts[(i % accounts.len() as u64) as usize];
-            create_record(&x, account, i).await
-        }
-    })
+    let shared = (x.clone(), accounts.clone());
+    let outcome = drive_with(
+        o.concurrency,
+        o.limit(),
+        shared,
+        |(x, accounts), i| async move { create_record(&x, nth_account(&accounts, i), i).await },
+    )
     .await;
-    let mut m = Measured::new(outcome, "records");
-    m.extra.insert("accounts".into(), json!(accounts.len()));
-    Ok(m)
+    Ok(Measured::new(outcome, "records").with("accounts", json!(accounts.len())))
 }
 
 /// applyWrites batches of `--batch` creates over `--accounts` accounts.
 pub async fn apply_writes(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
     let accounts = Arc::new(accounts(x, o.accounts, o.concurrency).await?);
     let batch = o.batch;
-    let x = x.clone();
-    let accounts2 = accounts.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, accounts) = (x.clone(), accounts2.clone());
-        async move {
-            let account = &accounts[(i % accounts.len() as u64) as usize];
-            apply_creates(&x, account, i * batch, batch, None).await
-        }
-    })
+    let shared = (x.clone(), accounts);
+    let outcome = drive_with(
+        o.concurrency,
+        o.limit(),
+        shared,
+        move |(x, accounts), i| async move {
+            apply_creates(&x, nth_account(&accounts, i), i * batch, batch, None).await
+        },
+    )
     .await;
     let requests = outcome.samples.count() as f64 / outcome.elapsed.as_secs_f64();
-    let mut m = Measured::new(outcome, "records");
-    m.extra.insert("batch".into(), json!(batch));
-    m.extra.insert("requests_per_s".into(), json!(requests));
-    Ok(m)
+    Ok(Measured::new(outcome, "records")
+        .with("batch", json!(batch))
+        .with("requests_per_s", json!(requests)))
 }
 
 /// One account holding `records` posts with known keys (base: TID numbers).
@@ -167,17 +177,20 @@ async fn seeded_account(
 ) -> Result<(Account, u64, Duration), RequestError> {
     let account = x.create_account().await?;
     let batches = records.div_ceil(per_batch);
-    let (x2, account2) = (x.clone(), account.clone());
+    let limit = Limit::CountOrTime(batches, cap);
+    let shared = (x.clone(), account.clone());
     let started = Instant::now();
-    let outcome = drive(concurrency, Limit::CountOrTime(batches, cap), move |b| {
-        let (x, account) = (x2.clone(), account2.clone());
-        async move {
+    let outcome = drive_with(
+        concurrency,
+        limit,
+        shared,
+        move |(x, account), b| async move {
             let first = b * per_batch;
             let count = per_batch.min(records - first);
             let rkey = move |n: u64| crate::tid::for_write(base, n);
             apply_creates(&x, &account, first, count, Some(&rkey)).await
-        }
-    })
+        },
+    )
     .await;
     if outcome.samples.errors() > 0 && outcome.units == 0 {
         return Err(RequestError("could not write the seed records".into()));
@@ -190,58 +203,55 @@ fn seed_base() -> u64 {
     1_750_000_000_000_000
 }
 
+/// Runs the reads of a read scenario on one account holding
+/// `--seed-records` posts with keys from [`seed_base`]: `read(x, did, i,
+/// rkey)`, `rkey` the key of one of its records, chosen by a multiplicative
+/// hash of `i` that spreads the reads over the records.
+async fn drive_reads<F, Fut>(
+    x: &Xrpc,
+    o: &Options,
+    unit: &'static str,
+    read: F,
+) -> Result<Measured, RequestError>
+where
+    F: Fn(Xrpc, String, u64, String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, RequestError>> + Send + 'static,
+{
+    let cap = Duration::from_secs(120);
+    let (account, written, _) = seeded_account(x, o.seed_records, 100, seed_base(), 2, cap).await?;
+    let read_nth = move |(x, did): (Xrpc, String), i: u64| {
+        let n = i.wrapping_mul(2_654_435_761) % written.max(1);
+        read(x, did, i, crate::tid::for_write(seed_base(), n))
+    };
+    let outcome = drive_with(o.concurrency, o.limit(), (x.clone(), account.did), read_nth).await;
+    Ok(Measured::new(outcome, unit).with("records_in_repo", json!(written)))
+}
+
 /// getRecord of random records among `--seed-records` of one account.
 pub async fn get_record(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
-    let base = seed_base();
-    let (account, written, _) =
-        seeded_account(x, o.seed_records, 100, base, 2, Duration::from_secs(120)).await?;
-    let x = x.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, did) = (x.clone(), account.did.clone());
-        async move {
-            // a multiplicative hash spreads the reads over the records
-            let n = i.wrapping_mul(2_654_435_761) % written.max(1);
-            let rkey = crate::tid::for_write(base, n);
-            x.query(
-                "com.atproto.repo.getRecord",
-                &format!("repo={did}&collection={POST}&rkey={rkey}"),
-            )
+    drive_reads(x, o, "records", |x, did, _, rkey| async move {
+        let query = format!("repo={did}&collection={POST}&rkey={rkey}");
+        x.query("com.atproto.repo.getRecord", &query)
             .await
             .map(|_| 1)
-        }
     })
-    .await;
-    let mut m = Measured::new(outcome, "records");
-    m.extra.insert("records_in_repo".into(), json!(written));
-    Ok(m)
+    .await
 }
 
 /// listRecords (limit 50) of one account holding `--seed-records` posts.
 pub async fn list_records(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
-    let base = seed_base();
-    let (account, written, _) =
-        seeded_account(x, o.seed_records, 100, base, 2, Duration::from_secs(120)).await?;
-    let x = x.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, did) = (x.clone(), account.did.clone());
-        async move {
-            // half the pages from the start, half from a cursor inside
-            let query = if i % 2 == 0 {
-                format!("repo={did}&collection={POST}&limit=50")
-            } else {
-                let n = i.wrapping_mul(2_654_435_761) % written.max(1);
-                let cursor = crate::tid::for_write(base, n);
-                format!("repo={did}&collection={POST}&limit=50&cursor={cursor}")
-            };
-            x.query("com.atproto.repo.listRecords", &query)
-                .await
-                .map(|_| 1)
-        }
+    drive_reads(x, o, "requests", |x, did, i, rkey| async move {
+        // half the pages from the start, half from a cursor inside
+        let query = if i % 2 == 0 {
+            format!("repo={did}&collection={POST}&limit=50")
+        } else {
+            format!("repo={did}&collection={POST}&limit=50&cursor={rkey}")
+        };
+        x.query("com.atproto.repo.listRecords", &query)
+            .await
+            .map(|_| 1)
     })
-    .await;
-    let mut m = Measured::new(outcome, "requests");
-    m.extra.insert("records_in_repo".into(), json!(written));
-    Ok(m)
+    .await
 }
 
 /// getRepo of one account filled with `--repo-records` posts (filling
@@ -260,28 +270,27 @@ pub async fn get_repo(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
         "  repository filled: {written} records in {:.1} s",
         fill.as_secs_f64()
     );
-    let x = x.clone();
-    let did = account.did.clone();
-    let outcome = drive(1, Limit::Count(o.repo_downloads), move |_| {
-        let (x, did) = (x.clone(), did.clone());
-        async move {
+    let limit = Limit::Count(o.repo_downloads);
+    let outcome = drive_with(
+        1,
+        limit,
+        (x.clone(), account.did),
+        |(x, did), _| async move {
             x.query_streamed("com.atproto.sync.getRepo", &format!("did={did}"))
                 .await
-        }
-    })
+        },
+    )
     .await;
     let downloads = outcome.samples.count().max(1);
     let car_bytes = outcome.units / downloads;
-    let mut m = Measured::new(outcome, "bytes");
-    m.extra.insert("records_in_repo".into(), json!(written));
-    m.extra
-        .insert("fill_seconds".into(), json!(fill.as_secs_f64()));
-    m.extra.insert(
-        "fill_records_per_s".into(),
-        json!(written as f64 / fill.as_secs_f64()),
-    );
-    m.extra.insert("car_bytes".into(), json!(car_bytes));
-    Ok(m)
+    Ok(Measured::new(outcome, "bytes")
+        .with("records_in_repo", json!(written))
+        .with("fill_seconds", json!(fill.as_secs_f64()))
+        .with(
+            "fill_records_per_s",
+            json!(written as f64 / fill.as_secs_f64()),
+        )
+        .with("car_bytes", json!(car_bytes)))
 }
 
 /// uploadBlob of distinct `--blob-kib` KiB bodies on one account.
@@ -298,11 +307,12 @@ pub async fn upload_blob(x: &Xrpc, o: &Options) -> Result<Measured, RequestError
             state as u8
         })
         .collect();
-    let noise = Arc::new(noise);
-    let x = x.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |i| {
-        let (x, token, noise) = (x.clone(), account.token.clone(), noise.clone());
-        async move {
+    let shared = (x.clone(), account.token, Arc::new(noise));
+    let outcome = drive_with(
+        o.concurrency,
+        o.limit(),
+        shared,
+        |(x, token, noise), i| async move {
             let mut body = noise.as_ref().clone();
             body[..8].copy_from_slice(&i.to_be_bytes());
             x.upload(
@@ -313,21 +323,17 @@ pub async fn upload_blob(x: &Xrpc, o: &Options) -> Result<Measured, RequestError
             )
             .await
             .map(|_| 1)
-        }
-    })
+        },
+    )
     .await;
-    let mut m = Measured::new(outcome, "blobs");
-    m.extra.insert("blob_bytes".into(), json!(blob_bytes));
-    Ok(m)
+    Ok(Measured::new(outcome, "blobs").with("blob_bytes", json!(blob_bytes)))
 }
 
 /// createAccount (handle, email, password; the DID registered with the
 /// server's PLC directory).
 pub async fn create_account(x: &Xrpc, o: &Options) -> Result<Measured, RequestError> {
-    let x = x.clone();
-    let outcome = drive(o.concurrency, o.limit(), move |_| {
-        let x = x.clone();
-        async move { x.create_account().await.map(|_| 1) }
+    let outcome = drive_with(o.concurrency, o.limit(), x.clone(), |x, _| async move {
+        x.create_account().await.map(|_| 1)
     })
     .await;
     Ok(Measured::new(outcome, "accounts"))
@@ -344,32 +350,29 @@ pub async fn many_accounts(x: &Xrpc, o: &Options) -> Result<Measured, RequestErr
     let limit = Limit::CountOrTime(o.many_accounts, Duration::from_secs(o.fill_seconds));
     let created = Arc::new(AtomicU64::new(0));
     let checkpoints: Arc<Mutex<Map<String, Value>>> = Arc::default();
-    let outcome = {
-        let (x, pid) = (x.clone(), o.pid);
-        let (created, checkpoints) = (created.clone(), checkpoints.clone());
-        drive(o.concurrency, limit, move |_| {
-            let (x, created, checkpoints) = (x.clone(), created.clone(), checkpoints.clone());
-            async move {
-                x.create_account().await?;
-                let count = created.fetch_add(1, Ordering::Relaxed) + 1;
-                if MEMORY_CHECKPOINTS.contains(&count) {
-                    if let Some(kib) = pid.and_then(crate::rss::rss_kib) {
-                        if let Ok(mut map) = checkpoints.lock() {
-                            map.insert(count.to_string(), json!(kib));
-                        }
+    let pid = o.pid;
+    let shared = (x.clone(), created, checkpoints.clone());
+    let outcome = drive_with(
+        o.concurrency,
+        limit,
+        shared,
+        move |(x, created, checkpoints), _| async move {
+            x.create_account().await?;
+            let count = created.fetch_add(1, Ordering::Relaxed) + 1;
+            if MEMORY_CHECKPOINTS.contains(&count) {
+                if let Some(kib) = pid.and_then(crate::rss::rss_kib) {
+                    if let Ok(mut map) = checkpoints.lock() {
+                        map.insert(count.to_string(), json!(kib));
                     }
                 }
-                Ok(1)
             }
-        })
-        .await
-    };
-    let mut m = Measured::new(outcome, "accounts");
+            Ok(1)
+        },
+    )
+    .await;
     let at = checkpoints
         .lock()
         .map(|map| map.clone())
         .unwrap_or_default();
-    m.extra
-        .insert("rss_kib_at_accounts".into(), Value::Object(at));
-    Ok(m)
+    Ok(Measured::new(outcome, "accounts").with("rss_kib_at_accounts", Value::Object(at)))
 }
