@@ -8,12 +8,13 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+// The S3 stand-in of the library's blob tests.
+#[path = "../../atp-pds/tests/moto/mod.rs"]
+mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use atp_pds::blob_store::{S3BlobStore, S3Config};
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
 use common::{free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
@@ -26,41 +27,12 @@ const BUCKET: &str = "pds-blobs";
 const PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
-/// A child process killed on drop.
-async fn start_moto() -> (Running, String) {
-    let port = free_port();
-    let child = Command::new(atp_test_vectors::python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let running = Running(child);
-    let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(&addr).await.is_err() {
-        assert!(Instant::now() < deadline, "moto did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let url = format!("http://{addr}");
-    let mut config = S3Config::new(BUCKET);
-    config.endpoint = Some(url.clone());
-    config.force_path_style = true;
-    config.access_key_id = Some("test-key".to_owned());
-    config.secret_access_key = Some("test-secret".to_owned());
-    S3BlobStore::new(&config)
-        .unwrap()
-        .create_bucket()
-        .await
-        .unwrap();
-    (running, url)
+/// A moto S3 server with the bucket [`BUCKET`], and its URL.
+async fn start_moto() -> (moto::Moto, String) {
+    let moto = moto::Moto::start().await;
+    moto.store(BUCKET).await;
+    let url = moto.url.clone();
+    (moto, url)
 }
 
 /// Starts `pds serve` with `vars` and waits for `describeServer`.
@@ -72,25 +44,44 @@ async fn start_pds(dir: &Path, port: u16, vars: &[(&str, String)]) -> (Running, 
     (running, url)
 }
 
-/// Runs `pds --pds-url URL <args>` with the admin password in the
-/// environment.
-async fn pds(dir: &Path, url: &str, args: &[&str]) -> Output {
-    let dir = dir.to_path_buf();
-    let mut all = vec!["--pds-url".to_owned(), url.to_owned()];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    tokio::task::spawn_blocking(move || {
-        Command::new(PDS)
-            .args(&all)
-            .current_dir(&dir)
+/// The operator's command line against the server at `url`, run in `dir`.
+struct Operator {
+    dir: PathBuf,
+    url: String,
+}
+
+impl Operator {
+    /// Runs `pds --pds-url URL <args>` with the admin password in the
+    /// environment.
+    async fn run(&self, args: &[&str]) -> Output {
+        self.run_as(Some(ADMIN_PASSWORD), args).await
+    }
+
+    /// Like [`Operator::run`], with `admin_password` (if any) in the
+    /// environment.
+    async fn run_as(&self, admin_password: Option<&str>, args: &[&str]) -> Output {
+        let mut command = Command::new(PDS);
+        command
+            .arg("--pds-url")
+            .arg(&self.url)
+            .args(args)
+            .current_dir(&self.dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PDS_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdin(Stdio::null())
-            .output()
+            .stdin(Stdio::null());
+        if let Some(password) = admin_password {
+            command.env("PDS_ADMIN_PASSWORD", password);
+        }
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
             .unwrap()
-    })
-    .await
-    .unwrap()
+    }
+
+    /// Runs `args` as [`Operator::run`] does; they must succeed. Their
+    /// standard output.
+    async fn ok(&self, args: &[&str]) -> String {
+        succeeded(&self.run(args).await)
+    }
 }
 
 fn stdout(output: &Output) -> String {
@@ -183,13 +174,15 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         ),
     ];
     let (_server, url) = start_pds(dir.path(), port, &vars).await;
+    let operator = Operator {
+        dir: dir.path().to_path_buf(),
+        url: url.clone(),
+    };
     let client = XrpcClient::new(&url).unwrap();
 
     // Without an invite code the server refuses; the command makes one.
-    let carol = pds(
-        dir.path(),
-        &url,
-        &[
+    let carol_created = operator
+        .ok(&[
             "account",
             "create",
             "--handle",
@@ -198,10 +191,8 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
             "carol@example.com",
             "--password",
             "carol-pw",
-        ],
-    )
-    .await;
-    let carol_created = succeeded(&carol);
+        ])
+        .await;
 
     let png = base64::engine::general_purpose::STANDARD
         .decode(PNG_BASE64)
@@ -222,22 +213,9 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     let csv_arg = csv_path.to_str().unwrap();
 
     // Without the admin password no invite code can be made: nothing starts.
-    let no_admin = tokio::task::spawn_blocking({
-        let dir: PathBuf = dir.path().to_path_buf();
-        let url = url.clone();
-        let csv = csv_path.clone();
-        move || {
-            Command::new(PDS)
-                .args(["--pds-url", &url, "accounts", "import", "--no-progress"])
-                .arg(&csv)
-                .current_dir(&dir)
-                .env_clear()
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let no_admin = operator
+        .run_as(None, &["accounts", "import", "--no-progress", csv_arg])
+        .await;
     assert!(!no_admin.status.success());
     assert!(
         stderr(&no_admin).contains("no admin password"),
@@ -247,12 +225,9 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     assert!(!out_path.exists());
 
     // First run: two accounts, two failures reported per row.
-    let first = pds(
-        dir.path(),
-        &url,
-        &["accounts", "import", csv_arg, "--no-progress"],
-    )
-    .await;
+    let first = operator
+        .run(&["accounts", "import", csv_arg, "--no-progress"])
+        .await;
     assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
     assert!(
         stdout(&first).contains("4 rows: 2 created, 0 resumed, 0 already done, 2 failed"),
@@ -313,12 +288,9 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     assert_eq!(posts[0]["value"]["text"], "Down the rabbit hole!");
 
     // Second run: nothing to do for the finished rows.
-    let second = pds(
-        dir.path(),
-        &url,
-        &["accounts", "import", csv_arg, "--no-progress"],
-    )
-    .await;
+    let second = operator
+        .run(&["accounts", "import", csv_arg, "--no-progress"])
+        .await;
     assert!(
         stdout(&second).contains("4 rows: 0 created, 0 resumed, 2 already done, 2 failed"),
         "{}",
@@ -330,59 +302,44 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     // only says "started" with his DID. The rerun finishes it without a
     // second post. Frank's "started" row has no DID: his existing account
     // is not taken over.
-    let dave_created = succeeded(
-        &pds(
-            dir.path(),
-            &url,
-            &[
-                "account",
-                "create",
-                "--handle",
-                "dave.test",
-                "--email",
-                "dave@example.com",
-                "--password",
-                "dave-pw",
-            ],
-        )
-        .await,
-    );
-    succeeded(
-        &pds(
-            dir.path(),
-            &url,
-            &[
-                "post",
-                "--handle",
-                "dave.test",
-                "--password",
-                "dave-pw",
-                "--text",
-                "Hi",
-                "--image",
-                dir.path().join("avatars/alice.png").to_str().unwrap(),
-                "--alt",
-                "a pixel",
-            ],
-        )
-        .await,
-    );
+    let dave_created = operator
+        .ok(&[
+            "account",
+            "create",
+            "--handle",
+            "dave.test",
+            "--email",
+            "dave@example.com",
+            "--password",
+            "dave-pw",
+        ])
+        .await;
+    operator
+        .ok(&[
+            "post",
+            "--handle",
+            "dave.test",
+            "--password",
+            "dave-pw",
+            "--text",
+            "Hi",
+            "--image",
+            dir.path().join("avatars/alice.png").to_str().unwrap(),
+            "--alt",
+            "a pixel",
+        ])
+        .await;
     let dave_did = field_of(&dave_created, "DID:");
-    succeeded(
-        &pds(
-            dir.path(),
-            &url,
-            &[
-                "account",
-                "create",
-                "--handle",
-                "frank.test",
-                "--email",
-                "frank@example.com",
-            ],
-        )
-        .await,
-    );
+    operator
+        .ok(&[
+            "account",
+            "create",
+            "--handle",
+            "frank.test",
+            "--email",
+            "frank@example.com",
+        ])
+        .await;
     {
         use std::io::Write;
         let mut out = std::fs::OpenOptions::new()
@@ -401,12 +358,9 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         writeln!(input, "dave,Dave,Resumed,,Hi").unwrap();
         writeln!(input, "frank,Frank,,,").unwrap();
     }
-    let third = pds(
-        dir.path(),
-        &url,
-        &["accounts", "import", csv_arg, "--no-progress"],
-    )
-    .await;
+    let third = operator
+        .run(&["accounts", "import", csv_arg, "--no-progress"])
+        .await;
     assert!(
         stdout(&third).contains("6 rows: 0 created, 1 resumed, 2 already done, 3 failed"),
         "{}\n{}",
@@ -430,19 +384,19 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     assert!(login(&url, "dave.test", &dave[2]).await.is_ok());
 
     // Admin commands.
-    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    let listed = operator.ok(&["account", "list"]).await;
     for handle in ["alice.test", "bob.test", "carol.test", "dave.test"] {
         assert!(listed.contains(handle), "{listed}");
     }
-    let info: Value = serde_json::from_str(&succeeded(
-        &pds(dir.path(), &url, &["account", "info", "alice.test"]).await,
-    ))
-    .unwrap();
+    let info: Value =
+        serde_json::from_str(&operator.ok(&["account", "info", "alice.test"]).await).unwrap();
     assert_eq!(info["did"], alice[1].as_str());
     assert_eq!(info["handle"], "alice.test");
     assert_eq!(info["email"], "alice.test@test");
 
-    let code = succeeded(&pds(dir.path(), &url, &["invite", "create", "--uses", "2"]).await)
+    let code = operator
+        .ok(&["invite", "create", "--uses", "2"])
+        .await
         .trim()
         .to_owned();
     let created: Value = client
@@ -455,22 +409,19 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         .unwrap();
     assert!(created["did"].as_str().unwrap().starts_with("did:plc:"));
 
-    succeeded(&pds(dir.path(), &url, &["account", "takedown", "carol.test"]).await);
+    operator.ok(&["account", "takedown", "carol.test"]).await;
     let refused = login(&url, "carol.test", "carol-pw").await.unwrap_err();
     assert!(refused.to_string().contains("AccountTakedown"), "{refused}");
-    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    let listed = operator.ok(&["account", "list"]).await;
     let carol_line = listed.lines().find(|l| l.contains("carol.test")).unwrap();
     assert!(carol_line.trim_end().ends_with("takendown"), "{listed}");
     let alice_line = listed.lines().find(|l| l.contains("alice.test")).unwrap();
     assert!(alice_line.contains("alice.test@test") && alice_line.trim_end().ends_with("active"));
     assert!(login(&url, "bob.test", &bob[2]).await.is_ok());
     // A taken-down account's handle no longer resolves: the DID does.
-    let by_handle = pds(
-        dir.path(),
-        &url,
-        &["account", "takedown", "carol.test", "--revert"],
-    )
-    .await;
+    let by_handle = operator
+        .run(&["account", "takedown", "carol.test", "--revert"])
+        .await;
     assert!(!by_handle.status.success());
     assert!(
         stderr(&by_handle).contains("pass its DID"),
@@ -478,24 +429,14 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         stderr(&by_handle)
     );
     let carol_did = field_of(&carol_created, "DID:");
-    succeeded(
-        &pds(
-            dir.path(),
-            &url,
-            &["account", "takedown", &carol_did, "--revert"],
-        )
-        .await,
-    );
+    operator
+        .ok(&["account", "takedown", &carol_did, "--revert"])
+        .await;
     assert!(login(&url, "carol.test", "carol-pw").await.is_ok());
 
-    let reset = succeeded(
-        &pds(
-            dir.path(),
-            &url,
-            &["account", "reset-password", "carol.test"],
-        )
-        .await,
-    );
+    let reset = operator
+        .ok(&["account", "reset-password", "carol.test"])
+        .await;
     let new_password = reset
         .lines()
         .find_map(|l| l.trim().strip_prefix("new password:"))
@@ -505,28 +446,14 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     assert!(login(&url, "carol.test", "carol-pw").await.is_err());
     assert!(login(&url, "carol.test", &new_password).await.is_ok());
 
-    succeeded(&pds(dir.path(), &url, &["account", "delete", &bob[1]]).await);
-    let listed = succeeded(&pds(dir.path(), &url, &["account", "list"]).await);
+    operator.ok(&["account", "delete", &bob[1]]).await;
+    let listed = operator.ok(&["account", "list"]).await;
     assert!(!listed.contains("bob.test"), "{listed}");
-    let gone = pds(dir.path(), &url, &["account", "info", "bob.test"]).await;
+    let gone = operator.run(&["account", "info", "bob.test"]).await;
     assert!(!gone.status.success());
 
     // A wrong admin password is refused with the server's answer.
-    let wrong = tokio::task::spawn_blocking({
-        let dir: PathBuf = dir.path().to_path_buf();
-        let url = url.clone();
-        move || {
-            Command::new(PDS)
-                .args(["--pds-url", &url, "account", "list"])
-                .current_dir(&dir)
-                .env_clear()
-                .env("PDS_ADMIN_PASSWORD", "wrong")
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
+    let wrong = operator.run_as(Some("wrong"), &["account", "list"]).await;
     assert!(!wrong.status.success());
     assert!(
         stderr(&wrong).contains("AuthRequired") || stderr(&wrong).contains("Unauthorized"),
