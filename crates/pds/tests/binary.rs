@@ -15,7 +15,9 @@ use atp_crypto::{Algorithm, SigningKey};
 use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_xrpc::client::XrpcClient;
-use common::{free_port, pds_command, spawn_logged, wait_ready, Running};
+use common::{
+    field, free_port, pds_command, run_pds, spawn_logged, succeeded, wait_ready, Running,
+};
 use serde_json::{json, Value};
 
 /// A `pds serve` child process, killed on drop.
@@ -50,51 +52,37 @@ impl Server {
     fn client(&self) -> XrpcClient {
         XrpcClient::new(&self.url).unwrap()
     }
+
+    /// Runs `pds --pds-url <this server> <args>` in `cwd` with no
+    /// variables.
+    async fn command(&self, cwd: &Path, args: &[&str]) -> Output {
+        let mut all = vec!["--pds-url", self.url.as_str()];
+        all.extend_from_slice(args);
+        run_pds(cwd, &[], &all).await
+    }
+
+    /// `pds post` of `text` to this server as `handle` with `password`.
+    async fn post(&self, cwd: &Path, handle: &str, password: &str, text: &str) -> Output {
+        let args = [
+            "post",
+            "--handle",
+            handle,
+            "--password",
+            password,
+            "--text",
+            text,
+        ];
+        self.command(cwd, &args).await
+    }
 }
 
-/// Runs an operator command (blocking: call from `spawn_blocking` or a
-/// plain test) with exactly `vars` (plus PATH).
+/// Runs an operator command (blocking) with exactly `vars` (plus PATH).
 fn pds(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
     pds_command(cwd, vars)
         .args(args)
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-async fn pds_async(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
-    let cwd = cwd.to_path_buf();
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect();
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        let vars: Vec<(&str, String)> = vars.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        pds(&cwd, &vars, &args)
-    })
-    .await
-    .unwrap()
-}
-
-fn succeeded(output: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "command failed ({}):\nstdout: {stdout}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// The value after `label` on a line of `text` (`  DID:      did:plc:...`).
-fn field(text: &str, label: &str) -> String {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("no {label} in {text}"))
 }
 
 #[tokio::test]
@@ -183,7 +171,7 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     // the same env file (PDS_PORT from the environment wins over the file's).
     let cli_vars = vec![("PDS_PORT", port.to_string())];
     let created = succeeded(
-        &pds_async(
+        &run_pds(
             dir.path(),
             &cli_vars,
             &[
@@ -235,22 +223,14 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
 
     // A post, read back.
     let posted = succeeded(
-        &pds_async(
-            dir.path(),
-            &[],
-            &[
-                "--pds-url",
-                &server.url,
-                "post",
-                "--handle",
+        &server
+            .post(
+                dir.path(),
                 "alice.test",
-                "--password",
                 &password,
-                "--text",
                 "hello from the command line",
-            ],
-        )
-        .await,
+            )
+            .await,
     );
     let uri = posted.lines().next().unwrap().to_owned();
     let prefix = format!("at://{did}/app.bsky.feed.post/");
@@ -268,20 +248,12 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     // The repository as a CAR file, the same bytes getRepo serves.
     let car = dir.path().join("alice.car");
     let exported = succeeded(
-        &pds_async(
-            dir.path(),
-            &[],
-            &[
-                "--pds-url",
-                &server.url,
-                "repo",
-                "export",
-                "alice.test",
-                "-o",
-                car.to_str().unwrap(),
-            ],
-        )
-        .await,
+        &server
+            .command(
+                dir.path(),
+                &["repo", "export", "alice.test", "-o", car.to_str().unwrap()],
+            )
+            .await,
     );
     assert!(exported.contains(&did), "{exported}");
     let written = std::fs::read(&car).unwrap();
@@ -296,22 +268,9 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     // A later post, then the exported CAR imported back: the repository
     // is the exported one again (importRepo applies the difference).
     succeeded(
-        &pds_async(
-            dir.path(),
-            &[],
-            &[
-                "--pds-url",
-                &server.url,
-                "post",
-                "--handle",
-                "alice.test",
-                "--password",
-                &password,
-                "--text",
-                "a later post",
-            ],
-        )
-        .await,
+        &server
+            .post(dir.path(), "alice.test", &password, "a later post")
+            .await,
     );
     let list_posts = || async {
         let listed: Value = server
@@ -331,44 +290,27 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     };
     assert_eq!(list_posts().await.len(), 2);
     let imported = succeeded(
-        &pds_async(
-            dir.path(),
-            &[],
-            &[
-                "--pds-url",
-                &server.url,
-                "repo",
-                "import",
-                car.to_str().unwrap(),
-                "--handle",
-                "alice.test",
-                "--password",
-                &password,
-            ],
-        )
-        .await,
+        &server
+            .command(
+                dir.path(),
+                &[
+                    "repo",
+                    "import",
+                    car.to_str().unwrap(),
+                    "--handle",
+                    "alice.test",
+                    "--password",
+                    &password,
+                ],
+            )
+            .await,
     );
     assert!(imported.contains(&did), "{imported}");
     assert_eq!(list_posts().await, vec!["hello from the command line"]);
 
     // A wrong password is refused with the server's message and a failure
     // status.
-    let refused = pds_async(
-        dir.path(),
-        &[],
-        &[
-            "--pds-url",
-            &server.url,
-            "post",
-            "--handle",
-            "alice.test",
-            "--password",
-            "wrong",
-            "--text",
-            "x",
-        ],
-    )
-    .await;
+    let refused = server.post(dir.path(), "alice.test", "wrong", "x").await;
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -443,7 +385,7 @@ async fn without_configuration_a_development_server_keeps_its_secrets_in_pds_dat
 
     // The commands find the development server from PDS_PORT alone.
     let created = succeeded(
-        &pds_async(
+        &run_pds(
             dir.path(),
             &vars,
             &[
@@ -502,7 +444,7 @@ async fn mail_goes_to_the_configured_smtp_server() {
     ];
     let server = Server::start(dir.path(), port, &vars, &[]).await;
     succeeded(
-        &pds_async(
+        &run_pds(
             dir.path(),
             &vars,
             &[
@@ -572,7 +514,7 @@ async fn request_crawl_tells_each_relay_the_host_name() {
     let dir = tempfile::tempdir().unwrap();
 
     let told = succeeded(
-        &pds_async(
+        &run_pds(
             dir.path(),
             &[],
             &["request-crawl", &relay_url, "--hostname", "pds.example.com"],
@@ -582,7 +524,7 @@ async fn request_crawl_tells_each_relay_the_host_name() {
     assert!(told.contains("asked to crawl pds.example.com"), "{told}");
     // From the settings: PDS_HOSTNAME and PDS_CRAWLERS.
     succeeded(
-        &pds_async(
+        &run_pds(
             dir.path(),
             &[
                 ("PDS_HOSTNAME", "other.example.com".to_owned()),
@@ -598,11 +540,11 @@ async fn request_crawl_tells_each_relay_the_host_name() {
     );
 
     // No host name, or a relay that is not there: a failure.
-    let no_host = pds_async(dir.path(), &[], &["request-crawl", &relay_url]).await;
+    let no_host = run_pds(dir.path(), &[], &["request-crawl", &relay_url]).await;
     assert!(!no_host.status.success());
     assert!(String::from_utf8_lossy(&no_host.stderr).contains("PDS_HOSTNAME"));
     relay.shutdown().await;
-    let gone = pds_async(
+    let gone = run_pds(
         dir.path(),
         &[],
         &["request-crawl", &relay_url, "--hostname", "pds.example.com"],

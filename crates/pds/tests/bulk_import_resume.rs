@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atp_xrpc::client::XrpcClient;
-use common::{free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
+use common::{csv_rows, free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
 use serde_json::{json, Value};
 
 const ADMIN_PASSWORD: &str = "bulk-resume-admin";
@@ -121,15 +121,6 @@ fn name(i: usize) -> String {
 fn input_line(i: usize) -> String {
     let n = name(i);
     format!("{n},User {i},\"Row {i}, imported\",avatars/{n}.png,Hello from {n}\n")
-}
-
-/// Every output row, in order.
-fn output_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
 }
 
 fn done_rows(path: &Path) -> usize {
@@ -251,7 +242,7 @@ async fn an_import_killed_halfway_finishes_on_rerun_without_duplicates() {
 
     // The output file: the last row of every handle is done; one DID per
     // handle across all its rows; DIDs unique.
-    let rows = output_rows(&output);
+    let rows = csv_rows(&output);
     let mut last_rows: HashMap<String, Vec<String>> = HashMap::new();
     let mut did_of: HashMap<String, String> = HashMap::new();
     for row in &rows {

@@ -13,11 +13,14 @@ mod common;
 mod moto;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
-use common::{free_port, pds_command, spawn_logged, wait_ready, Running, PDS};
+use common::{
+    csv_rows, field, free_port, pds_command, run_pds, spawn_logged, stderr, stdout, succeeded,
+    wait_ready, Running,
+};
 use serde_json::{json, Value};
 
 const ADMIN_PASSWORD: &str = "operator-test-admin";
@@ -60,21 +63,13 @@ impl Operator {
     /// Like [`Operator::run`], with `admin_password` (if any) in the
     /// environment.
     async fn run_as(&self, admin_password: Option<&str>, args: &[&str]) -> Output {
-        let mut command = Command::new(PDS);
-        command
-            .arg("--pds-url")
-            .arg(&self.url)
-            .args(args)
-            .current_dir(&self.dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null());
-        if let Some(password) = admin_password {
-            command.env("PDS_ADMIN_PASSWORD", password);
-        }
-        tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap()
+        let vars: Vec<(&str, String)> = admin_password
+            .map(|password| ("PDS_ADMIN_PASSWORD", password.to_owned()))
+            .into_iter()
+            .collect();
+        let mut all = vec!["--pds-url", self.url.as_str()];
+        all.extend_from_slice(args);
+        run_pds(&self.dir, &vars, &all).await
     }
 
     /// Runs `args` as [`Operator::run`] does; they must succeed. Their
@@ -84,42 +79,7 @@ impl Operator {
     }
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn succeeded(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "command failed ({}):\nstdout: {}\nstderr: {}",
-        output.status,
-        stdout(output),
-        stderr(output)
-    );
-    stdout(output)
-}
-
-/// The value after `label` on a line of `text`.
-fn field_of(text: &str, label: &str) -> String {
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix(label))
-        .map(|v| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("no {label} in {text}"))
-}
-
-/// The last output row of each handle.
-fn output_rows(path: &Path) -> Vec<Vec<String>> {
-    let mut reader = csv::Reader::from_path(path).unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
-        .collect()
-}
-
+/// The last output row of `handle`.
 fn last_row(rows: &[Vec<String>], handle: &str) -> Vec<String> {
     rows.iter()
         .rev()
@@ -242,7 +202,7 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     );
     assert!(errors.contains("line 5 (bad_handle!.test)"), "{errors}");
 
-    let rows = output_rows(&out_path);
+    let rows = csv_rows(&out_path);
     let alice = last_row(&rows, "alice.test");
     assert_eq!(alice[3], "done");
     assert!(alice[1].starts_with("did:plc:"));
@@ -329,7 +289,7 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
             "a pixel",
         ])
         .await;
-    let dave_did = field_of(&dave_created, "DID:");
+    let dave_did = field(&dave_created, "DID:");
     operator
         .ok(&[
             "account",
@@ -372,7 +332,7 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         "{}",
         stderr(&third)
     );
-    let dave = last_row(&output_rows(&out_path), "dave.test");
+    let dave = last_row(&csv_rows(&out_path), "dave.test");
     assert_eq!(dave[1], dave_did);
     assert_eq!(dave[3], "done");
     let dave_posts = posts_of(&url, &dave[1]).await;
@@ -428,7 +388,7 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         "{}",
         stderr(&by_handle)
     );
-    let carol_did = field_of(&carol_created, "DID:");
+    let carol_did = field(&carol_created, "DID:");
     operator
         .ok(&["account", "takedown", &carol_did, "--revert"])
         .await;

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use atp_xrpc::client::XrpcClient;
@@ -79,4 +79,54 @@ pub async fn wait_ready(running: &mut Running, url: &str, log: &Path) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Runs `pds <args>` in `cwd` with exactly `vars` (plus `PATH`) and no
+/// input, off the async runtime's threads; its output.
+pub async fn run_pds(cwd: &Path, vars: &[(&str, String)], args: &[&str]) -> Output {
+    let mut command = pds_command(cwd, vars);
+    command.args(args).stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The standard output of a command, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The standard error of a command, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The standard output of a command that must have succeeded (else a
+/// panic showing both streams).
+pub fn succeeded(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
+    stdout(output)
+}
+
+/// The value after `label` on a line of `text` (`  DID:      did:plc:...`).
+pub fn field(text: &str, label: &str) -> String {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(label))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("no {label} in {text}"))
+}
+
+/// Every row of the CSV file at `path` (the header excluded), in order.
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
 }
