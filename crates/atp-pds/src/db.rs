@@ -36,7 +36,8 @@
 //! from the operating system's file cache, which all connections share.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -46,6 +47,21 @@ use crate::error::{Error, Result};
 /// How long a connection waits for a lock held by another process or
 /// connection before failing with `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A file is handed to the background checkpointer after this many
+/// commits. A checkpoint copies the WAL's pages into the file and fsyncs
+/// it; run by a commit (SQLite's automatic checkpoint), it made that
+/// commit, and every write waiting behind it, several milliseconds
+/// slower.
+pub const CHECKPOINT_EVERY_COMMITS: u32 = 32;
+
+/// WAL pages past which a writer checkpoints at the end of its own commit
+/// (SQLite's `wal_autocheckpoint`), in case the checkpointer falls behind.
+pub const WRITER_CHECKPOINT_PAGES: u32 = 8_000;
+
+/// SQLite's own `wal_autocheckpoint`, kept when no checkpoint thread could
+/// be started.
+const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
 
 /// How much memory one database's connections may keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,14 +221,91 @@ fn migrate_steps(conn: &mut Connection, migrations: &[Migration]) -> Result<u32>
 /// One SQLite file: a writer connection and a pool of readers.
 #[derive(Debug)]
 pub struct Database {
+    writer: Mutex<Connection>,
+    readers: Arc<ReaderPool>,
+    /// Commits since the last checkpoint was handed to the checkpointer.
+    commits_unchecked: AtomicU32,
+}
+
+/// The reader connections of a [`Database`], shared with the background
+/// checkpointer (which checkpoints on one of them).
+#[derive(Debug)]
+struct ReaderPool {
     path: PathBuf,
     budget: MemoryBudget,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Connection>>,
+    /// Whether a checkpoint of this file waits for the checkpointer.
+    checkpoint_queued: AtomicBool,
 }
 
 fn poisoned() -> Error {
     Error::Internal("database lock poisoned".to_owned())
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection> {
+        let pooled = self.idle.lock().map_err(|_| poisoned())?.pop();
+        match pooled {
+            Some(conn) => Ok(conn),
+            None => open_connection_with(&self.path, self.budget),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        if let Ok(mut pool) = self.idle.lock() {
+            if pool.len() < self.budget.idle_readers && conn.is_autocommit() {
+                pool.push(conn);
+            }
+        }
+    }
+
+    /// Copies the WAL's committed frames into the file (a `PASSIVE`
+    /// checkpoint: it waits for no one, and frames still needed by a
+    /// reader are left for the next one).
+    fn checkpoint(&self) -> Result<()> {
+        self.checkpoint_queued.store(false, Ordering::Release);
+        if !self.path.exists() {
+            // The file was removed (a deleted account): nothing to do, and
+            // opening a connection would create it again.
+            return Ok(());
+        }
+        let conn = self.take()?;
+        let outcome = conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(Error::from);
+        self.give_back(conn);
+        outcome
+    }
+}
+
+/// The thread that runs the checkpoints of every [`Database`], so that no
+/// commit waits for one (see [`CHECKPOINT_EVERY_COMMITS`]).
+fn checkpointer() -> Option<&'static Mutex<mpsc::Sender<Weak<ReaderPool>>>> {
+    static CHECKPOINTER: OnceLock<Option<Mutex<mpsc::Sender<Weak<ReaderPool>>>>> = OnceLock::new();
+    CHECKPOINTER
+        .get_or_init(|| {
+            let (send, receive) = mpsc::channel::<Weak<ReaderPool>>();
+            let started = std::thread::Builder::new()
+                .name("sqlite-checkpoint".to_owned())
+                .spawn(move || {
+                    for pool in receive {
+                        let Some(pool) = pool.upgrade() else {
+                            continue;
+                        };
+                        if let Err(err) = pool.checkpoint() {
+                            tracing::warn!(path = %pool.path.display(), error = %err, "checkpoint failed");
+                        }
+                    }
+                });
+            match started {
+                Ok(_) => Some(Mutex::new(send)),
+                Err(err) => {
+                    tracing::warn!(error = %err, "no checkpoint thread: commits checkpoint themselves");
+                    None
+                }
+            }
+        })
+        .as_ref()
 }
 
 impl Database {
@@ -224,25 +317,40 @@ impl Database {
     }
 
     /// [`Database::open`] with the given memory budget.
+    ///
+    /// The writer leaves checkpoints to a background thread (every
+    /// [`CHECKPOINT_EVERY_COMMITS`] commits) and checkpoints itself only
+    /// past [`WRITER_CHECKPOINT_PAGES`] pages of WAL, should that thread
+    /// fall behind.
     pub fn open_with(path: &Path, migrations: &[Migration], budget: MemoryBudget) -> Result<Self> {
         let mut writer = open_connection_with(path, budget)?;
         migrate(&mut writer, migrations)?;
+        let backstop = if checkpointer().is_some() {
+            WRITER_CHECKPOINT_PAGES
+        } else {
+            DEFAULT_CHECKPOINT_PAGES
+        };
+        writer.pragma_update(None, "wal_autocheckpoint", backstop)?;
         Ok(Database {
-            path: path.to_owned(),
-            budget,
             writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
+            readers: Arc::new(ReaderPool {
+                path: path.to_owned(),
+                budget,
+                idle: Mutex::new(Vec::new()),
+                checkpoint_queued: AtomicBool::new(false),
+            }),
+            commits_unchecked: AtomicU32::new(0),
         })
     }
 
     /// The file's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.readers.path
     }
 
     /// The memory budget of the file's connections.
     pub fn memory_budget(&self) -> MemoryBudget {
-        self.budget
+        self.readers.budget
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer connection and
@@ -253,37 +361,48 @@ impl Database {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&tx)?;
         tx.commit()?;
+        drop(conn);
+        self.count_commit();
         Ok(value)
+    }
+
+    /// Hands the file to the checkpointer every
+    /// [`CHECKPOINT_EVERY_COMMITS`] commits (once at a time).
+    fn count_commit(&self) {
+        let commits = self.commits_unchecked.fetch_add(1, Ordering::Relaxed) + 1;
+        if commits < CHECKPOINT_EVERY_COMMITS {
+            return;
+        }
+        let Some(checkpointer) = checkpointer() else {
+            return;
+        };
+        if self.readers.checkpoint_queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.commits_unchecked.store(0, Ordering::Relaxed);
+        let sent = checkpointer
+            .lock()
+            .map_err(|_| ())
+            .and_then(|send| send.send(Arc::downgrade(&self.readers)).map_err(|_| ()));
+        if sent.is_err() {
+            self.readers
+                .checkpoint_queued
+                .store(false, Ordering::Release);
+        }
     }
 
     /// Runs `f` in a read transaction on a pooled connection: every
     /// statement in `f` sees the same committed snapshot.
     pub fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.take_reader()?;
+        let mut conn = self.readers.take()?;
         let result = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
             let value = f(&tx)?;
             tx.finish()?;
             Ok(value)
         })();
-        self.return_reader(conn);
+        self.readers.give_back(conn);
         result
-    }
-
-    fn take_reader(&self) -> Result<Connection> {
-        let pooled = self.readers.lock().map_err(|_| poisoned())?.pop();
-        match pooled {
-            Some(conn) => Ok(conn),
-            None => open_connection_with(&self.path, self.budget),
-        }
-    }
-
-    fn return_reader(&self, conn: Connection) {
-        if let Ok(mut pool) = self.readers.lock() {
-            if pool.len() < self.budget.idle_readers && conn.is_autocommit() {
-                pool.push(conn);
-            }
-        }
     }
 
     /// [`Database::write`] on tokio's blocking pool.

@@ -40,8 +40,9 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use atp_crypto::{dagcbor, Cid, Ipld};
@@ -64,6 +65,10 @@ use crate::time;
 /// How long events are kept (and how far back a cursor may reach): a day,
 /// the reference's `repoBackfillLimitMs` default.
 pub const DEFAULT_BACKFILL_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// How long a writer whose events wait behind a reserved place sleeps
+/// before looking again, if nothing wakes it sooner.
+const PLACE_WAIT: Duration = Duration::from_millis(20);
 
 /// Pruning runs at most this often during appends.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
@@ -177,7 +182,9 @@ struct Inner {
     backfill_window: Mutex<Duration>,
     last_prune: Mutex<Option<Instant>>,
     /// Events handed to [`Sequencer::append_events`] and not written yet.
-    waiting: Mutex<Vec<WaitingAppend>>,
+    waiting: Mutex<WaitingQueue>,
+    /// Signalled when a reserved place is filled or events were written.
+    progress: Condvar,
     /// Held by the caller writing the waiting events.
     writer_turn: Mutex<()>,
 }
@@ -239,10 +246,60 @@ impl AppendTicket {
 /// message) go once they are written.
 type AppendOutcome = Arc<Mutex<Option<std::result::Result<Vec<i64>, String>>>>;
 
-/// One caller's events waiting for a writer.
+/// One caller's events waiting for a writer; `None` while a reserved
+/// place ([`Sequencer::reserve_events`]) is not filled yet.
 struct WaitingAppend {
-    events: Vec<PendingEvent>,
+    events: Option<Vec<PendingEvent>>,
     outcome: AppendOutcome,
+}
+
+/// The appends waiting for a writer, in the order they were handed over.
+#[derive(Default)]
+struct WaitingQueue {
+    appends: VecDeque<WaitingAppend>,
+    /// Goes up whenever a place is filled or appends are written.
+    changes: u64,
+}
+
+/// A place in the log's order, taken by [`Sequencer::reserve_events`]:
+/// its events get sequence numbers after every event handed over before
+/// it and before every event handed over after it, whenever they are
+/// filled in. Appends after it wait until it is filled, so a place left
+/// unfilled (dropped) is filled with no events.
+#[must_use = "a reserved place holds up the events after it until it is filled"]
+pub struct ReservedEvents {
+    sequencer: Sequencer,
+    outcome: AppendOutcome,
+    filled: bool,
+}
+
+impl std::fmt::Debug for ReservedEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReservedEvents").finish_non_exhaustive()
+    }
+}
+
+impl ReservedEvents {
+    /// Puts `events` in the reserved place; they are written (and
+    /// durable) once the returned ticket is waited for.
+    pub fn fill(mut self, events: Vec<PendingEvent>) -> Result<AppendTicket> {
+        self.filled = true;
+        self.sequencer.fill_reserved(&self.outcome, events)?;
+        Ok(AppendTicket {
+            sequencer: self.sequencer.clone(),
+            outcome: Arc::clone(&self.outcome),
+        })
+    }
+}
+
+impl Drop for ReservedEvents {
+    fn drop(&mut self) {
+        if !self.filled {
+            if let Err(err) = self.sequencer.fill_reserved(&self.outcome, Vec::new()) {
+                tracing::error!(error = %err, "could not release a reserved place in the event log");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Sequencer {
@@ -311,7 +368,8 @@ impl Sequencer {
                 crawlers: OnceLock::new(),
                 backfill_window: Mutex::new(DEFAULT_BACKFILL_WINDOW),
                 last_prune: Mutex::new(None),
-                waiting: Mutex::new(Vec::new()),
+                waiting: Mutex::new(WaitingQueue::default()),
+                progress: Condvar::new(),
                 writer_turn: Mutex::new(()),
             }),
         })
@@ -553,8 +611,9 @@ impl Sequencer {
                 .waiting
                 .lock()
                 .map_err(|_| poisoned())?
-                .push(WaitingAppend {
-                    events,
+                .appends
+                .push_back(WaitingAppend {
+                    events: Some(events),
                     outcome: Arc::clone(&outcome),
                 });
         }
@@ -564,20 +623,78 @@ impl Sequencer {
         })
     }
 
+    /// Takes a place in the log's order for events not built yet (see
+    /// [`ReservedEvents`]): a writer can hand over its place while it
+    /// holds a lock, and build and fill in its events after releasing it.
+    /// The place must be filled soon: the events handed over after it
+    /// wait for it.
+    pub fn reserve_events(&self) -> Result<ReservedEvents> {
+        let outcome: AppendOutcome = Arc::new(Mutex::new(None));
+        self.inner
+            .waiting
+            .lock()
+            .map_err(|_| poisoned())?
+            .appends
+            .push_back(WaitingAppend {
+                events: None,
+                outcome: Arc::clone(&outcome),
+            });
+        Ok(ReservedEvents {
+            sequencer: self.clone(),
+            outcome,
+            filled: false,
+        })
+    }
+
+    /// Fills the reserved place whose outcome is `outcome`.
+    fn fill_reserved(&self, outcome: &AppendOutcome, events: Vec<PendingEvent>) -> Result<()> {
+        let mut queue = self.inner.waiting.lock().map_err(|_| poisoned())?;
+        let place = queue
+            .appends
+            .iter_mut()
+            .find(|waiting| Arc::ptr_eq(&waiting.outcome, outcome));
+        match place {
+            Some(place) => place.events = Some(events),
+            None => {
+                return Err(Error::Internal(
+                    "a reserved place of the event log was lost".to_owned(),
+                ))
+            }
+        }
+        queue.changes += 1;
+        drop(queue);
+        self.inner.progress.notify_all();
+        Ok(())
+    }
+
     /// [`AppendTicket::wait`].
     fn wait_for(&self, outcome: &AppendOutcome) -> Result<Vec<i64>> {
         let written = |outcome: &AppendOutcome| -> Result<bool> {
             Ok(outcome.lock().map_err(|_| poisoned())?.is_some())
         };
-        if !written(outcome)? {
-            let _turn = self.inner.writer_turn.lock().map_err(|_| poisoned())?;
+        while !written(outcome)? {
+            let seen = self.inner.waiting.lock().map_err(|_| poisoned())?.changes;
+            let turn = self.inner.writer_turn.lock().map_err(|_| poisoned())?;
             // A writer before us may have taken our events already.
             if !written(outcome)? {
                 self.write_waiting()?;
             }
-            drop(_turn);
+            drop(turn);
             if let Err(err) = self.prune_if_due() {
                 tracing::warn!(error = %err, "could not prune the event log");
+            }
+            if written(outcome)? {
+                break;
+            }
+            // Ours wait behind a reserved place not filled yet: wait for
+            // it to be filled (or for another writer to write ours).
+            let queue = self.inner.waiting.lock().map_err(|_| poisoned())?;
+            if queue.changes == seen {
+                let _ = self
+                    .inner
+                    .progress
+                    .wait_timeout_while(queue, PLACE_WAIT, |queue| queue.changes == seen)
+                    .map_err(|_| poisoned())?;
             }
         }
         let taken = outcome.lock().map_err(|_| poisoned())?.take();
@@ -592,11 +709,43 @@ impl Sequencer {
         }
     }
 
-    /// Writes every waiting append in one transaction and hands each its
-    /// outcome. Called with the writer turn held.
+    /// Writes the waiting appends up to the first reserved place not
+    /// filled yet, in one transaction, and hands each its outcome. Called
+    /// with the writer turn held.
     fn write_waiting(&self) -> Result<()> {
-        let batch = std::mem::take(&mut *self.inner.waiting.lock().map_err(|_| poisoned())?);
+        let mut batch = Vec::new();
+        {
+            let mut queue = self.inner.waiting.lock().map_err(|_| poisoned())?;
+            while let Some(front) = queue.appends.front() {
+                if front.events.is_none() {
+                    break;
+                }
+                if let Some(next) = queue.appends.pop_front() {
+                    batch.push(next);
+                }
+            }
+        }
+        let batch: Vec<(Vec<PendingEvent>, AppendOutcome)> = batch
+            .into_iter()
+            .map(|waiting| (waiting.events.unwrap_or_default(), waiting.outcome))
+            .collect();
         if batch.is_empty() {
+            return Ok(());
+        }
+        let outcome = self.write_batch(&batch);
+        if let Ok(mut queue) = self.inner.waiting.lock() {
+            queue.changes += 1;
+        }
+        self.inner.progress.notify_all();
+        outcome
+    }
+
+    /// Writes `batch` in one transaction and hands each its outcome.
+    fn write_batch(&self, batch: &[(Vec<PendingEvent>, AppendOutcome)]) -> Result<()> {
+        if batch.iter().all(|(events, _)| events.is_empty()) {
+            for (_, outcome) in batch {
+                *outcome.lock().map_err(|_| poisoned())? = Some(Ok(Vec::new()));
+            }
             return Ok(());
         }
         let now = time::now_string();
@@ -605,9 +754,9 @@ impl Sequencer {
                 "INSERT INTO repo_seq (did, event_type, event, sequenced_at) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut all = Vec::with_capacity(batch.len());
-            for waiting in &batch {
-                let mut seqs = Vec::with_capacity(waiting.events.len());
-                for event in &waiting.events {
+            for (events, _) in batch {
+                let mut seqs = Vec::with_capacity(events.len());
+                for event in events {
                     insert.execute(params![event.did, event.kind.stored_name(), event.body, now])?;
                     seqs.push(tx.last_insert_rowid());
                 }
@@ -618,8 +767,8 @@ impl Sequencer {
         match written {
             Ok(all) => {
                 let last = all.iter().flatten().copied().max().unwrap_or(0);
-                for (waiting, seqs) in batch.iter().zip(all) {
-                    *waiting.outcome.lock().map_err(|_| poisoned())? = Some(Ok(seqs));
+                for ((_, outcome), seqs) in batch.iter().zip(all) {
+                    *outcome.lock().map_err(|_| poisoned())? = Some(Ok(seqs));
                 }
                 self.inner
                     .latest
@@ -630,8 +779,8 @@ impl Sequencer {
             }
             Err(err) => {
                 let message = err.to_string();
-                for waiting in &batch {
-                    *waiting.outcome.lock().map_err(|_| poisoned())? = Some(Err(message.clone()));
+                for (_, outcome) in batch {
+                    *outcome.lock().map_err(|_| poisoned())? = Some(Err(message.clone()));
                 }
             }
         }
@@ -970,6 +1119,57 @@ mod tests {
         all.sort_unstable();
         assert_eq!(all, (1..=8 * 40 * 3).collect::<Vec<i64>>());
         assert_eq!(log.latest_seq(), 8 * 40 * 3);
+    }
+
+    fn identity_event(did: &str) -> PendingEvent {
+        PendingEvent {
+            did: did.to_owned(),
+            kind: EventKind::Identity,
+            body: dagcbor::encode_ipld(&map(vec![("did", Ipld::String(did.to_owned()))]))
+                .unwrap(),
+        }
+    }
+
+    #[test]
+    fn events_after_a_reserved_place_wait_for_it_to_be_filled() {
+        let (_dir, log) = log();
+        let first = "did:plc:firstaaaaaaaaaaaaaaaaaaa";
+        let second = "did:plc:secondaaaaaaaaaaaaaaaaaa";
+        let place = log.reserve_events().unwrap();
+        let later = log.enqueue_events(vec![identity_event(second)]).unwrap();
+        let waiting = std::thread::spawn(move || later.wait().unwrap());
+        // The later events cannot be written before the place is filled.
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(log.latest_seq(), 0);
+        assert!(!waiting.is_finished());
+        let filled = place
+            .fill(vec![identity_event(first), identity_event(first)])
+            .unwrap();
+        let later_seqs = waiting.join().unwrap();
+        let first_seqs = filled.wait().unwrap();
+        assert_eq!(first_seqs, vec![1, 2]);
+        assert_eq!(later_seqs, vec![3]);
+        let dids: Vec<String> = log
+            .events_after(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|event| event.did)
+            .collect();
+        assert_eq!(dids, [first, first, second]);
+    }
+
+    #[test]
+    fn a_place_dropped_unfilled_holds_nothing_up() {
+        let (_dir, log) = log();
+        let did = "did:plc:secondaaaaaaaaaaaaaaaaaa";
+        let place = log.reserve_events().unwrap();
+        let later = log.enqueue_events(vec![identity_event(did)]).unwrap();
+        drop(place);
+        assert_eq!(later.wait().unwrap(), vec![1]);
+        // An empty filled place writes nothing.
+        let empty = log.reserve_events().unwrap().fill(Vec::new()).unwrap();
+        assert_eq!(empty.wait().unwrap(), Vec::<i64>::new());
+        assert_eq!(log.latest_seq(), 1);
     }
 
     #[test]

@@ -3,19 +3,27 @@
 //!
 //! The requests run in order. Each reads the head and record index
 //! through the transaction (so it sees the requests before it), checks
-//! its swaps, applies its writes to the in-memory tree, signs a commit at
-//! a new rev and builds its `#commit` event; only then does it write:
-//! the commit's blocks, the new root and its record index changes. So a
+//! its swaps, applies its writes to the in-memory tree and signs a commit
+//! at a new rev; only then does it write: the commit's blocks, the new
+//! root and its record index changes. So a
 //! request refused (a swap mismatch, a record that exists, a commit too
 //! large) has written nothing and fails alone, without the cost of a
 //! savepoint per request; the others go on. A failed write, on the other
 //! hand (an I/O error), fails the whole group and its transaction. The
 //! loaded tree is kept from one request to the next, and loaded again
 //! after a refusal.
+//!
+//! The `#commit` events are built afterwards ([`commit_events`]), from the
+//! commits and the stored blocks the group read, once the repository's
+//! lock is released: the place of the group's events in the log is taken
+//! under the lock, so they keep the order of the commits.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use atp_crypto::{Cid, SigningKey};
+use atp_repo_mst::blockstore::BlockStore;
+use atp_repo_mst::car::BlockMap;
 use atp_repo_mst::proof::partial_tree::BlockSource;
 use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
 use atp_xrpc::server::XrpcError;
@@ -42,29 +50,41 @@ pub(super) struct ReadyJob {
     pub moved: Vec<String>,
 }
 
-/// What a request of a group did, and its event for the log.
+/// What a request of a group did.
 pub(super) struct BuiltJob {
     /// The answer.
     pub outcome: WriteOutcome,
-    /// The `#commit` event of its commit, if it made one.
-    pub event: Option<PendingEvent>,
+}
+
+/// The stored commits of a group, from which its `#commit` events are
+/// built once the repository's lock is released.
+pub(super) struct StoredCommits {
+    /// Each job's result, in order.
+    pub jobs: Vec<Result<BuiltJob, XrpcError>>,
+    /// The stored blocks the group read while building its commits:
+    /// with the commits' own blocks, they hold the proof nodes of its
+    /// events.
+    pub read: BlockMap,
 }
 
 /// Runs `jobs` in order in one transaction on `store`, signing with
 /// `key`. The outer error means nothing was stored (the transaction
 /// failed as a whole); otherwise each job has its own result, and the
-/// successful ones are durable when this returns.
+/// successful ones are durable when this returns. Their `#commit` events
+/// are not built here (see [`commit_events`]), so that the repository is
+/// free for the next group sooner.
 pub(super) fn commit_group(
     store: &ActorStore,
     key: &SigningKey,
     jobs: Vec<ReadyJob>,
-) -> crate::Result<Vec<Result<BuiltJob, XrpcError>>> {
-    store.transact(|atx| {
+) -> crate::Result<StoredCommits> {
+    let read = RefCell::new(BlockMap::new());
+    let results = store.transact(|atx| {
         let mut repo: Option<Repo<TxBlocks<'_>>> = None;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             let moved = job.moved.clone();
-            let result = match plan_job(atx, &mut repo, key, job) {
+            let result = match plan_job(atx, &read, &mut repo, key, job) {
                 Ok(planned) => {
                     store_job(atx, &planned, &moved)?;
                     if let Some(repo) = &repo {
@@ -81,7 +101,60 @@ pub(super) fn commit_group(
             results.push(result);
         }
         Ok(results)
+    })?;
+    Ok(StoredCommits {
+        jobs: results,
+        read: read.into_inner(),
     })
+}
+
+/// The blocks a group's events are built from: its commits' new blocks,
+/// the stored blocks it read, then the account's store.
+struct GroupBlocks<'a> {
+    commits: Vec<&'a BlockMap>,
+    read: &'a BlockMap,
+    store: &'a dyn BlockStore,
+}
+
+impl BlockSource for GroupBlocks<'_> {
+    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
+        for blocks in self.commits.iter().chain(std::iter::once(&self.read)) {
+            if let Some(bytes) = blocks.get(cid) {
+                return Ok(Some(bytes.clone()));
+            }
+        }
+        self.store.get(cid)
+    }
+}
+
+/// The `#commit` events of the commits in `answers` (in order), read
+/// from those commits, the blocks `read` while building them and `store`.
+/// A commit whose event cannot be built (a block missing: it cannot
+/// happen short of a damaged store) is logged and left out; the commit is
+/// stored, and its repository's head is announced again at the next
+/// start.
+pub(super) fn commit_events<'a>(
+    did: &str,
+    commits: impl Iterator<Item = &'a CommitData> + Clone,
+    read: &BlockMap,
+    store: &dyn BlockStore,
+) -> Vec<PendingEvent> {
+    let source = GroupBlocks {
+        commits: commits.clone().map(|commit| &commit.blocks).collect(),
+        read,
+        store,
+    };
+    commits
+        .filter_map(
+            |commit| match PendingEvent::commit(did, commit, Some(&source)) {
+                Ok(event) => Some(event),
+                Err(err) => {
+                    tracing::error!(%did, rev = %commit.rev, error = %err, "could not build the event of a stored commit");
+                    None
+                }
+            },
+        )
+        .collect()
 }
 
 /// Writes a planned job's commit: blocks, root, record index, and its
@@ -114,7 +187,6 @@ fn no_commit(writes: Vec<PreparedWrite>) -> BuiltJob {
             writes,
             commit: None,
         },
-        event: None,
     }
 }
 
@@ -194,10 +266,10 @@ fn resolve_writes(
     }))
 }
 
-/// Decides what `job` does and builds its commit and event, writing
-/// nothing.
+/// Decides what `job` does and builds its commit, writing nothing.
 fn plan_job<'a>(
     atx: &'a ActorTransaction<'a>,
+    read: &'a RefCell<BlockMap>,
     repo: &mut Option<Repo<TxBlocks<'a>>>,
     key: &SigningKey,
     job: ReadyJob,
@@ -208,26 +280,26 @@ fn plan_job<'a>(
     };
     let repo = match repo {
         Some(repo) => repo,
-        None => repo.insert(load_repo(atx)?),
+        None => repo.insert(load_repo(atx, read)?),
     };
     let commit = build_commit(repo, &writes, job.swap_commit, key)?;
-    let source: &dyn BlockSource = repo.store();
-    let event = PendingEvent::commit(atx.did(), &commit, Some(source)).map_err(to_xrpc)?;
     Ok(BuiltJob {
         outcome: WriteOutcome {
             writes,
             commit: Some(commit),
         },
-        event: Some(event),
     })
 }
 
 /// The repository at the head stored in the transaction.
-fn load_repo<'a>(atx: &'a ActorTransaction<'a>) -> Result<Repo<TxBlocks<'a>>, XrpcError> {
+fn load_repo<'a>(
+    atx: &'a ActorTransaction<'a>,
+    read: &'a RefCell<BlockMap>,
+) -> Result<Repo<TxBlocks<'a>>, XrpcError> {
     let Some(root) = atx.root().map_err(to_xrpc)? else {
         return Err(invalid(format!("No repo root found for {}", atx.did())));
     };
-    Repo::load(TxBlocks::new(atx.sql()), root.cid).map_err(|err| to_xrpc(err.into()))
+    Repo::load(TxBlocks::new(atx.sql(), read), root.cid).map_err(|err| to_xrpc(err.into()))
 }
 
 /// Applies `writes` to `repo` and signs (but does not store) their commit

@@ -11,15 +11,17 @@
 //!    and idempotent, and needed before the commit that references them);
 //! 2. builds and stores one commit per request, in order, in one
 //!    actor-store transaction (one fsync; see [`super::build`]);
-//! 3. hands the group's `#commit` events to the event log
-//!    ([`Sequencer::enqueue_events`](crate::sequencer::Sequencer::enqueue_events)),
-//!    which numbers them after those of the groups before;
-//! 4. waits for the events to be durable (one event-log transaction,
-//!    shared with the appends of other repositories and groups waiting at
-//!    the same time), runs the blob hooks of the commits that need them,
-//!    and answers each request. A group without blob work does this step
-//!    after letting go of the lock, so the next group's commits are being
-//!    stored while this group's events are written.
+//! 3. takes the place of the group's `#commit` events in the event log
+//!    ([`Sequencer::reserve_events`](crate::sequencer::Sequencer::reserve_events)),
+//!    after those of the groups before;
+//! 4. builds the events (from the commits and the blocks the group read),
+//!    fills in their place, waits for them to be durable (one event-log
+//!    transaction, shared with the appends of other repositories and
+//!    groups waiting at the same time), runs the blob hooks of the
+//!    commits that need them, and answers each request. A group without
+//!    blob work does this step after letting go of the lock, so the next
+//!    group's commits are being stored while this group's events are
+//!    built and written.
 //!
 //! So a request is answered only once its commit and its event are both
 //! durable, every request still gets its own commit, rev and event, the
@@ -36,7 +38,7 @@ use atp_xrpc::server::XrpcError;
 use tokio::sync::oneshot;
 
 use super::blocking;
-use super::build::{commit_group, ReadyJob};
+use super::build::{commit_events, commit_group, ReadyJob};
 use super::key_cache;
 use super::locks::RepoLocks;
 use super::prepare::{invalid, PreparedWrite};
@@ -47,7 +49,8 @@ use crate::blob_refs::BlobRef;
 use crate::error::Error;
 use crate::http::errors::to_xrpc;
 use crate::http::PdsState;
-use crate::sequencer::AppendTicket;
+use crate::sequencer::ReservedEvents;
+use atp_repo_mst::car::BlockMap;
 
 /// Most record writes committed in one group (the requests of a group
 /// are taken whole, so a single request may exceed it).
@@ -261,11 +264,18 @@ pub(super) async fn run_group(
         .await
 }
 
-/// A group whose commits are stored and whose events are handed to the
-/// log, not yet known durable.
+/// A group whose commits are stored and whose events have their place in
+/// the log, not built yet.
 struct StoredGroup {
     answers: Vec<Option<Answer>>,
-    events: Option<AppendTicket>,
+    events: Option<PendingEvents>,
+}
+
+/// What a group's events are built from, and their place in the log.
+struct PendingEvents {
+    place: ReservedEvents,
+    read: BlockMap,
+    store: Arc<ActorStore>,
 }
 
 impl StoredGroup {
@@ -281,23 +291,42 @@ impl StoredGroup {
         })
     }
 
-    /// Waits for the group's events to be durable, runs the blob hooks
-    /// that are due, and returns the answers.
+    /// Builds the group's events, fills in their place in the log, waits
+    /// for them to be durable, runs the blob hooks that are due, and
+    /// returns the answers.
     async fn finish(self, state: &PdsState, did: &str) -> Vec<Answer> {
+        let mut answers = self.answers;
+        let count = answers.len();
         if let Some(events) = self.events {
             let owner = did.to_owned();
             let waited = blocking(move || {
-                if let Err(err) = events.wait() {
+                let commits = answers.iter().flatten().filter_map(|answer| match answer {
+                    Ok(WriteOutcome {
+                        commit: Some(commit),
+                        ..
+                    }) => Some(commit),
+                    _ => None,
+                });
+                let store = events.store.block_store();
+                let built = commit_events(&owner, commits, &events.read, &store);
+                let written = events.place.fill(built).and_then(|ticket| ticket.wait());
+                if let Err(err) = written {
                     tracing::error!(did = %owner, error = %err, "could not sequence stored commits");
                 }
-                Ok(())
+                Ok(answers)
             })
             .await;
-            if let Err(err) = waited {
-                tracing::error!(%did, error = %err.message(), "could not sequence stored commits");
+            match waited {
+                Ok(back) => answers = back,
+                Err(err) => {
+                    tracing::error!(%did, error = %err.message(), "could not sequence stored commits");
+                    return (0..count)
+                        .map(|_| Err(internal("could not sequence stored commits")))
+                        .collect();
+                }
             }
         }
-        for answer in self.answers.iter().flatten() {
+        for answer in answers.iter().flatten() {
             let Ok(WriteOutcome {
                 writes,
                 commit: Some(commit),
@@ -311,7 +340,7 @@ impl StoredGroup {
                 }
             }
         }
-        self.answers
+        answers
             .into_iter()
             .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
             .collect()
@@ -358,23 +387,31 @@ async fn commit_group_of(
     let built = blocking(move || {
         let store = actors.open(&owner).map_err(to_xrpc)?;
         let key = key_cache::signing_key(&store).map_err(to_xrpc)?;
-        let mut built = commit_group(&store, &key, ready).map_err(to_xrpc)?;
-        let events: Vec<_> = built
-            .iter_mut()
-            .filter_map(|job| job.as_mut().ok().and_then(|job| job.event.take()))
-            .collect();
-        // Handed over before the lock is released, so the events of the
-        // next group of this repository come after these.
-        let ticket = sequencer.enqueue_events(events).map_err(to_xrpc)?;
-        Ok((built, ticket))
+        let stored = commit_group(&store, &key, ready).map_err(to_xrpc)?;
+        let committed = stored
+            .jobs
+            .iter()
+            .any(|job| job.as_ref().is_ok_and(|job| job.outcome.commit.is_some()));
+        // The place is taken before the lock is released, so the events
+        // of the next group of this repository come after these.
+        let events = if committed {
+            Some(PendingEvents {
+                place: sequencer.reserve_events().map_err(to_xrpc)?,
+                read: stored.read,
+                store,
+            })
+        } else {
+            None
+        };
+        Ok((stored.jobs, events))
     })
     .await;
     let events = match built {
-        Ok((built, ticket)) => {
+        Ok((built, events)) => {
             for (index, job) in indexes.into_iter().zip(built) {
                 answers[index] = Some(job.map(|job| job.outcome));
             }
-            Some(ticket)
+            events
         }
         Err(err) => {
             for index in indexes {

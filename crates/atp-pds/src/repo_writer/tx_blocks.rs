@@ -19,14 +19,19 @@ use rusqlite::Transaction;
 pub(super) struct TxBlocks<'a> {
     tx: &'a Transaction<'a>,
     staged: RefCell<HashMap<Cid, Vec<u8>>>,
+    read: &'a RefCell<BlockMap>,
 }
 
 impl<'a> TxBlocks<'a> {
-    /// A store over `tx` with nothing staged.
-    pub(super) fn new(tx: &'a Transaction<'a>) -> Self {
+    /// A store over `tx` with nothing staged, which keeps every block it
+    /// reads from `tx` in `read` (and looks there first): the blocks a
+    /// group's trees were read from, for building its events once the
+    /// transaction is over.
+    pub(super) fn new(tx: &'a Transaction<'a>, read: &'a RefCell<BlockMap>) -> Self {
         TxBlocks {
             tx,
             staged: RefCell::new(HashMap::new()),
+            read,
         }
     }
 
@@ -46,7 +51,14 @@ impl BlockStore for TxBlocks<'_> {
         if let Some(bytes) = self.staged.borrow().get(cid) {
             return Ok(Some(bytes.clone()));
         }
-        crate::block_store::get_block(self.tx, cid).map_err(store_error)
+        if let Some(bytes) = self.read.borrow().get(cid) {
+            return Ok(Some(bytes.clone()));
+        }
+        let found = crate::block_store::get_block(self.tx, cid).map_err(store_error)?;
+        if let Some(bytes) = &found {
+            self.read.borrow_mut().insert(*cid, bytes.clone());
+        }
+        Ok(found)
     }
 
     fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {
