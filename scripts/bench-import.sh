@@ -35,8 +35,8 @@ out_doc=docs/benchmarks.md
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-import.XXXXXX")
 admin=bench-import-admin
 
-step() { printf '\n==> %s\n' "$*" >&2; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# step, load, wait_ready, stop
+. scripts/bench-lib.sh
 now() { date +%s.%N; }
 
 # Processes started here, stopped on exit (by their pid only).
@@ -52,29 +52,6 @@ trap cleanup EXIT
 
 free_port() {
   python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1]); s.close()"
-}
-
-# Waits until describeServer answers at $1 (pid $2).
-wait_ready() {
-  local url=$1 pid=$2
-  for _ in $(seq 600); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "the server (pid $pid) exited before answering" >&2
-      return 1
-    fi
-    if curl -fsS -o /dev/null "$url/xrpc/com.atproto.server.describeServer" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "the server at $url did not answer" >&2
-  return 1
-}
-
-stop() {
-  kill "$1" 2>/dev/null || true
-  for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
-  kill -9 "$1" 2>/dev/null || true
 }
 
 # Starts `pds serve` on data directory $1 and port $2; prints its pid.
@@ -142,7 +119,7 @@ port=$(free_port)
 url="http://localhost:$port"
 ours_pid=$(start_ours "$work/data" "$port")
 pids+=("$ours_pid")
-wait_ready "$url" "$ours_pid"
+wait_ready "$url" 120 "$ours_pid"
 
 csv_in=$work/people.csv
 csv_out=$work/people.out.csv
@@ -231,17 +208,17 @@ print(json.dumps({"accounts": len(repos), "profiles": n, "avatars": n, "posts": 
 EOF
 )
 echo "$check" >&2
-stop "$ours_pid"
+stop "$ours_pid" 10
 load_middle=$(load)
 
 step "createAccount: ours ($CREATE accounts, @atproto/api, one after the other)"
 port=$(free_port)
 ours2_pid=$(start_ours "$work/data-create" "$port")
 pids+=("$ours2_pid")
-wait_ready "http://localhost:$port" "$ours2_pid"
+wait_ready "http://localhost:$port" 120 "$ours2_pid"
 ours_create=$(create_accounts "http://localhost:$port" ours "$CREATE")
 echo "$ours_create" >&2
-stop "$ours2_pid"
+stop "$ours2_pid" 10
 
 ref_create=null
 if [ "${BENCH_SKIP_REFERENCE:-}" != 1 ]; then
@@ -268,11 +245,11 @@ if [ "${BENCH_SKIP_REFERENCE:-}" != 1 ]; then
     "$node22" tests/e2e/reference/launch.mjs >"$work/ref.log" 2>&1 &
   ref_pid=$!
   pids+=("$ref_pid")
-  wait_ready "http://localhost:$port" "$ref_pid"
+  wait_ready "http://localhost:$port" 120 "$ref_pid"
   ref_create=$(create_accounts "http://localhost:$port" ref "$CREATE")
   echo "$ref_create" >&2
-  stop "$ref_pid"
-  stop "$plc_pid"
+  stop "$ref_pid" 10
+  stop "$plc_pid" 10
 fi
 load_after=$(load)
 

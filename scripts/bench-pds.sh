@@ -43,8 +43,8 @@ results="$work/results.jsonl"
 out=${BENCH_PDS_OUT:-docs/benchmarks.md}
 node22=tests/e2e/node_modules/.bin/node
 
-step() { printf '\n==> %s\n' "$*" >&2; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
+# step, load, wait_ready, stop
+. scripts/bench-lib.sh
 
 # Processes started here, stopped on exit (by their pid only).
 pids=()
@@ -54,34 +54,6 @@ cleanup() {
   done
 }
 trap cleanup EXIT
-
-# Waits until describeServer answers at $1 (or fails after $2 seconds).
-wait_ready() {
-  local url=$1 seconds=$2 pid=$3
-  for _ in $(seq $((seconds * 5))); do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "the server (pid $pid) exited before answering" >&2
-      return 1
-    fi
-    if curl -fsS -o /dev/null "$url/xrpc/com.atproto.server.describeServer" 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  echo "no answer from $url within $seconds s" >&2
-  return 1
-}
-
-# Stops pid $1 with SIGTERM, waiting up to 15 s.
-stop() {
-  local pid=$1
-  kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 75); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.2
-  done
-  kill -9 "$pid" 2>/dev/null || true
-}
 
 free_port() {
   "$node22" -e "const s=require('net').createServer();s.listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
