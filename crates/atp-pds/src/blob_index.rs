@@ -75,14 +75,7 @@ type Row = (String, String, i64, Option<String>, String, Option<String>);
 const COLUMNS: &str = "cid, mime_type, size, temp_key, created_at, takedown_ref";
 
 fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-    ))
+    Row::try_from(row)
 }
 
 fn from_row(row: Row) -> Result<BlobRow> {

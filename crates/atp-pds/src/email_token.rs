@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::account::AccountStore;
 use crate::error::{Error, Result};
@@ -75,35 +75,65 @@ impl AccountStore {
         lifetime: Duration,
     ) -> Result<()> {
         let now = self.now();
-        let lifetime = chrono::Duration::from_std(lifetime)
-            .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))?;
+        let lifetime = chrono_lifetime(lifetime)?;
         let given = token.trim().to_uppercase();
         // The outer result is the transaction's; the inner one is the
         // verdict, returned after committing (an expired token is removed).
         self.db.write(|tx| {
-            let row: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
-                    params![purpose.as_str(), did],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?;
-            let Some((stored, requested)) = row else {
+            let Some((stored, requested)) = stored_token(tx, did, purpose)? else {
                 return Ok(Err(Error::InvalidToken));
             };
             if !crate::password::constant_time_eq(&stored, &given) {
                 return Ok(Err(Error::InvalidToken));
             }
-            tx.execute(
-                "DELETE FROM email_token WHERE purpose = ?1 AND did = ?2",
-                params![purpose.as_str(), did],
-            )?;
-            if time::parse(&requested)? + lifetime <= now {
+            delete_token(tx, did, purpose)?;
+            if is_expired(&requested, now, lifetime)? {
                 return Ok(Err(Error::ExpiredToken));
             }
             Ok(Ok(()))
         })?
     }
+}
+
+/// The token of `did` for `purpose` and when it was requested (stored
+/// form), if there is one.
+fn stored_token(
+    tx: &Transaction<'_>,
+    did: &str,
+    purpose: EmailTokenPurpose,
+) -> Result<Option<(String, String)>> {
+    Ok(tx
+        .query_row(
+            "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
+            params![purpose.as_str(), did],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?)
+}
+
+/// Removes the token of `did` for `purpose`.
+fn delete_token(tx: &Transaction<'_>, did: &str, purpose: EmailTokenPurpose) -> Result<()> {
+    tx.execute(
+        "DELETE FROM email_token WHERE purpose = ?1 AND did = ?2",
+        params![purpose.as_str(), did],
+    )?;
+    Ok(())
+}
+
+/// A token lifetime as a `chrono` duration.
+fn chrono_lifetime(lifetime: Duration) -> Result<chrono::Duration> {
+    chrono::Duration::from_std(lifetime)
+        .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))
+}
+
+/// Whether a token requested at `requested` (stored form) has outlived
+/// `lifetime` at `now`.
+fn is_expired(
+    requested: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime: chrono::Duration,
+) -> Result<bool> {
+    Ok(time::parse(requested)? + lifetime <= now)
 }
 
 /// Whether a token requested at `requested` (stored form) is still valid
@@ -113,9 +143,7 @@ fn check_age(
     now: chrono::DateTime<chrono::Utc>,
     lifetime: Duration,
 ) -> Result<()> {
-    let lifetime = chrono::Duration::from_std(lifetime)
-        .map_err(|_| Error::InvalidInput("duration out of range".to_owned()))?;
-    if time::parse(requested)? + lifetime <= now {
+    if is_expired(requested, now, chrono_lifetime(lifetime)?)? {
         return Err(Error::ExpiredToken);
     }
     Ok(())
@@ -134,16 +162,7 @@ impl AccountStore {
     ) -> Result<()> {
         let now = self.now();
         let given = token.trim().to_uppercase();
-        let row: Option<(String, String)> = self.db.read(|tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT token, requested_at FROM email_token WHERE purpose = ?1 AND did = ?2",
-                    params![purpose.as_str(), did],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .optional()?)
-        })?;
-        match row {
+        match self.db.read(|tx| stored_token(tx, did, purpose))? {
             Some((stored, requested)) if crate::password::constant_time_eq(&stored, &given) => {
                 check_age(&requested, now, lifetime)
             }
@@ -177,10 +196,7 @@ impl AccountStore {
             let Some((did, requested)) = row else {
                 return Ok(Err(Error::InvalidToken));
             };
-            tx.execute(
-                "DELETE FROM email_token WHERE purpose = ?1 AND did = ?2",
-                params![purpose.as_str(), did],
-            )?;
+            delete_token(tx, &did, purpose)?;
             Ok(check_age(&requested, now, lifetime).map(|()| did))
         })?
     }

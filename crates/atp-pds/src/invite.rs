@@ -86,17 +86,9 @@ impl AccountStore {
         let codes: Vec<String> = (0..count)
             .map(|_| crate::password::random_code(2, 5))
             .collect();
-        let now = time::format(&self.now());
-        self.db.write(|tx| {
-            for code in &codes {
-                tx.execute(
-                    "INSERT INTO invite_code (code, available_uses, disabled, for_account, created_by, created_at)
-                     VALUES (?1, ?2, 0, ?3, ?4, ?5)",
-                    params![code, uses, for_account, created_by, now],
-                )?;
-            }
-            Ok(())
-        })?;
+        let batch = [(for_account.to_owned(), codes)];
+        self.insert_invite_codes(&batch, created_by, uses)?;
+        let [(_, codes)] = batch;
         Ok(codes)
     }
 
@@ -198,15 +190,7 @@ const DETAIL_SELECT: &str =
 type DetailRow = (String, u32, bool, String, String, String, u32);
 
 fn detail_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<DetailRow> {
-    Ok((
-        row.get(0)?,
-        row.get(1)?,
-        row.get(2)?,
-        row.get(3)?,
-        row.get(4)?,
-        row.get(5)?,
-        row.get(6)?,
-    ))
+    DetailRow::try_from(row)
 }
 
 fn code_uses(tx: &Transaction<'_>, code: &str) -> Result<Vec<InviteCodeUse>> {

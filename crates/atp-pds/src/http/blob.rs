@@ -36,9 +36,11 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::account_status::require_not_taken_down;
 use super::auth::{is_admin, optional_access, require_access, Access};
 use super::errors::to_xrpc;
 use super::state::PdsState;
+use super::sync::assert_repo_availability;
 use super::with_state;
 use crate::actor_store::ActorStore;
 use crate::blob_index::{self, TrackedUpload};
@@ -309,7 +311,10 @@ async fn upload_caller(state: &PdsState, req: &XrpcRequest) -> Result<String, Xr
     });
     let Some(token) = service_token else {
         let caller = require_access(state, req, Access::Standard)?;
-        check_not_taken_down(state, &caller.did).await?;
+        // The reference's `checkTakedown` of uploadBlob: the caller's
+        // account must exist and not be taken down (a token issued before
+        // the takedown is refused too).
+        require_not_taken_down(state, &caller.did).await?;
         return Ok(caller.did);
     };
     let actors = Arc::clone(state.storage.actors());
@@ -333,24 +338,6 @@ async fn upload_caller(state: &PdsState, req: &XrpcRequest) -> Result<String, Xr
         .await
         .map_err(|err| XrpcError::from_service_auth(&err))?;
     Ok(claims.issuer_did().to_owned())
-}
-
-/// The reference's `checkTakedown` of uploadBlob: the caller's account
-/// must exist and not be taken down (a token issued before the takedown
-/// is refused too).
-async fn check_not_taken_down(state: &PdsState, did: &str) -> Result<(), XrpcError> {
-    let accounts = Arc::clone(state.storage.accounts());
-    let lookup = did.to_owned();
-    let account = run_blocking(move || accounts.account_by_did(&lookup))
-        .await
-        .map_err(to_xrpc)?
-        .ok_or_else(|| XrpcError::forbidden("Account not found").with_name("AccountNotFound"))?;
-    if account.takedown_ref.is_some() {
-        return Err(
-            XrpcError::auth_required("Account has been taken down").with_name("AccountTakedown")
-        );
-    }
-    Ok(())
 }
 
 /// Deletes a temporary upload that is not needed; a failure is only
@@ -691,39 +678,6 @@ fn is_self_or_admin(state: &PdsState, req: &XrpcRequest, did: &str) -> Result<bo
     Ok(caller.is_some_and(|caller| caller.did == did))
 }
 
-/// The reference's repository availability check of the sync methods.
-async fn assert_repo_available(
-    state: &PdsState,
-    did: &str,
-    self_or_admin: bool,
-) -> Result<(), XrpcError> {
-    let accounts = Arc::clone(state.storage.accounts());
-    let lookup = did.to_owned();
-    let account = run_blocking(move || accounts.account_by_did(&lookup))
-        .await
-        .map_err(to_xrpc)?
-        .ok_or_else(|| {
-            XrpcError::invalid_request(format!("Could not find repo for DID: {did}"))
-                .with_name("RepoNotFound")
-        })?;
-    if self_or_admin {
-        return Ok(());
-    }
-    if account.takedown_ref.is_some() {
-        return Err(
-            XrpcError::invalid_request(format!("Repo has been takendown: {did}"))
-                .with_name("RepoTakendown"),
-        );
-    }
-    if account.deactivated_at.is_some() {
-        return Err(
-            XrpcError::invalid_request(format!("Repo has been deactivated: {did}"))
-                .with_name("RepoDeactivated"),
-        );
-    }
-    Ok(())
-}
-
 fn header(name: &'static str, value: &str) -> Result<(HeaderName, HeaderValue), XrpcError> {
     Ok((
         HeaderName::from_static(name),
@@ -735,7 +689,7 @@ async fn get_blob(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcResponse
     let did = required_param(&req, "did")?;
     let cid_text = required_param(&req, "cid")?;
     let self_or_admin = is_self_or_admin(&state, &req, &did)?;
-    assert_repo_available(&state, &did, self_or_admin).await?;
+    assert_repo_availability(&state, &did, self_or_admin).await?;
     let cid = atp_crypto::parse_cid(&cid_text)
         .map_err(|_| XrpcError::invalid_request(format!("Invalid CID: {cid_text}")))?;
 
@@ -776,7 +730,7 @@ async fn list_blobs(state: Arc<PdsState>, req: XrpcRequest) -> Result<XrpcRespon
     let cursor = param_str(&req, "cursor");
     let limit = param_limit(&req)?;
     let self_or_admin = is_self_or_admin(&state, &req, &did)?;
-    assert_repo_available(&state, &did, self_or_admin).await?;
+    assert_repo_availability(&state, &did, self_or_admin).await?;
     let store = open_store(&state, &did).await?;
     let cids = on_store(&store, move |store| {
         blob_index::list_blobs(store, since.as_deref(), cursor.as_deref(), limit)
