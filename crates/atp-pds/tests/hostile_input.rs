@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::{procedure, Pds, TestAccount, PASSWORD};
+use common::{account_key, procedure, Pds, TestAccount, PASSWORD};
 
 /// Cases checked, over all groups.
 static CASES: AtomicUsize = AtomicUsize::new(0);
@@ -292,6 +292,20 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
+/// Sends the first 30 of `bytes` on `stream`, one a second; whether the
+/// peer closed the connection meanwhile.
+async fn closed_while_trickling(stream: &mut TcpStream, bytes: impl Iterator<Item = u8>) -> bool {
+    for byte in bytes.take(30) {
+        if stream.write_all(&[byte]).await.is_err() {
+            return true;
+        }
+        if closed_within(stream, Duration::from_secs(1)).await {
+            return true;
+        }
+    }
+    false
+}
+
 fn bearer(account: &TestAccount) -> String {
     format!("Bearer {}", account.access_jwt)
 }
@@ -515,17 +529,7 @@ async fn slow_and_lying(pds: &Server, alice: &TestAccount) {
     // here): the connection closes well before the 30 bytes are sent.
     let mut stream = TcpStream::connect(pds.addr).await.unwrap();
     let head = b"GET /xrpc/com.atproto.server.describeServer HTTP/1.1\r\n";
-    let mut closed = false;
-    for byte in head.iter().take(30) {
-        if stream.write_all(&[*byte]).await.is_err() {
-            closed = true;
-            break;
-        }
-        if closed_within(&mut stream, Duration::from_secs(1)).await {
-            closed = true;
-            break;
-        }
-    }
+    let closed = closed_while_trickling(&mut stream, head.iter().copied()).await;
     assert!(closed, "a head sent one byte per second is cut off");
     case();
 
@@ -691,17 +695,7 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
         "POST {upload} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nAuthorization: {auth}\r\nContent-Length: 900\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut cut_off = false;
-    for _ in 0..30 {
-        if stream.write_all(b"x").await.is_err() {
-            cut_off = true;
-            break;
-        }
-        if closed_within(&mut stream, Duration::from_secs(1)).await {
-            cut_off = true;
-            break;
-        }
-    }
+    let cut_off = closed_while_trickling(&mut stream, std::iter::repeat(b'x')).await;
     assert!(cut_off, "a blob sent one byte per second is cut off");
     case();
     // Not authenticated.
@@ -806,13 +800,7 @@ async fn car_bombs(pds: &Server, alice: &TestAccount) {
 
     // Blocks that do not hash to their CID: a node that names itself as its
     // own subtree (a cycle, only possible by lying about the CID).
-    let key = pds
-        .storage
-        .actors()
-        .open(&alice.did)
-        .unwrap()
-        .signing_key()
-        .unwrap();
+    let key = account_key(&pds.storage, &alice.did);
     let liar_cid = cid_for_dag_cbor(b"something else");
     let cyclic_node = Ipld::Map(
         [

@@ -23,7 +23,7 @@ use atp_pds::http::PdsState;
 use atp_repo_mst::repo::CommitData;
 use atp_xrpc::client::{XrpcBody, XrpcClient};
 use bytes::Bytes;
-use common::{refusal, Pds, TestAccount};
+use common::{account_key, refusal, Pds, TestAccount};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -828,13 +828,7 @@ async fn a_service_token_of_the_account_may_upload_for_it() {
     use atp_xrpc::auth::{create_service_jwt, ServiceJwtParams};
     let (pds, state, alice) = start_with_alice().await;
     let bob = pds.create("bob").await;
-    let key = state
-        .storage
-        .actors()
-        .open(&alice.did)
-        .unwrap()
-        .signing_key()
-        .unwrap();
+    let key = account_key(&state.storage, &alice.did);
     let token = |aud: &str, lxm: &str| {
         create_service_jwt(&key, &ServiceJwtParams::new(&alice.did, aud, Some(lxm))).unwrap()
     };

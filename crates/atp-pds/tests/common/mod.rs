@@ -268,6 +268,11 @@ impl Mailer for Outbox {
     }
 }
 
+/// The repository signing key of the account `did` in `storage`.
+pub fn account_key(storage: &Storage, did: &str) -> SigningKey {
+    storage.actors().open(did).unwrap().signing_key().unwrap()
+}
+
 /// The `com.atproto.admin.defs#repoRef` naming the account `did`.
 pub fn repo_ref(did: &str) -> Value {
     json!({ "$type": "com.atproto.admin.defs#repoRef", "did": did })

@@ -12,7 +12,7 @@ use atp_pds::Storage;
 use atp_repo_mst::repo::{CommitData, Repo};
 use atp_xrpc::server::ServerConfig;
 
-use crate::common::Pds;
+use crate::common::{account_key, Pds};
 
 /// A test PDS with handles on its storage and event log.
 pub struct Node {
@@ -96,8 +96,7 @@ impl Node {
 
     /// The `did:key` of `did`'s repository signing key.
     pub fn signing_did_key(&self, did: &str) -> String {
-        let store = self.storage.actors().open(did).unwrap();
-        store.signing_key().unwrap().did_key()
+        account_key(&self.storage, did).did_key()
     }
 }
 
