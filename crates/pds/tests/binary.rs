@@ -16,7 +16,7 @@ use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_xrpc::client::XrpcClient;
 use common::{
-    field, free_port, pds_command, run_pds, spawn_logged, succeeded, wait_ready, Running,
+    field, free_port, pds_command, posts_of, run_pds, spawn_logged, succeeded, wait_ready, Running,
 };
 use serde_json::{json, Value};
 
@@ -51,6 +51,14 @@ impl Server {
 
     fn client(&self) -> XrpcClient {
         XrpcClient::new(&self.url).unwrap()
+    }
+
+    /// The server's `describeServer` answer.
+    async fn describe(&self) -> Value {
+        self.client()
+            .query("com.atproto.server.describeServer", &())
+            .await
+            .unwrap()
     }
 
     /// Runs `pds --pds-url <this server> <args>` in `cwd` with no
@@ -149,11 +157,7 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
     );
     assert!(!log.contains("admin-pass") && !log.contains(&rotation_key.to_hex()));
 
-    let described: Value = server
-        .client()
-        .query("com.atproto.server.describeServer", &())
-        .await
-        .unwrap();
+    let described = server.describe().await;
     assert_eq!(described["did"], "did:web:localhost");
     assert_eq!(described["availableUserDomains"], json!([".test"]));
     assert_eq!(described["inviteCodeRequired"], false);
@@ -273,17 +277,8 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
             .await,
     );
     let list_posts = || async {
-        let listed: Value = server
-            .client()
-            .query(
-                "com.atproto.repo.listRecords",
-                &json!({ "repo": did, "collection": "app.bsky.feed.post" }),
-            )
+        posts_of(&server.url, &did)
             .await
-            .unwrap();
-        listed["records"]
-            .as_array()
-            .unwrap()
             .iter()
             .map(|r| r["value"]["text"].as_str().unwrap().to_owned())
             .collect::<Vec<_>>()
@@ -374,11 +369,7 @@ async fn without_configuration_a_development_server_keeps_its_secrets_in_pds_dat
         }
         assert!(meta.len() > 0);
     }
-    let described: Value = server
-        .client()
-        .query("com.atproto.server.describeServer", &())
-        .await
-        .unwrap();
+    let described = server.describe().await;
     assert_eq!(described["did"], "did:web:localhost");
     assert_eq!(described["availableUserDomains"], json!([".test"]));
     assert_eq!(described["inviteCodeRequired"], false);

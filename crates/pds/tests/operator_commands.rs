@@ -18,8 +18,8 @@ use std::process::Output;
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
 use common::{
-    csv_rows, field, free_port, pds_command, run_pds, spawn_logged, stderr, stdout, succeeded,
-    wait_ready, Running,
+    csv_rows, field, free_port, pds_command, posts_of, run_pds, spawn_logged, stderr, stdout,
+    succeeded, wait_ready, Running,
 };
 use serde_json::{json, Value};
 
@@ -97,18 +97,6 @@ async fn login(url: &str, identifier: &str, password: &str) -> Result<Value, atp
             &json!({ "identifier": identifier, "password": password }),
         )
         .await
-}
-
-async fn posts_of(url: &str, did: &str) -> Vec<Value> {
-    let answer: Value = XrpcClient::new(url)
-        .unwrap()
-        .query(
-            "com.atproto.repo.listRecords",
-            &json!({ "repo": did, "collection": "app.bsky.feed.post" }),
-        )
-        .await
-        .unwrap();
-    answer["records"].as_array().unwrap().clone()
 }
 
 #[tokio::test]

@@ -130,3 +130,16 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
         .map(|r| r.unwrap().iter().map(str::to_owned).collect())
         .collect()
 }
+
+/// The `app.bsky.feed.post` records of `did` on the server at `url`.
+pub async fn posts_of(url: &str, did: &str) -> Vec<Value> {
+    let answer: Value = XrpcClient::new(url)
+        .unwrap()
+        .query(
+            "com.atproto.repo.listRecords",
+            &serde_json::json!({ "repo": did, "collection": "app.bsky.feed.post" }),
+        )
+        .await
+        .unwrap();
+    answer["records"].as_array().unwrap().clone()
+}
