@@ -133,6 +133,12 @@ export async function refused(promise, { error, status, message }) {
   assert.fail(`expected a refusal (${error}, HTTP ${status}) but the call succeeded: ${JSON.stringify(outcome?.data ?? outcome)}`)
 }
 
+/** Asserts that a login with `identifier` and `password` is refused: HTTP
+ * 401 AuthenticationRequired (with `message`, a RegExp, when given). */
+export async function loginRefused(identifier, password, message) {
+  return refused(newAgent().login({ identifier, password }), { error: 'AuthenticationRequired', status: 401, message })
+}
+
 /** Calls refreshSession with an explicit refresh token (no stored session). */
 export function refreshWith(refreshJwt) {
   return newAgent().com.atproto.server.refreshSession(undefined, {

@@ -171,18 +171,18 @@ async function checkArrived(moved, before, toUrl) {
   assert.deepEqual(inCar, { ...before, [`app.bsky.feed.post/${post.uri.split('/').pop()}`]: post.cid })
 }
 
-test('from the reference PDS to ours: every record reads back with the same CID', step, async () => {
-  const account = await populatedAccount(env.referencePdsUrl, 'mvref')
+/** Creates an account with records (handle prefix `prefix`) on the PDS at
+ * `fromUrl`, moves it to the one at `toUrl` and checks it arrived whole. */
+async function moveAndCheck(fromUrl, toUrl, prefix) {
+  const account = await populatedAccount(fromUrl, prefix)
   const before = await allRecords(account.agent, account.did)
   assert.equal(Object.keys(before).length, 4)
-  const moved = await migrate(account, env.pdsUrl)
-  await checkArrived(moved, before, env.pdsUrl)
-})
+  const moved = await migrate(account, toUrl)
+  await checkArrived(moved, before, toUrl)
+}
 
-test('from our PDS to the reference: every record reads back with the same CID', step, async () => {
-  const account = await populatedAccount(env.pdsUrl, 'mvours')
-  const before = await allRecords(account.agent, account.did)
-  assert.equal(Object.keys(before).length, 4)
-  const moved = await migrate(account, env.referencePdsUrl)
-  await checkArrived(moved, before, env.referencePdsUrl)
-})
+test('from the reference PDS to ours: every record reads back with the same CID', step, () =>
+  moveAndCheck(env.referencePdsUrl, env.pdsUrl, 'mvref'))
+
+test('from our PDS to the reference: every record reads back with the same CID', step, () =>
+  moveAndCheck(env.pdsUrl, env.referencePdsUrl, 'mvours'))

@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import {
   createAccount,
   getSessionWith,
+  loginRefused,
   mailedToken,
   newAgent,
   refreshWith,
@@ -46,15 +47,8 @@ test('deleteAccount with the mailed code; then the account is gone', step, async
     password: frank.password,
     token: frank.deleteToken,
   })
-  await refused(newAgent().login({ identifier: frank.handle, password: frank.password }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-    message: /Invalid identifier or password/,
-  })
-  await refused(newAgent().login({ identifier: frank.email, password: frank.password }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-  })
+  await loginRefused(frank.handle, frank.password, /Invalid identifier or password/)
+  await loginRefused(frank.email, frank.password)
   await refused(newAgent().com.atproto.identity.resolveHandle({ handle: frank.handle }), {
     error: 'HandleNotFound',
     status: 400,

@@ -11,6 +11,7 @@ import {
   getSessionWith,
   idResolver,
   jwtClaims,
+  loginRefused,
   newAgent,
   newIdentity,
   plcData,
@@ -129,19 +130,9 @@ test('refreshSession rotates the tokens; the new access token works', step, asyn
 
 test('a wrong password is refused with AuthenticationRequired', step, async () => {
   const { handle, email } = needAlice()
-  await refused(newAgent().login({ identifier: handle, password: 'not-the-password' }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-    message: /Invalid identifier or password/,
-  })
-  await refused(newAgent().login({ identifier: email, password: 'not-the-password' }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-  })
-  await refused(newAgent().login({ identifier: 'nobody-here.test', password: 'x' }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-  })
+  await loginRefused(handle, 'not-the-password', /Invalid identifier or password/)
+  await loginRefused(email, 'not-the-password')
+  await loginRefused('nobody-here.test', 'x')
 })
 
 test('a taken handle is refused', step, async () => {

@@ -7,6 +7,7 @@ import { test } from 'node:test'
 import {
   createAccount,
   getSessionWith,
+  loginRefused,
   newAgent,
   refreshWith,
   refused,
@@ -68,10 +69,7 @@ test('revokeAppPassword: the password and its sessions are refused', step, async
     status: 400,
     message: /Token has been revoked/,
   })
-  await refused(newAgent().login({ identifier: owner.handle, password: appPassword.password }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-  })
+  await loginRefused(owner.handle, appPassword.password)
   // the account's own password and session are untouched
   const me = await owner.agent.com.atproto.server.getSession()
   assert.equal(me.data.did, owner.did)

@@ -138,20 +138,18 @@ test('accounts, records, a handle change and a deactivation are written', step, 
   )
   middleSeq = first.lastSeq
 
-  const put = await a.agent.com.atproto.repo.putRecord({
-    repo: a.did,
-    collection: 'app.bsky.actor.profile',
-    rkey: 'self',
-    record: { $type: 'app.bsky.actor.profile', displayName: 'Firehose A' },
-  })
-  writes.push({ commit: put.data.commit.cid, ops: [{ action: 'create', uri: put.data.uri, cid: put.data.cid }] })
-  const put2 = await a.agent.com.atproto.repo.putRecord({
-    repo: a.did,
-    collection: 'app.bsky.actor.profile',
-    rkey: 'self',
-    record: { $type: 'app.bsky.actor.profile', displayName: 'Firehose A, again' },
-  })
-  writes.push({ commit: put2.data.commit.cid, ops: [{ action: 'update', uri: put2.data.uri, cid: put2.data.cid }] })
+  // putRecord of a's profile: `action` is what the commit must say it did
+  const putProfile = async (displayName, action) => {
+    const put = await a.agent.com.atproto.repo.putRecord({
+      repo: a.did,
+      collection: 'app.bsky.actor.profile',
+      rkey: 'self',
+      record: { $type: 'app.bsky.actor.profile', displayName },
+    })
+    writes.push({ commit: put.data.commit.cid, ops: [{ action, uri: put.data.uri, cid: put.data.cid }] })
+  }
+  await putProfile('Firehose A', 'create')
+  await putProfile('Firehose A, again', 'update')
   const del = await a.agent.com.atproto.repo.deleteRecord({
     repo: a.did,
     collection: 'app.bsky.feed.post',

@@ -7,6 +7,7 @@ import {
   createAccount,
   didDocument,
   idResolver,
+  loginRefused,
   newAgent,
   newIdentity,
   plcData,
@@ -48,10 +49,7 @@ test('login follows the handle change', step, async () => {
   const res = await newAgent().login({ identifier: newHandle, password: bob.password })
   assert.equal(res.data.did, bob.did)
   assert.equal(res.data.handle, newHandle)
-  await refused(newAgent().login({ identifier: bob.handle, password: bob.password }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-  })
+  await loginRefused(bob.handle, bob.password)
 })
 
 test('updateHandle refuses a taken handle and an invalid one', step, async () => {

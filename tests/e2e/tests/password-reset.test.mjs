@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 
-import { createAccount, mailedToken, newAgent, refused, step, unique } from '../lib/harness.mjs'
+import { createAccount, loginRefused, mailedToken, newAgent, refused, step, unique } from '../lib/harness.mjs'
 
 let dave
 let newPassword
@@ -31,11 +31,7 @@ test('resetPassword with the mailed code; new password in, old one out', step, a
   await newAgent().com.atproto.server.resetPassword({ token: dave.resetToken, password: newPassword })
   const res = await newAgent().login({ identifier: dave.handle, password: newPassword })
   assert.equal(res.data.did, dave.did)
-  await refused(newAgent().login({ identifier: dave.handle, password: dave.password }), {
-    error: 'AuthenticationRequired',
-    status: 401,
-    message: /Invalid identifier or password/,
-  })
+  await loginRefused(dave.handle, dave.password, /Invalid identifier or password/)
   // the code was used up
   await refused(
     newAgent().com.atproto.server.resetPassword({ token: dave.resetToken, password: 'again-123' }),
