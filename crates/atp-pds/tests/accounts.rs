@@ -41,6 +41,17 @@ fn open(dir: &tempfile::TempDir, invites: bool) -> AccountStore {
     AccountStore::open(&dir.path().join("account.sqlite"), invites).unwrap()
 }
 
+/// A store in `dir` on a [`test_clock`], holding alice; the clock's offset
+/// in seconds.
+fn alice_on_test_clock(dir: &tempfile::TempDir) -> (Arc<AtomicI64>, AccountStore) {
+    let (offset, clock) = test_clock();
+    let store = open(dir, false).with_clock(clock);
+    store
+        .create_account(&new_account(ALICE, "alice.test", "a@example.com"))
+        .unwrap();
+    (offset, store)
+}
+
 #[test]
 fn lifecycle() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,11 +202,7 @@ fn password_hashes_are_self_describing_redacted_and_accept_the_reference_form() 
 #[test]
 fn refresh_tokens_rotate_with_a_grace_period_and_expire() {
     let dir = tempfile::tempdir().unwrap();
-    let (offset, clock) = test_clock();
-    let store = open(&dir, false).with_clock(clock);
-    store
-        .create_account(&new_account(ALICE, "alice.test", "a@example.com"))
-        .unwrap();
+    let (offset, store) = alice_on_test_clock(&dir);
     let life = Duration::from_secs(90 * 24 * 3600);
     let grace = Duration::from_secs(2 * 3600);
 
@@ -244,11 +251,7 @@ fn refresh_tokens_rotate_with_a_grace_period_and_expire() {
 #[test]
 fn email_tokens_match_once_and_expire() {
     let dir = tempfile::tempdir().unwrap();
-    let (offset, clock) = test_clock();
-    let store = open(&dir, false).with_clock(clock);
-    store
-        .create_account(&new_account(ALICE, "alice.test", "a@example.com"))
-        .unwrap();
+    let (offset, store) = alice_on_test_clock(&dir);
     let life = Duration::from_secs(15 * 60);
 
     let token = store
