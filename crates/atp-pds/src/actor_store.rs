@@ -180,6 +180,56 @@ pub struct ActorStore {
     did: String,
     dir: PathBuf,
     db: Arc<Database>,
+    recent: Mutex<RecentBlocks>,
+}
+
+/// Most blocks each generation of [`RecentBlocks`] holds.
+const RECENT_BLOCKS: usize = 64;
+
+/// Largest block kept by [`RecentBlocks`] (tree nodes are far smaller;
+/// large records are not worth keeping).
+const RECENT_BLOCK_BYTES: usize = 2048;
+
+/// The repository blocks an account's writes used last (its tree's top
+/// nodes and the nodes along the keys it writes, its head commit), so the
+/// next commit need not read them from the file again. Blocks are named by
+/// their content, so a kept block never goes stale. Two generations: a
+/// block is looked up in both, and when the newer one is full the older
+/// one is dropped.
+#[derive(Default)]
+struct RecentBlocks {
+    newer: HashMap<Cid, Vec<u8>>,
+    older: HashMap<Cid, Vec<u8>>,
+}
+
+impl std::fmt::Debug for RecentBlocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecentBlocks")
+            .field("blocks", &(self.newer.len() + self.older.len()))
+            .finish()
+    }
+}
+
+impl RecentBlocks {
+    fn get(&mut self, cid: &Cid) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.newer.get(cid) {
+            return Some(bytes.clone());
+        }
+        let bytes = self.older.remove(cid)?;
+        self.insert(*cid, bytes.clone());
+        Some(bytes)
+    }
+
+    fn insert(&mut self, cid: Cid, bytes: Vec<u8>) {
+        if bytes.len() > RECENT_BLOCK_BYTES || self.newer.contains_key(&cid) {
+            return;
+        }
+        if self.newer.len() >= RECENT_BLOCKS {
+            self.older = std::mem::take(&mut self.newer);
+        }
+        self.older.remove(&cid);
+        self.newer.insert(cid, bytes);
+    }
 }
 
 fn split_path(path: &str) -> Result<(&str, &str)> {
@@ -506,6 +556,7 @@ impl ActorStore {
             did: did.to_owned(),
             dir: dir.to_owned(),
             db: Arc::new(db),
+            recent: Mutex::new(RecentBlocks::default()),
         })
     }
 
@@ -522,6 +573,23 @@ impl ActorStore {
     /// The store's database.
     pub fn database(&self) -> &Arc<Database> {
         &self.db
+    }
+
+    /// The block `cid` if it is among the blocks the last writes used
+    /// (see [`ActorStore::remember_blocks`]); `None` says nothing about
+    /// the store.
+    pub fn recent_block(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.recent.lock().ok()?.get(cid)
+    }
+
+    /// Keeps `blocks` (stored blocks of the repository that a write read
+    /// or wrote) in memory for the next writes, up to a small bound.
+    pub fn remember_blocks<'a>(&self, blocks: impl IntoIterator<Item = (&'a Cid, &'a Vec<u8>)>) {
+        if let Ok(mut recent) = self.recent.lock() {
+            for (cid, bytes) in blocks {
+                recent.insert(*cid, bytes.clone());
+            }
+        }
     }
 
     /// The account's repository signing key.
@@ -916,4 +984,37 @@ fn backlinked_rkeys(
         .query_map(params![path, link_to, collection], |row| row.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn block(n: usize) -> (Cid, Vec<u8>) {
+        let bytes = n.to_be_bytes().to_vec();
+        (atp_crypto::cid_for_dag_cbor(&bytes), bytes)
+    }
+
+    #[test]
+    fn recent_blocks_keep_the_last_used_within_two_generations() {
+        let mut recent = RecentBlocks::default();
+        for n in 0..RECENT_BLOCKS * 3 {
+            let (cid, bytes) = block(n);
+            recent.insert(cid, bytes);
+            // The first block stays, being used all along.
+            let (first, first_bytes) = block(0);
+            assert_eq!(recent.get(&first), Some(first_bytes));
+        }
+        assert!(recent.newer.len() + recent.older.len() <= 2 * RECENT_BLOCKS);
+        let (last, last_bytes) = block(RECENT_BLOCKS * 3 - 1);
+        assert_eq!(recent.get(&last), Some(last_bytes));
+        // An early block not used since is gone.
+        assert_eq!(recent.get(&block(1).0), None);
+        // Large blocks are not kept.
+        let big = vec![7u8; RECENT_BLOCK_BYTES + 1];
+        let big_cid = atp_crypto::cid_for_dag_cbor(&big);
+        recent.insert(big_cid, big);
+        assert_eq!(recent.get(&big_cid), None);
+    }
 }

@@ -84,7 +84,7 @@ pub(super) fn commit_group(
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             let moved = job.moved.clone();
-            let result = match plan_job(atx, &read, &mut repo, key, job) {
+            let result = match plan_job(atx, &read, store, &mut repo, key, job) {
                 Ok(planned) => {
                     store_job(atx, &planned, &moved)?;
                     if let Some(repo) = &repo {
@@ -102,9 +102,17 @@ pub(super) fn commit_group(
         }
         Ok(results)
     })?;
+    // The next group of this repository reads its tree from memory.
+    let read = read.into_inner();
+    store.remember_blocks(&read);
+    for job in results.iter().flatten() {
+        if let Some(commit) = &job.outcome.commit {
+            store.remember_blocks(&commit.blocks);
+        }
+    }
     Ok(StoredCommits {
         jobs: results,
-        read: read.into_inner(),
+        read,
     })
 }
 
@@ -270,6 +278,7 @@ fn resolve_writes(
 fn plan_job<'a>(
     atx: &'a ActorTransaction<'a>,
     read: &'a RefCell<BlockMap>,
+    store: &'a ActorStore,
     repo: &mut Option<Repo<TxBlocks<'a>>>,
     key: &SigningKey,
     job: ReadyJob,
@@ -280,7 +289,7 @@ fn plan_job<'a>(
     };
     let repo = match repo {
         Some(repo) => repo,
-        None => repo.insert(load_repo(atx, read)?),
+        None => repo.insert(load_repo(atx, read, store)?),
     };
     let commit = build_commit(repo, &writes, job.swap_commit, key)?;
     Ok(BuiltJob {
@@ -295,11 +304,12 @@ fn plan_job<'a>(
 fn load_repo<'a>(
     atx: &'a ActorTransaction<'a>,
     read: &'a RefCell<BlockMap>,
+    store: &'a ActorStore,
 ) -> Result<Repo<TxBlocks<'a>>, XrpcError> {
     let Some(root) = atx.root().map_err(to_xrpc)? else {
         return Err(invalid(format!("No repo root found for {}", atx.did())));
     };
-    Repo::load(TxBlocks::new(atx.sql(), read), root.cid).map_err(|err| to_xrpc(err.into()))
+    Repo::load(TxBlocks::new(atx.sql(), read, store), root.cid).map_err(|err| to_xrpc(err.into()))
 }
 
 /// Applies `writes` to `repo` and signs (but does not store) their commit

@@ -11,6 +11,8 @@ use atp_repo_mst::blockstore::BlockStore;
 use atp_repo_mst::car::BlockMap;
 use rusqlite::Transaction;
 
+use crate::actor_store::ActorStore;
+
 /// Reads blocks from the transaction; writes stay in memory (the commit
 /// builder's blocks are stored with their rev by
 /// [`ActorTransaction::apply_commit`](crate::actor_store::ActorTransaction::apply_commit)).
@@ -20,18 +22,25 @@ pub(super) struct TxBlocks<'a> {
     tx: &'a Transaction<'a>,
     staged: RefCell<HashMap<Cid, Vec<u8>>>,
     read: &'a RefCell<BlockMap>,
+    store: &'a ActorStore,
 }
 
 impl<'a> TxBlocks<'a> {
-    /// A store over `tx` with nothing staged, which keeps every block it
-    /// reads from `tx` in `read` (and looks there first): the blocks a
-    /// group's trees were read from, for building its events once the
-    /// transaction is over.
-    pub(super) fn new(tx: &'a Transaction<'a>, read: &'a RefCell<BlockMap>) -> Self {
+    /// A store over `tx` (a transaction of `store`) with nothing staged,
+    /// which keeps every stored block it reads in `read` (and looks there
+    /// first): the blocks a group's trees were read from, for building its
+    /// events once the transaction is over. Blocks the store keeps in
+    /// memory ([`ActorStore::recent_block`]) are not read from `tx`.
+    pub(super) fn new(
+        tx: &'a Transaction<'a>,
+        read: &'a RefCell<BlockMap>,
+        store: &'a ActorStore,
+    ) -> Self {
         TxBlocks {
             tx,
             staged: RefCell::new(HashMap::new()),
             read,
+            store,
         }
     }
 
@@ -54,7 +63,10 @@ impl BlockStore for TxBlocks<'_> {
         if let Some(bytes) = self.read.borrow().get(cid) {
             return Ok(Some(bytes.clone()));
         }
-        let found = crate::block_store::get_block(self.tx, cid).map_err(store_error)?;
+        let found = match self.store.recent_block(cid) {
+            Some(bytes) => Some(bytes),
+            None => crate::block_store::get_block(self.tx, cid).map_err(store_error)?,
+        };
         if let Some(bytes) = &found {
             self.read.borrow_mut().insert(*cid, bytes.clone());
         }
