@@ -10,6 +10,7 @@ use atp_did_plc::{
     tombstone, validate_operation_log, Error, GenesisBuilder, IndexedOperation, Operation,
     UpdateBuilder,
 };
+use atp_test_vectors::{hex_decode, hex_encode};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
@@ -144,7 +145,7 @@ fn rust_built_operations_pass_the_reference() {
         let inspected = &results[2 * i];
         assert_eq!(
             inspected["cborHex"],
-            hex(&op.to_cbor().unwrap()),
+            hex_encode(&op.to_cbor().unwrap()),
             "DAG-CBOR bytes of op {i}"
         );
         assert_eq!(
@@ -479,7 +480,7 @@ fn high_s_is_rejected_by_current_atproto_crypto_for_both_curves() {
         let msg = b"did:plc high-S check".to_vec();
         let sig = key.sign(&msg);
         for s in [sig.to_vec(), to_high_s(&sig, order)] {
-            cases.push(json!({"cmd": "verify", "didKey": key.did_key(), "dataHex": hex(&msg), "sigB64url": encode_sig(&s)}));
+            cases.push(json!({"cmd": "verify", "didKey": key.did_key(), "dataHex": hex_encode(&msg), "sigB64url": encode_sig(&s)}));
             let op_ok = atp_crypto::PublicKey::from_did_key(&key.did_key())
                 .unwrap()
                 .verify(&msg, &s)
@@ -537,15 +538,4 @@ fn document_agrees_with_the_reference_where_formats_coincide() {
         format!("{}{}", genesis.did, tv["id"].as_str().unwrap())
     );
     atp_test_vectors::report("reference: formatDidDoc shared fields", 1);
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
 }

@@ -16,21 +16,11 @@ use atp_repo_mst::import::{
     verify_commit_event, ImportOptions,
 };
 use atp_repo_mst::mst::Mst;
+use atp_test_vectors::{hex_decode, hex_encode};
 use serde_json::{json, Value};
 
 const DID: &str = "did:plc:7iza6de2dwap2sbkpav7c6c6";
 const KEY_HEX: &str = "9085d2bef69286a6cbb51623c8fa258629945cd55ca705cc4e66700396894e0c";
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hex_decode(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 fn rkey(i: usize) -> String {
     // TID-shaped record keys, distinct per index.

@@ -12,7 +12,7 @@ use atp_repo_mst::blockstore::MemoryBlockStore;
 use atp_repo_mst::commit::UnsignedCommit;
 use atp_repo_mst::mst::Mst;
 use atp_syntax::Tid;
-use atp_test_vectors::run_node;
+use atp_test_vectors::{hex_encode, run_node};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -191,8 +191,4 @@ fn roots_match_the_reference() {
         sorted.len(),
         changes.len()
     );
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+mod hex;
 mod rng;
 
+pub use hex::{hex_decode, hex_encode};
 pub use rng::TestRng;
 
 /// Root of the workspace (the folder holding the top-level `Cargo.toml`).
