@@ -644,44 +644,26 @@ async fn blobs(pds: &Server, alice: &TestAccount) {
     let auth = bearer(alice);
     let upload = "/xrpc/com.atproto.repo.uploadBlob";
     let bytes = vec![7u8; 5_000];
+    // An upload of `body` declaring `length` (or its true length).
+    let upload_declaring = |length: Option<&str>, body: &[u8]| {
+        let mut headers = vec![
+            ("Content-Type", "application/octet-stream"),
+            ("Authorization", auth.as_str()),
+        ];
+        headers.extend(length.map(|length| ("Content-Length", length)));
+        post(upload, &headers, body)
+    };
     // Honest length over the limit.
-    let raw = pds
-        .answer(&post(
-            upload,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Authorization", auth.as_str()),
-            ],
-            &bytes,
-        ))
-        .await;
+    let raw = pds.answer(&upload_declaring(None, &bytes)).await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     // A huge declared length with a small body: refused at once.
     let raw = pds
-        .answer(&post(
-            upload,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Authorization", auth.as_str()),
-                ("Content-Length", "10000000000000"),
-            ],
-            b"abc",
-        ))
+        .answer(&upload_declaring(Some("10000000000000"), b"abc"))
         .await;
     assert_refused(&raw, 413, "PayloadTooLarge");
     // A short declared length and a longer body: only the declared bytes
     // are stored.
-    let raw = pds
-        .answer(&post(
-            upload,
-            &[
-                ("Content-Type", "application/octet-stream"),
-                ("Authorization", auth.as_str()),
-                ("Content-Length", "10"),
-            ],
-            &bytes,
-        ))
-        .await;
+    let raw = pds.answer(&upload_declaring(Some("10"), &bytes)).await;
     assert_eq!(raw.status, 200, "{:?}", String::from_utf8_lossy(&raw.body));
     assert_eq!(raw.json()["blob"]["size"], 10);
     case();

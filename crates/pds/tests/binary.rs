@@ -16,7 +16,8 @@ use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_xrpc::client::XrpcClient;
 use common::{
-    field, free_port, pds_command, posts_of, run_pds, spawn_logged, succeeded, wait_ready, Running,
+    account_create_args, field, free_port, pds_command, posts_of, run_pds, spawn_logged, succeeded,
+    wait_ready, Running,
 };
 use serde_json::{json, Value};
 
@@ -179,15 +180,10 @@ async fn reference_style_variables_configure_the_server_and_the_commands_reach_i
             dir.path(),
             &cli_vars,
             &[
-                "--env-file",
-                env_file_arg,
-                "account",
-                "create",
-                "--handle",
-                "alice.test",
-                "--email",
-                "alice@example.com",
-            ],
+                &["--env-file", env_file_arg][..],
+                &account_create_args("alice.test", "alice@example.com", None),
+            ]
+            .concat(),
         )
         .await,
     );
@@ -379,16 +375,7 @@ async fn without_configuration_a_development_server_keeps_its_secrets_in_pds_dat
         &run_pds(
             dir.path(),
             &vars,
-            &[
-                "account",
-                "create",
-                "--handle",
-                "bob.test",
-                "--email",
-                "bob@example.com",
-                "--password",
-                "bob-password",
-            ],
+            &account_create_args("bob.test", "bob@example.com", Some("bob-password")),
         )
         .await,
     );
@@ -438,14 +425,7 @@ async fn mail_goes_to_the_configured_smtp_server() {
         &run_pds(
             dir.path(),
             &vars,
-            &[
-                "account",
-                "create",
-                "--handle",
-                "carol.test",
-                "--email",
-                "carol@example.com",
-            ],
+            &account_create_args("carol.test", "carol@example.com", None),
         )
         .await,
     );

@@ -18,8 +18,8 @@ use std::process::Output;
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
 use common::{
-    csv_rows, field, free_port, pds_command, posts_of, run_pds, spawn_logged, stderr, stdout,
-    succeeded, wait_ready, Running,
+    account_create_args, csv_rows, field, free_port, pds_command, posts_of, run_pds, spawn_logged,
+    stderr, stdout, succeeded, wait_ready, Running,
 };
 use serde_json::{json, Value};
 
@@ -130,16 +130,11 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
 
     // Without an invite code the server refuses; the command makes one.
     let carol_created = operator
-        .ok(&[
-            "account",
-            "create",
-            "--handle",
+        .ok(&account_create_args(
             "carol.test",
-            "--email",
             "carol@example.com",
-            "--password",
-            "carol-pw",
-        ])
+            Some("carol-pw"),
+        ))
         .await;
 
     let png = base64::engine::general_purpose::STANDARD
@@ -251,16 +246,11 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
     // second post. Frank's "started" row has no DID: his existing account
     // is not taken over.
     let dave_created = operator
-        .ok(&[
-            "account",
-            "create",
-            "--handle",
+        .ok(&account_create_args(
             "dave.test",
-            "--email",
             "dave@example.com",
-            "--password",
-            "dave-pw",
-        ])
+            Some("dave-pw"),
+        ))
         .await;
     operator
         .ok(&[
@@ -279,14 +269,11 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         .await;
     let dave_did = field(&dave_created, "DID:");
     operator
-        .ok(&[
-            "account",
-            "create",
-            "--handle",
+        .ok(&account_create_args(
             "frank.test",
-            "--email",
             "frank@example.com",
-        ])
+            None,
+        ))
         .await;
     {
         use std::io::Write;

@@ -143,3 +143,17 @@ pub async fn posts_of(url: &str, did: &str) -> Vec<Value> {
         .unwrap();
     answer["records"].as_array().unwrap().clone()
 }
+
+/// The arguments of `pds account create` for `handle` and `email`, with
+/// `password` if given (else the command makes one up).
+pub fn account_create_args<'a>(
+    handle: &'a str,
+    email: &'a str,
+    password: Option<&'a str>,
+) -> Vec<&'a str> {
+    let mut args = vec!["account", "create", "--handle", handle, "--email", email];
+    if let Some(password) = password {
+        args.extend(["--password", password]);
+    }
+    args
+}
