@@ -70,6 +70,9 @@ server_env() {
   echo "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX=$(openssl rand -hex 32)"
 }
 
+# The timed scenarios, run on both servers.
+scenarios=idle,create-one,create-many,apply-writes,get-record,list-records,upload-blob,create-account,firehose,get-repo
+
 # Runs the load generator against one server; $1 label, $2 url, $3 pid,
 # $4 scenarios.
 run_load() {
@@ -122,8 +125,7 @@ if [ "${1:-}" != "--report-only" ]; then
   ours_pid=$!
   pids+=("$ours_pid")
   wait_ready "http://127.0.0.1:$port" 60 "$ours_pid"
-  run_load ours "http://127.0.0.1:$port" "$ours_pid" \
-    idle,create-one,create-many,apply-writes,get-record,list-records,upload-blob,create-account,firehose,get-repo
+  run_load ours "http://127.0.0.1:$port" "$ours_pid" "$scenarios"
   step "ours: many accounts (up to $MANY_ACCOUNTS, $ACCOUNTS_SECONDS s)"
   "$target_dir/release/pds-load" --url "http://127.0.0.1:$port" --target ours \
     --pid "$ours_pid" --scenario many-accounts --many-accounts "$MANY_ACCOUNTS" \
@@ -159,8 +161,7 @@ if [ "${1:-}" != "--report-only" ]; then
     ref_pid=$!
     pids+=("$ref_pid")
     wait_ready "http://127.0.0.1:$port" 90 "$ref_pid"
-    run_load reference "http://127.0.0.1:$port" "$ref_pid" \
-      idle,create-one,create-many,apply-writes,get-record,list-records,upload-blob,create-account,firehose,get-repo
+    run_load reference "http://127.0.0.1:$port" "$ref_pid" "$scenarios"
     stop "$ref_pid"
     stop "$plc_pid"
     rm -rf "$work/reference/data"
