@@ -32,6 +32,13 @@ fn decode_segment(token: &str, index: usize) -> Value {
     serde_json::from_slice(&B64.decode(token.split('.').nth(index).unwrap()).unwrap()).unwrap()
 }
 
+/// `token` with its claims replaced by `claims` (header and signature kept).
+fn with_claims(token: &str, claims: &Value) -> String {
+    let parts: Vec<&str> = token.split('.').collect();
+    let claims = B64.encode(serde_json::to_vec(claims).unwrap());
+    format!("{}.{claims}.{}", parts[0], parts[2])
+}
+
 /// A token with arbitrary header and claims, HMAC-signed with `secret`.
 fn hs256_token(header: &Value, claims: &Value, secret: &[u8]) -> String {
     let input = format!(
@@ -294,12 +301,7 @@ fn forged_and_confused_session_tokens_are_refused() {
     let parts: Vec<&str> = session.access_jwt.split('.').collect();
     let mut claims = decode_segment(&session.access_jwt, 1);
     claims["scope"] = json!("com.atproto.access");
-    let tampered = format!(
-        "{}.{}.{}",
-        parts[0],
-        B64.encode(serde_json::to_vec(&claims).unwrap()),
-        parts[2]
-    );
+    let tampered = with_claims(&session.access_jwt, &claims);
     assert_eq!(
         auth.verify_access_at(&tampered, &all, NOW).unwrap_err(),
         AuthError::BadSignature
@@ -483,12 +485,7 @@ fn service_token_rejections() {
     let mut claims = decode_segment(&jwt, 1);
     claims["aud"] = json!("did:web:appview.example.com");
     claims["lxm"] = json!("com.atproto.repo.deleteRecord");
-    let tampered = format!(
-        "{}.{}.{}",
-        parts[0],
-        B64.encode(serde_json::to_vec(&claims).unwrap()),
-        parts[2]
-    );
+    let tampered = with_claims(&jwt, &claims);
     assert_eq!(
         verify(&ServiceJwtVerifier::new(Some(AUD), None), &tampered, NOW).unwrap_err(),
         AuthError::BadSignature
