@@ -54,12 +54,8 @@ use atp_crypto::Cid;
 use atp_repo_mst::car::CarWriter;
 use rusqlite::{OptionalExtension, Transaction};
 
-use crate::block_store::get_block;
 use crate::db::Database;
 use crate::error::Error;
-
-/// Most CIDs looked up by one `WHERE cid IN (...)` statement.
-const MAX_CIDS_PER_LOOKUP: usize = 64;
 
 /// Page cache, in KiB, of a connection while it walks a tree (SQLite's
 /// default is 2 MiB; an account store's connections keep 256 KiB). The
@@ -147,7 +143,7 @@ pub(crate) fn write_repo_car<W: Write>(
             let out = writer.finish()?;
             return Ok(Some(ExportedCar { out, work_items: 0 }));
         }
-        let commit_bytes = required_block(tx, &root)?;
+        let commit_bytes = BlockReader::new(tx)?.block(&root)?;
         let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes)?;
         if export.workers > 0 {
             if let Some(plan) = plan_top_levels(tx, commit.data, export.min_subtrees)? {
@@ -179,8 +175,7 @@ pub(crate) fn write_repo_car<W: Write>(
         let mut writer = CarWriter::new(out, &[root])?;
         writer.write_block(&root, &commit_bytes)?;
         with_walk_cache(tx, || {
-            let data_bytes = required_block(tx, &commit.data)?;
-            write_subtree(tx, commit.data, data_bytes, &mut writer)
+            write_subtree(&mut BlockReader::new(tx)?, commit.data, &mut writer)
         })?;
         let out = writer.finish()?;
         Ok(Some(ExportedCar { out, work_items: 0 }))
@@ -198,42 +193,77 @@ fn missing(cid: &Cid) -> Error {
     Error::Corrupt(format!("repository block {cid} is missing"))
 }
 
-fn required_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Vec<u8>, Error> {
-    get_block(tx, cid)?.ok_or_else(|| missing(cid))
-}
+/// Alphabet of RFC 4648 base32, lower case (multibase `b`).
+const BASE32_LOWER: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
-/// The blocks of `cids`, in the same order, read with a few `IN (...)`
-/// statements rather than one statement per block. The number of
-/// placeholders is rounded up to a power of two (the list padded with its
-/// first CID) so that a handful of cached statements serve every size.
-fn required_blocks(tx: &Transaction<'_>, cids: &[Cid]) -> Result<Vec<Vec<u8>>, Error> {
-    let mut out = Vec::with_capacity(cids.len());
-    for chunk in cids.chunks(MAX_CIDS_PER_LOOKUP) {
-        let keys: Vec<String> = chunk.iter().map(Cid::to_string).collect();
-        let slots = keys.len().next_power_of_two();
-        let placeholders = vec!["?"; slots].join(", ");
-        let sql = format!("SELECT cid, content FROM repo_block WHERE cid IN ({placeholders})");
-        let mut stmt = tx.prepare_cached(&sql)?;
-        let params = (0..slots).map(|slot| &keys[if slot < keys.len() { slot } else { 0 }]);
-        let mut found: Vec<(String, Vec<u8>)> = stmt
-            .query_map(rusqlite::params_from_iter(params), |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        for (index, (cid, key)) in chunk.iter().zip(&keys).enumerate() {
-            let position = found
-                .iter()
-                .position(|(stored, _)| stored == key)
-                .ok_or_else(|| missing(cid))?;
-            // A CID asked for again later in the chunk keeps its row.
-            if keys[index + 1..].contains(key) {
-                out.push(found[position].1.clone());
-            } else {
-                out.push(found.swap_remove(position).1);
-            }
+/// Puts the text form of `cid` (as `repo_block.cid` stores it: multibase
+/// base32 for a CIDv1) in `text`, reusing its allocation.
+fn cid_text(cid: &Cid, text: &mut String) {
+    text.clear();
+    if u64::from(cid.version()) != 1 {
+        text.push_str(&cid.to_string());
+        return;
+    }
+    let mut bytes = [0u8; 64];
+    let len = cid.encoded_len();
+    if len > bytes.len() || cid.write_bytes(&mut bytes[..]).is_err() {
+        text.push_str(&cid.to_string());
+        return;
+    }
+    text.push('b');
+    let mut bits: u32 = 0;
+    let mut pending: u32 = 0;
+    for &byte in &bytes[..len] {
+        bits = (bits << 8) | u32::from(byte);
+        pending += 8;
+        while pending >= 5 {
+            pending -= 5;
+            text.push(char::from(BASE32_LOWER[((bits >> pending) & 31) as usize]));
         }
     }
-    Ok(out)
+    if pending > 0 {
+        text.push(char::from(
+            BASE32_LOWER[((bits << (5 - pending)) & 31) as usize],
+        ));
+    }
+}
+
+/// Looks blocks up by CID with one prepared statement for a whole walk,
+/// without allocating per block.
+struct BlockReader<'conn> {
+    stmt: rusqlite::CachedStatement<'conn>,
+    key: String,
+}
+
+impl<'conn> BlockReader<'conn> {
+    fn new(tx: &'conn Transaction<'_>) -> Result<Self, Error> {
+        Ok(BlockReader {
+            stmt: tx.prepare_cached("SELECT content FROM repo_block WHERE cid = ?1")?,
+            key: String::with_capacity(64),
+        })
+    }
+
+    /// Runs `use_block` on the stored bytes of `cid` (a missing block is an
+    /// error).
+    fn with_block<T>(
+        &mut self,
+        cid: &Cid,
+        use_block: impl FnOnce(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        cid_text(cid, &mut self.key);
+        let mut rows = self.stmt.query([self.key.as_str()])?;
+        let row = rows.next()?.ok_or_else(|| missing(cid))?;
+        let bytes = row
+            .get_ref(0)?
+            .as_blob()
+            .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
+        use_block(bytes)
+    }
+
+    /// The stored bytes of `cid`.
+    fn block(&mut self, cid: &Cid) -> Result<Vec<u8>, Error> {
+        self.with_block(cid, |bytes| Ok(bytes.to_vec()))
+    }
 }
 
 /// Runs `walk` with the connection's page cache at [`WALK_CACHE_KIB`],
@@ -262,33 +292,30 @@ impl<W: Write> BlockSink for CarWriter<W> {
     }
 }
 
-/// Writes the subtree under the node `top` (whose bytes are `top_bytes`)
-/// depth-first, each node followed by the records of its entries.
+/// Writes the subtree under the node `top` depth-first, each node
+/// followed by the records of its entries.
 ///
-/// Each node's records and child nodes are read together (one or a few
-/// statements per node); the children wait on the walk's stack with their
-/// bytes. The stack holds at most the pending siblings along one path from
-/// `top`, so memory grows with the tree's depth, not its size.
+/// The stack holds the CIDs of the subtrees still to write: at most the
+/// pending siblings along one path from `top`, so memory grows with the
+/// tree's depth, not its size.
 fn write_subtree(
-    tx: &Transaction<'_>,
+    reader: &mut BlockReader<'_>,
     top: Cid,
-    top_bytes: Vec<u8>,
     sink: &mut impl BlockSink,
 ) -> Result<(), Error> {
-    let mut pending = vec![(top, top_bytes)];
-    while let Some((cid, bytes)) = pending.pop() {
-        let node = atp_repo_mst::mst::decode_node(&bytes)?;
-        sink.put(&cid, &bytes)?;
-        let mut wanted: Vec<Cid> = node.entries.iter().map(|entry| entry.value).collect();
-        let records = wanted.len();
-        wanted.extend(node.children());
-        let mut blocks = required_blocks(tx, &wanted)?;
-        let child_blocks = blocks.split_off(records);
-        for (entry, record) in node.entries.iter().zip(&blocks) {
-            sink.put(&entry.value, record)?;
+    let mut pending = vec![top];
+    while let Some(cid) = pending.pop() {
+        let node = reader.with_block(&cid, |bytes| {
+            let node = atp_repo_mst::mst::decode_node(bytes)?;
+            sink.put(&cid, bytes)?;
+            Ok(node)
+        })?;
+        for entry in &node.entries {
+            reader.with_block(&entry.value, |bytes| sink.put(&entry.value, bytes))?;
         }
-        let children = wanted[records..].iter().copied().zip(child_blocks);
-        pending.extend(children.rev());
+        let first_child = pending.len();
+        pending.extend(node.children());
+        pending[first_child..].reverse();
     }
     Ok(())
 }
@@ -337,6 +364,7 @@ fn plan_top_levels(
     data: Cid,
     min_subtrees: usize,
 ) -> Result<Option<Vec<WorkItem>>, Error> {
+    let mut reader = BlockReader::new(tx)?;
     let mut plan = vec![WorkItem::Subtree(data)];
     let mut planned = 1;
     loop {
@@ -356,7 +384,8 @@ fn plan_top_levels(
                 next.push(item);
                 continue;
             };
-            let node = atp_repo_mst::mst::decode_node(&required_block(tx, &cid)?)?;
+            let node =
+                reader.with_block(&cid, |bytes| Ok(atp_repo_mst::mst::decode_node(bytes)?))?;
             let mut blocks = Vec::with_capacity(1 + node.entries.len());
             blocks.push(cid);
             blocks.extend(node.entries.iter().map(|entry| entry.value));
@@ -433,20 +462,16 @@ impl BlockSink for ItemWriter {
 
 /// Writes one item into `out`'s channel. `false` once the worker should
 /// stop (the item failed, or nobody reads any more).
-fn run_job(tx: &Transaction<'_>, job: Job) -> bool {
+fn run_job(reader: &mut BlockReader<'_>, job: Job) -> bool {
     let mut writer = ItemWriter {
         out: job.out,
         buf: Vec::with_capacity(CHUNK_BYTES),
     };
     let written = match job.item {
-        WorkItem::Blocks(cids) => required_blocks(tx, &cids).and_then(|blocks| {
-            cids.iter()
-                .zip(&blocks)
-                .try_for_each(|(cid, bytes)| writer.put(cid, bytes))
-        }),
-        WorkItem::Subtree(cid) => {
-            required_block(tx, &cid).and_then(|bytes| write_subtree(tx, cid, bytes, &mut writer))
-        }
+        WorkItem::Blocks(cids) => cids
+            .iter()
+            .try_for_each(|cid| reader.with_block(cid, |bytes| writer.put(cid, bytes))),
+        WorkItem::Subtree(cid) => write_subtree(reader, cid, &mut writer),
     };
     match written {
         Ok(()) => writer.finish().is_ok(),
@@ -465,14 +490,17 @@ fn run_worker(db: &Database, jobs: &Mutex<Receiver<Job>>, ready: Sender<Result<S
         if ready.send(Ok(head)).is_err() {
             return Ok(());
         }
-        with_walk_cache(tx, || loop {
-            let job = match jobs.lock() {
-                Ok(jobs) => jobs.recv(),
-                Err(_) => return Ok(()),
-            };
-            let Ok(job) = job else { return Ok(()) };
-            if !run_job(tx, job) {
-                return Ok(());
+        with_walk_cache(tx, || {
+            let mut reader = BlockReader::new(tx)?;
+            loop {
+                let job = match jobs.lock() {
+                    Ok(jobs) => jobs.recv(),
+                    Err(_) => return Ok(()),
+                };
+                let Ok(job) = job else { return Ok(()) };
+                if !run_job(&mut reader, job) {
+                    return Ok(());
+                }
             }
         })
     });
@@ -623,6 +651,23 @@ mod tests {
         }
         assert!(chunks > 1, "{chunks} chunks");
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn cid_text_is_the_cids_string_form() {
+        let mut text = String::new();
+        for i in 0..500u32 {
+            let bytes = i.to_be_bytes().repeat(i as usize % 9);
+            let raw = atp_crypto::cid_for_raw(&bytes);
+            let cbor = atp_crypto::cid_for_dag_cbor(&bytes);
+            for cid in [raw, cbor] {
+                cid_text(&cid, &mut text);
+                assert_eq!(text, cid.to_string());
+            }
+        }
+        let v0 = Cid::try_from("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n").unwrap();
+        cid_text(&v0, &mut text);
+        assert_eq!(text, v0.to_string());
     }
 
     #[test]
