@@ -475,12 +475,7 @@ async fn admin_methods_need_the_admin_password() {
         assert_eq!(status, 401, "deleteAccount: {error}");
     }
     // The password was not changed: alice still logs in with hers.
-    procedure(
-        &pds.client(),
-        "com.atproto.server.createSession",
-        &json!({"identifier": alice.handle, "password": PASSWORD}),
-    )
-    .await;
+    pds.login(&alice.handle, PASSWORD).await.unwrap();
     // The right credentials work.
     let info: Value = pds
         .basic("admin", ADMIN_PASSWORD)
@@ -638,12 +633,7 @@ async fn password_hashes_never_leave_and_secrets_never_reach_the_logs() {
         alice.refresh_jwt.clone(),
     ];
     let alice_client = pds.bearer(&alice.access_jwt);
-    let session = procedure(
-        &pds.client(),
-        "com.atproto.server.createSession",
-        &json!({"identifier": alice.handle, "password": PASSWORD}),
-    )
-    .await;
+    let session = pds.login(&alice.handle, PASSWORD).await.unwrap();
     answers.push(session.to_string());
     secrets.push(session["accessJwt"].as_str().unwrap().to_owned());
     let app = procedure(
@@ -653,12 +643,10 @@ async fn password_hashes_never_leave_and_secrets_never_reach_the_logs() {
     )
     .await;
     secrets.push(app["password"].as_str().unwrap().to_owned());
-    let app_session = procedure(
-        &pds.client(),
-        "com.atproto.server.createSession",
-        &json!({"identifier": alice.did, "password": app["password"]}),
-    )
-    .await;
+    let app_session = pds
+        .login(&alice.did, app["password"].as_str().unwrap())
+        .await
+        .unwrap();
     answers.push(app_session.to_string());
     // Failed logins log no guessed password either.
     let _ = pds

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use atp_pds::account::AccountStore;
 use atp_pds::mailer::SmtpMailer;
-use common::{procedure, refusal, refused_procedure, Pds, TestAccount, PASSWORD};
+use common::{refusal, Pds, TestAccount, PASSWORD};
 use serde_json::{json, Value};
 
 // The methods of the email flows.
@@ -131,13 +131,6 @@ async fn session(pds: &Pds, account: &TestAccount) -> Value {
         .query("com.atproto.server.getSession", &())
         .await
         .unwrap()
-}
-
-async fn login(pds: &Pds, account: &TestAccount, password: &str) -> Result<Value, atp_xrpc::Error> {
-    let input = json!({ "identifier": account.handle, "password": password });
-    pds.client()
-        .procedure("com.atproto.server.createSession", &(), &input)
-        .await
 }
 
 /// Makes every stored token of `did` look requested an hour ago.
@@ -284,18 +277,11 @@ async fn update_email_needs_the_mailed_token_once_confirmed() {
     assert_eq!(session(&pds, &bob).await["email"], "bob@example.com");
 
     // An app password's session may not change the address.
-    let app = procedure(
-        &pds.bearer(&alice.access_jwt),
-        "com.atproto.server.createAppPassword",
-        &json!({ "name": "app" }),
-    )
-    .await;
-    let app_session = procedure(
-        &pds.client(),
-        "com.atproto.server.createSession",
-        &json!({ "identifier": alice.handle, "password": app["password"] }),
-    )
-    .await;
+    let app = pds.create_app_password(&alice, "app").await;
+    let app_session = pds
+        .login(&alice.handle, app["password"].as_str().unwrap())
+        .await
+        .unwrap();
     let app_jwt = app_session["accessJwt"].as_str();
     let (status, _, _) = refusal(pds.call(app_jwt, REQUEST_UPDATE, Value::Null).await);
     assert_eq!(status, 400);
@@ -336,18 +322,13 @@ async fn reset_password_with_the_mailed_token() {
     let (_, error, _) = refusal(reset(&token, "again").await);
     assert_eq!(error, "InvalidToken");
 
-    let (status, _, _) = refusal(login(&pds, &alice, PASSWORD).await);
+    let (status, _, _) = refusal(pds.login(&alice.handle, PASSWORD).await);
     assert_eq!(status, 401);
-    let session = login(&pds, &alice, "new-password").await.unwrap();
+    let session = pds.login(&alice.handle, "new-password").await.unwrap();
     assert_eq!(session["did"], alice.did.as_str());
 
     // The sessions from before the reset are revoked.
-    let (status, _, _) = refused_procedure(
-        &pds.bearer(&alice.refresh_jwt),
-        "com.atproto.server.refreshSession",
-        &Value::Null,
-    )
-    .await;
+    let (status, _, _) = pds.refused_refresh(&alice.refresh_jwt).await;
     assert_eq!(status, 400);
 
     // An expired token is refused (and used up).
@@ -358,7 +339,7 @@ async fn reset_password_with_the_mailed_token() {
     assert_eq!((status, error.as_str()), (400, "ExpiredToken"));
     let (_, error, _) = refusal(reset(&token, "newer-password").await);
     assert_eq!(error, "InvalidToken");
-    login(&pds, &alice, "new-password").await.unwrap();
+    pds.login(&alice.handle, "new-password").await.unwrap();
 
     // An address no account has (the reference answers so).
     let (status, _, message) = refusal(request("nobody@example.com").await);

@@ -194,12 +194,7 @@ async fn request_account_delete_needs_the_main_password() {
     )
     .await;
     assert_eq!((status, error.as_str()), (401, "AuthMissing"));
-    let app = procedure(
-        &pds.bearer(&alice.access_jwt),
-        "com.atproto.server.createAppPassword",
-        &json!({ "name": "phone" }),
-    )
-    .await;
+    let app = pds.create_app_password(&alice, "phone").await;
     let session = pds
         .login(&alice.handle, app["password"].as_str().unwrap())
         .await

@@ -247,12 +247,7 @@ async fn takedown_blocks_login_and_revokes_sessions() {
     let (pds, state) = Pds::start_with_state(|_| {}).await;
     let sequencer = state.sequencer;
     let alice = pds.create("alice").await;
-    let app = procedure(
-        &pds.bearer(&alice.access_jwt),
-        "com.atproto.server.createAppPassword",
-        &json!({ "name": "phone" }),
-    )
-    .await;
+    let app = pds.create_app_password(&alice, "phone").await;
     let subject = repo_ref(&alice.did);
 
     let answer = pds

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{procedure, query, refusal, refused_query, Pds, TestAccount};
+use common::{query, refusal, refused_query, Pds, TestAccount};
 use serde_json::{json, Value};
 
 const PERSONAL: &str = "app.bsky.actor.defs#personalDetailsPref";
@@ -35,18 +35,11 @@ fn types(prefs: &[Value]) -> Vec<&str> {
 
 /// An app-password session of `account`.
 async fn app_session(pds: &Pds, account: &TestAccount) -> String {
-    let app = procedure(
-        &pds.bearer(&account.access_jwt),
-        "com.atproto.server.createAppPassword",
-        &json!({ "name": "phone" }),
-    )
-    .await;
-    let session = procedure(
-        &pds.client(),
-        "com.atproto.server.createSession",
-        &json!({ "identifier": account.handle, "password": app["password"] }),
-    )
-    .await;
+    let app = pds.create_app_password(account, "phone").await;
+    let session = pds
+        .login(&account.handle, app["password"].as_str().unwrap())
+        .await
+        .unwrap();
     session["accessJwt"].as_str().unwrap().to_owned()
 }
 

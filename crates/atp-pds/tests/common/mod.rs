@@ -173,6 +173,17 @@ impl Pds {
         Ok(answer.unwrap_or(Value::Null))
     }
 
+    /// A new app password `name` of `account` (`createAppPassword`, which
+    /// must succeed): its answer, with the password.
+    pub async fn create_app_password(&self, account: &TestAccount, name: &str) -> Value {
+        procedure(
+            &self.bearer(&account.access_jwt),
+            "com.atproto.server.createAppPassword",
+            &json!({ "name": name }),
+        )
+        .await
+    }
+
     /// The admin's view of the account `did` (`getAccountInfo`).
     pub async fn account_info(&self, did: &str) -> Value {
         query(
