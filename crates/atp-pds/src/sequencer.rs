@@ -1125,8 +1125,7 @@ mod tests {
         PendingEvent {
             did: did.to_owned(),
             kind: EventKind::Identity,
-            body: dagcbor::encode_ipld(&map(vec![("did", Ipld::String(did.to_owned()))]))
-                .unwrap(),
+            body: dagcbor::encode_ipld(&map(vec![("did", Ipld::String(did.to_owned()))])).unwrap(),
         }
     }
 

@@ -1,10 +1,11 @@
 //! Group commit: the requests that wait for a repository while it is
 //! being written are committed together.
 //!
-//! [`submit`] queues a request for its repository and starts a task that
-//! takes the repository's write lock ([`RepoLocks`]). Whichever task
-//! holds the lock takes everything queued for the repository so far (a
-//! group) and, still holding the lock:
+//! [`submit`] queues a request for its repository and, if the repository
+//! has no leader, starts one: a task that takes the repository's write
+//! lock ([`RepoLocks`]) and, until the queue is empty, takes everything
+//! queued for the repository so far (a group) and, still holding the
+//! lock:
 //!
 //! 1. does each request's blob work (checks its blob references, moves
 //!    the temporary uploads it references to their permanent place: async
@@ -117,7 +118,15 @@ struct Queued {
     reply: oneshot::Sender<Answer>,
 }
 
-type Queues = Mutex<HashMap<String, VecDeque<Queued>>>;
+/// The requests waiting for one repository. The entry exists while the
+/// repository has a leader: a task that takes its lock and commits its
+/// groups until the queue is empty, then removes the entry.
+#[derive(Default)]
+struct RepoQueue {
+    waiting: VecDeque<Queued>,
+}
+
+type Queues = Mutex<HashMap<String, RepoQueue>>;
 
 fn queues() -> &'static Queues {
     static QUEUES: OnceLock<Queues> = OnceLock::new();
@@ -141,18 +150,32 @@ pub async fn submit(
         return Err(invalid("Too many writes. Max: 200"));
     }
     let (reply, answer) = oneshot::channel();
-    queues()
-        .lock()
-        .map_err(|_| internal("write queue lock poisoned"))?
-        .entry(did.to_owned())
-        .or_default()
-        .push_back(Queued {
-            request,
-            swap_commit,
-            reply,
-        });
-    let (state, owner) = (state.clone(), did.to_owned());
-    tokio::spawn(async move { lead(&state, &owner).await });
+    let queued = Queued {
+        request,
+        swap_commit,
+        reply,
+    };
+    let start_leader = {
+        let mut map = queues()
+            .lock()
+            .map_err(|_| internal("write queue lock poisoned"))?;
+        match map.get_mut(did) {
+            Some(queue) => {
+                queue.waiting.push_back(queued);
+                false
+            }
+            None => {
+                let mut queue = RepoQueue::default();
+                queue.waiting.push_back(queued);
+                map.insert(did.to_owned(), queue);
+                true
+            }
+        }
+    };
+    if start_leader {
+        let (state, owner) = (state.clone(), did.to_owned());
+        tokio::spawn(async move { lead(&state, &owner).await });
+    }
     answer
         .await
         .map_err(|_| internal("the write task ended without an answer"))?
@@ -162,19 +185,26 @@ pub async fn submit(
 pub fn queued_requests(did: &str) -> usize {
     queues()
         .lock()
-        .map(|map| map.get(did).map_or(0, VecDeque::len))
+        .map(|map| map.get(did).map_or(0, |queue| queue.waiting.len()))
         .unwrap_or(0)
 }
 
 /// Takes the next group queued for `did`: requests in order, up to
-/// [`MAX_GROUP_WRITES`] writes (at least one request).
+/// [`MAX_GROUP_WRITES`] writes (at least one request). When none is
+/// left, the leader is done: the queue goes, and the next request starts
+/// a new leader.
 fn take_group(did: &str) -> Vec<Queued> {
     let Ok(mut map) = queues().lock() else {
         return Vec::new();
     };
-    let Some(queue) = map.get_mut(did) else {
+    let Some(entry) = map.get_mut(did) else {
         return Vec::new();
     };
+    if entry.waiting.is_empty() {
+        map.remove(did);
+        return Vec::new();
+    }
+    let queue = &mut entry.waiting;
     let mut group = Vec::new();
     let mut writes = 0;
     while let Some(next) = queue.front() {
@@ -187,28 +217,60 @@ fn take_group(did: &str) -> Vec<Queued> {
             group.push(next);
         }
     }
-    if queue.is_empty() {
-        map.remove(did);
-    }
     group
+}
+
+/// Ends a leader that stops early (its task cancelled or panicking): the
+/// requests still queued are refused and the queue goes, so the next
+/// request starts a new leader instead of waiting forever.
+struct LeaderGone<'a> {
+    did: &'a str,
+    /// Set once the leader found the queue empty (and removed it).
+    done: bool,
+}
+
+impl Drop for LeaderGone<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Ok(mut map) = queues().lock() else {
+            return;
+        };
+        if let Some(queue) = map.remove(self.did) {
+            for queued in queue.waiting {
+                let _ = queued
+                    .reply
+                    .send(Err(internal("the repository's write task stopped")));
+            }
+        }
+    }
 }
 
 /// Takes `did`'s lock and commits the groups queued for it until none is
 /// left.
 async fn lead(state: &PdsState, did: &str) {
+    let mut gone = LeaderGone { did, done: false };
     let guard = match RepoLocks::global().lock(did).await {
         Ok(guard) => guard,
         Err(err) => {
             let err = to_xrpc(err);
-            for queued in take_group(did) {
-                let _ = queued.reply.send(Err(err.clone()));
+            loop {
+                let group = take_group(did);
+                if group.is_empty() {
+                    gone.done = true;
+                    return;
+                }
+                for queued in group {
+                    let _ = queued.reply.send(Err(err.clone()));
+                }
             }
-            return;
         }
     };
     loop {
         let group = take_group(did);
         if group.is_empty() {
+            gone.done = true;
             break;
         }
         let mut jobs = Vec::with_capacity(group.len());
@@ -223,14 +285,23 @@ async fn lead(state: &PdsState, did: &str) {
             send_answers(replies, stored.finish(state, did).await);
         } else {
             // Waiting for the event log does not hold up the next group:
-            // its commits are stored while these events are written.
-            let (state, did) = (state.clone(), did.to_owned());
-            tokio::spawn(async move {
-                send_answers(replies, stored.finish(&state, &did).await);
+            // its commits are stored while these events are built and
+            // written.
+            let did = did.to_owned();
+            tokio::task::spawn_blocking(move || {
+                send_answers(replies, all_answered(stored.sequence(&did)));
             });
         }
     }
     drop(guard);
+}
+
+/// The answers of a group, an error for any missing.
+fn all_answered(answers: Vec<Option<Answer>>) -> Vec<Answer> {
+    answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
+        .collect()
 }
 
 fn send_answers(replies: Vec<oneshot::Sender<Answer>>, answers: Vec<Answer>) {
@@ -291,41 +362,42 @@ impl StoredGroup {
         })
     }
 
-    /// Builds the group's events, fills in their place in the log, waits
-    /// for them to be durable, runs the blob hooks that are due, and
-    /// returns the answers.
-    async fn finish(self, state: &PdsState, did: &str) -> Vec<Answer> {
-        let mut answers = self.answers;
-        let count = answers.len();
+    /// Builds the group's events, fills in their place in the log and
+    /// waits for them to be durable; returns the answers. Blocks.
+    fn sequence(self, did: &str) -> Vec<Option<Answer>> {
+        let answers = self.answers;
         if let Some(events) = self.events {
-            let owner = did.to_owned();
-            let waited = blocking(move || {
-                let commits = answers.iter().flatten().filter_map(|answer| match answer {
-                    Ok(WriteOutcome {
-                        commit: Some(commit),
-                        ..
-                    }) => Some(commit),
-                    _ => None,
-                });
-                let store = events.store.block_store();
-                let built = commit_events(&owner, commits, &events.read, &store);
-                let written = events.place.fill(built).and_then(|ticket| ticket.wait());
-                if let Err(err) = written {
-                    tracing::error!(did = %owner, error = %err, "could not sequence stored commits");
-                }
-                Ok(answers)
-            })
-            .await;
-            match waited {
-                Ok(back) => answers = back,
-                Err(err) => {
-                    tracing::error!(%did, error = %err.message(), "could not sequence stored commits");
-                    return (0..count)
-                        .map(|_| Err(internal("could not sequence stored commits")))
-                        .collect();
-                }
+            let commits = answers.iter().flatten().filter_map(|answer| match answer {
+                Ok(WriteOutcome {
+                    commit: Some(commit),
+                    ..
+                }) => Some(commit),
+                _ => None,
+            });
+            let store = events.store.block_store();
+            let built = commit_events(did, commits, &events.read, &store);
+            let written = events.place.fill(built).and_then(|ticket| ticket.wait());
+            if let Err(err) = written {
+                tracing::error!(%did, error = %err, "could not sequence stored commits");
             }
         }
+        answers
+    }
+
+    /// [`StoredGroup::sequence`], then the blob hooks that are due; returns
+    /// the answers.
+    async fn finish(self, state: &PdsState, did: &str) -> Vec<Answer> {
+        let count = self.answers.len();
+        let owner = did.to_owned();
+        let answers = match blocking(move || Ok(self.sequence(&owner))).await {
+            Ok(answers) => answers,
+            Err(err) => {
+                tracing::error!(%did, error = %err.message(), "could not sequence stored commits");
+                return (0..count)
+                    .map(|_| Err(internal("could not sequence stored commits")))
+                    .collect();
+            }
+        };
         for answer in answers.iter().flatten() {
             let Ok(WriteOutcome {
                 writes,
@@ -340,10 +412,7 @@ impl StoredGroup {
                 }
             }
         }
-        answers
-            .into_iter()
-            .map(|answer| answer.unwrap_or_else(|| Err(internal("a write of a group was lost"))))
-            .collect()
+        all_answered(answers)
     }
 }
 
