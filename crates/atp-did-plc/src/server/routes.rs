@@ -379,21 +379,7 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, Refusal> {
 
 /// `%XX` decoding; `None` for a malformed escape or invalid UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(atp_syntax::percent_decode(text)?).ok()
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String, Refusal> {

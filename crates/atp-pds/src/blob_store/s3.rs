@@ -664,23 +664,9 @@ async fn fill_part(bytes: &mut ByteStream, part: &mut Vec<u8>) -> Result<bool> {
 
 /// Decodes the `%XX` escapes of a URL-encoded object key.
 fn percent_decode(encoded: &str) -> Result<String> {
-    let bytes = encoded.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = encoded
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-                .ok_or_else(|| remote_error(format!("badly encoded S3 key: {encoded}")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).map_err(|_| remote_error(format!("S3 key not UTF-8: {encoded}")))
+    let bytes = atp_syntax::percent_decode(encoded)
+        .ok_or_else(|| remote_error(format!("badly encoded S3 key: {encoded}")))?;
+    String::from_utf8(bytes).map_err(|_| remote_error(format!("S3 key not UTF-8: {encoded}")))
 }
 
 impl BlobStore for S3BlobStore {

@@ -60,32 +60,11 @@ impl QueryParams {
     }
 }
 
-/// Percent-decoding of one query component.
+/// Percent-decoding of one query component (`+` is a space).
 fn percent_decode(input: &str) -> Result<String, XrpcError> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => return Err(XrpcError::invalid_request("invalid percent-encoding")),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| XrpcError::invalid_request("query is not valid UTF-8"))
+    let bytes = atp_syntax::percent_decode(&input.replace('+', " "))
+        .ok_or_else(|| XrpcError::invalid_request("invalid percent-encoding"))?;
+    String::from_utf8(bytes).map_err(|_| XrpcError::invalid_request("query is not valid UTF-8"))
 }
 
 /// A decoding failure (message only).
