@@ -8,41 +8,26 @@ mod common;
 mod resolution_peers;
 
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
 
 use atp_crypto::{Algorithm, SigningKey};
 use atp_pds::handle_resolver::HandleResolver;
-use atp_pds::mailer::{Mail, Mailer};
 use atp_pds::sequencer::{EventKind, Sequencer};
-use common::{refusal, refused_procedure, Pds, TestAccount};
+use common::{refusal, refused_procedure, Outbox, Pds, TestAccount};
 use hyper::StatusCode;
 use resolution_peers::{FakeDns, FakeWeb};
 use serde_json::{json, Value};
 
-/// Keeps every mail sent.
-#[derive(Debug, Default, Clone)]
-struct MailBox(Arc<Mutex<Vec<Mail>>>);
-
-impl Mailer for MailBox {
-    fn send(&self, mail: &Mail) -> atp_pds::Result<()> {
-        self.0.lock().unwrap().push(mail.clone());
-        Ok(())
-    }
-}
-
-impl MailBox {
-    /// The code in the last mail to `to`.
-    fn last_code(&self, to: &str) -> String {
-        let mails = self.0.lock().unwrap();
-        let mail = mails.iter().rev().find(|m| m.to == to).expect("a mail");
-        assert_eq!(mail.subject, "PLC Update Operation Requested");
-        let line = mail
-            .body
-            .lines()
-            .find(|line| line.contains("code:"))
-            .expect("a code line");
-        line.rsplit(' ').next().unwrap().trim().to_owned()
-    }
+/// The code in the last mail to `to` in `outbox`.
+fn last_code(outbox: &Outbox, to: &str) -> String {
+    let mails = outbox.mails();
+    let mail = mails.iter().rev().find(|m| m.to == to).expect("a mail");
+    assert_eq!(mail.subject, "PLC Update Operation Requested");
+    let line = mail
+        .body
+        .lines()
+        .find(|line| line.contains("code:"))
+        .expect("a code line");
+    line.rsplit(' ').next().unwrap().trim().to_owned()
 }
 
 /// A test PDS whose handle resolver asks the stand-ins, plus what the
@@ -51,22 +36,21 @@ struct World {
     pds: Pds,
     dns: FakeDns,
     web: FakeWeb,
-    mail: MailBox,
+    mail: Outbox,
     sequencer: Sequencer,
     rotation_key: String,
 }
 
 async fn world() -> World {
     let (dns, web) = (FakeDns::start().await, FakeWeb::start().await);
-    let mail = MailBox::default();
+    let mail = Outbox::default();
     let mut seen = None;
     let resolver = HandleResolver::new(true)
         .with_nameserver(dns.addr())
         .with_plain_http_port(web.port());
-    let mailer = mail.clone();
     let pds = Pds::start_with(|state| {
         state.handles = resolver;
-        state.mailer = Arc::new(mailer);
+        mail.install(state);
         seen = Some((
             state.sequencer.clone(),
             state.keys.plc_rotation_key.did_key(),
@@ -287,10 +271,10 @@ async fn request_signature(w: &World, who: &TestAccount) -> String {
         )
         .await
         .unwrap();
-    w.mail.last_code(&format!(
-        "{}@example.com",
-        who.handle.trim_end_matches(".test")
-    ))
+    last_code(
+        &w.mail,
+        &format!("{}@example.com", who.handle.trim_end_matches(".test")),
+    )
 }
 
 async fn sign(w: &World, who: &TestAccount, input: Value) -> Result<Value, atp_xrpc::Error> {
