@@ -13,7 +13,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::server::standard_name_and_text;
+use crate::server::error_name_and_message;
 use crate::Error;
 
 /// How long one call may take, connection included.
@@ -219,17 +219,7 @@ fn decode_json<O: DeserializeOwned>(body: &XrpcBody) -> Result<O, Error> {
 /// The error of a non-2xx answer: the envelope's name and message when the
 /// body is one, else the status' standard name and text.
 fn error_from_response(status: StatusCode, bytes: &[u8]) -> Error {
-    let (standard_name, standard_text) = standard_name_and_text(status);
-    let envelope: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
-    let field = |key: &str| {
-        envelope
-            .as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
-    let error = field("error").unwrap_or_else(|| standard_name.to_owned());
-    let message = field("message").unwrap_or_else(|| standard_text.to_owned());
+    let (error, message) = error_name_and_message(status, Some(bytes));
     Error::Xrpc {
         status,
         error,

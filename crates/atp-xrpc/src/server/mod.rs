@@ -42,7 +42,7 @@ pub use rate_limit::{KeyFn, RateLimitStatus, RateLimiter};
 pub use request::{RequestHead, XrpcRequest, MIN_BODY_RATE};
 pub use response::{ResponseBody, XrpcResponse};
 pub use serve::XrpcServer;
-pub use xrpc_error::{standard_name_and_text, XrpcError};
+pub use xrpc_error::{error_name_and_message, standard_name_and_text, XrpcError};
 
 use crate::lexicon::Lexicons;
 use crate::stream::{SubscriptionHandler, SubscriptionRequest};

@@ -29,6 +29,41 @@ pub fn standard_name_and_text(status: StatusCode) -> (&'static str, &'static str
     }
 }
 
+/// The error name and message of an XRPC error answer: those of the JSON
+/// envelope `{"error": name, "message": message}` in `body` where it has
+/// them, else the standard name and text of `status`. A body that is not
+/// JSON (or is `None`, unreadable) gives the standard ones.
+///
+/// ```
+/// use atp_xrpc::server::error_name_and_message;
+/// use hyper::StatusCode;
+/// let body = br#"{"error": "RecordNotFound", "message": "no such record"}"#;
+/// assert_eq!(
+///     error_name_and_message(StatusCode::BAD_REQUEST, Some(body)),
+///     ("RecordNotFound".to_owned(), "no such record".to_owned())
+/// );
+/// assert_eq!(
+///     error_name_and_message(StatusCode::BAD_GATEWAY, Some(b"<html>")),
+///     ("UpstreamFailure".to_owned(), "Upstream Failure".to_owned())
+/// );
+/// ```
+pub fn error_name_and_message(status: StatusCode, body: Option<&[u8]>) -> (String, String) {
+    let (standard_name, standard_text) = standard_name_and_text(status);
+    let envelope: Option<serde_json::Value> = body.and_then(|b| serde_json::from_slice(b).ok());
+    let field = |key: &str, standard: &str| {
+        envelope
+            .as_ref()
+            .and_then(|v| v.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or(standard)
+            .to_owned()
+    };
+    (
+        field("error", standard_name),
+        field("message", standard_text),
+    )
+}
+
 /// An error a handler (or the server itself) answers with.
 ///
 /// It becomes a response with its status and the JSON body
