@@ -8,17 +8,27 @@
 //! subtrees left to right. With `since`, it holds every stored block
 //! tagged with a rev after it, ordered by CID (the reference's diff).
 //!
+//! # Lookups
+//!
+//! Looking blocks up by CID is most of the work (SQLite's search of the
+//! text CID index). Each walk holds one prepared statement for it, builds
+//! the CID's text in a reused buffer and writes the block straight from
+//! SQLite's row, so a lookup allocates nothing but the MST nodes it
+//! decodes.
+//!
 //! # Two CPUs for one download
 //!
-//! Looking blocks up by CID is most of the work, and one thread does one
-//! lookup at a time. So the walk of a large tree is split: the calling
-//! thread reads the top levels of the tree and turns them into an ordered
-//! list of work items (a top node with its records, or a whole subtree
-//! below them), at least [`CarExport::min_subtrees`] subtrees. Worker
-//! threads, each with its own read connection, take the items in order
-//! and write each one's CAR sections into a small bounded channel of its
-//! own; the calling thread copies the items' bytes to the output in the
-//! list's order. The bytes are the same as those of the one-thread walk.
+//! One thread does one lookup at a time, so the walk of a large tree is
+//! split: the calling thread reads the top levels of the tree and turns
+//! them into an ordered list of work items (a top node with its records,
+//! or a whole subtree below them), at least [`CarExport::min_subtrees`]
+//! subtrees. Worker threads, each with its own read connection, take the
+//! items in order and write each one's CAR sections into a small bounded
+//! channel of its own; the calling thread copies the items' bytes to the
+//! output in the list's order. The bytes are the same as those of the
+//! one-thread walk. The split costs more CPU in all than one thread (each
+//! connection fills its own page cache with the CID index, and the
+//! bundled SQLite's page caches share one lock), for a shorter download.
 //!
 //! Blocks are content-addressed and never deleted while the account
 //! exists, so every snapshot holds every block of a given tree. Still,

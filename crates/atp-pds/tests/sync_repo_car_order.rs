@@ -79,8 +79,8 @@ fn one_wide_node_with_repeated_records_keeps_the_walk_order() {
     let key = generate_signing_key();
     let store = stores.create(DID, &key).unwrap();
     let mut repo = store.open_repo().unwrap();
-    // 150 entries in the root node (more than one lookup statement takes),
-    // many of them the same record (the same CID several times).
+    // 150 entries in the root node, many of them the same record (the same
+    // CID several times).
     for (i, rkey) in depth_zero_rkeys(150).iter().enumerate() {
         repo.create_record(POSTS, rkey, &post(&format!("post {}", i % 7)))
             .unwrap();
