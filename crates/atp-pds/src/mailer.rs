@@ -235,22 +235,9 @@ fn split_host_port(hostport: &str) -> Option<(String, Option<u16>)> {
     Some((host.to_owned(), port))
 }
 
-/// Decodes `%XX` escapes (UTF-8); `None` for a broken escape.
+/// `text` with its `%XX` escapes decoded, if the result is UTF-8.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(atp_syntax::percent_decode(text)?).ok()
 }
 
 /// Delivers mail to an SMTP server (blocking; TLS by rustls with the

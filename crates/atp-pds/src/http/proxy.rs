@@ -67,7 +67,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use atp_xrpc::auth::{create_service_jwt, AuthScope, ServiceJwtParams};
-use atp_xrpc::server::{standard_name_and_text, Router, XrpcError, XrpcRequest, XrpcResponse};
+use atp_xrpc::server::{error_name_and_message, Router, XrpcError, XrpcRequest, XrpcResponse};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, Full, Limited};
@@ -610,29 +610,13 @@ fn upstream_error(status: StatusCode, headers: &hyper::HeaderMap, body: &[u8]) -
         .get("content-encoding")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| !v.eq_ignore_ascii_case("identity"));
-    let envelope: Option<serde_json::Value> = if encoded {
-        None
-    } else {
-        serde_json::from_slice(body).ok()
-    };
-    let field = |key: &str| {
-        envelope
-            .as_ref()
-            .and_then(|v| v.get(key))
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-    };
     let status = if status == StatusCode::INTERNAL_SERVER_ERROR {
         StatusCode::BAD_GATEWAY
     } else {
         status
     };
-    let (standard_name, standard_text) = standard_name_and_text(status);
-    let mut error = XrpcError::new(
-        status,
-        field("message").unwrap_or_else(|| standard_text.to_owned()),
-    )
-    .with_name(field("error").unwrap_or_else(|| standard_name.to_owned()));
+    let (error_name, message) = error_name_and_message(status, (!encoded).then_some(body));
+    let mut error = XrpcError::new(status, message).with_name(error_name);
     for name in [
         "atproto-repo-rev",
         "atproto-content-labelers",
