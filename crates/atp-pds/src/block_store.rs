@@ -101,11 +101,11 @@ impl SqliteBlockStore {
     /// Writes the repository to `out` as a CAR, with the head commit as
     /// root. Without `since`: the commit, then the current tree
     /// depth-first with each node's records after it (blocks of earlier
-    /// commits are left out); a large tree is walked by two worker threads
-    /// ([`CarExport::DEFAULT`]). With `since`: every stored block tagged
-    /// with a rev after it (the reference's `getRepo` diff). Memory does
-    /// not grow with the repository (see [`crate::repo_car`]). `None` (and
-    /// nothing written) if the store has no head.
+    /// commits are left out), walked as [`CarExport::DEFAULT`] says. With
+    /// `since`: every stored block tagged with a rev after it (the
+    /// reference's `getRepo` diff). Memory does not grow with the
+    /// repository (see [`crate::repo_car`]). `None` (and nothing written)
+    /// if the store has no head.
     pub fn write_repo_car<W: std::io::Write>(
         &self,
         since: Option<&str>,

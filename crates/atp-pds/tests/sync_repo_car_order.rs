@@ -205,16 +205,16 @@ fn a_tree_split_between_workers_gives_the_same_bytes() {
     assert!(count > 6000 + 1500, "{count} blocks");
     let blocks = store.block_store();
 
-    let default = blocks
-        .write_repo_car_with(None, CarExport::DEFAULT, Vec::new())
+    let split = blocks
+        .write_repo_car_with(None, CarExport::TWO_WORKERS, Vec::new())
         .unwrap()
         .unwrap();
     assert!(
-        default.work_items > CarExport::DEFAULT.min_subtrees,
+        split.work_items > CarExport::TWO_WORKERS.min_subtrees,
         "{} work items",
-        default.work_items
+        split.work_items
     );
-    assert_eq!(default.out, expected);
+    assert_eq!(split.out, expected);
     assert_eq!(
         blocks.write_repo_car(None, Vec::new()).unwrap().unwrap(),
         expected
@@ -289,7 +289,7 @@ fn since_gives_the_blocks_of_later_commits_whatever_the_split() {
             .unwrap();
     }
     let expected = writer.finish().unwrap();
-    for export in [CarExport::DEFAULT, CarExport::ONE_THREAD] {
+    for export in [CarExport::TWO_WORKERS, CarExport::ONE_THREAD] {
         let car = store
             .block_store()
             .write_repo_car_with(Some(&revs[0]), export, Vec::new())
@@ -349,7 +349,7 @@ fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
             })
             .unwrap();
         for export in [
-            CarExport::DEFAULT,
+            CarExport::TWO_WORKERS,
             CarExport {
                 workers: 1,
                 min_subtrees: 64,
@@ -403,7 +403,7 @@ fn a_consumer_that_goes_away_ends_the_export_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = big_store(dir.path(), 2, 2000);
     for limit in [0, 100, 70_000, 300_000] {
-        for export in [CarExport::DEFAULT, CarExport::ONE_THREAD] {
+        for export in [CarExport::TWO_WORKERS, CarExport::ONE_THREAD] {
             let err = store
                 .block_store()
                 .write_repo_car_with(None, export, ClosingAfter { taken: 0, limit })
