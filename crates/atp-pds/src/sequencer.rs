@@ -603,20 +603,11 @@ impl Sequencer {
     /// it, keeps the order the lock gave without making the next holder
     /// wait for the disk.
     pub fn enqueue_events(&self, events: Vec<PendingEvent>) -> Result<AppendTicket> {
-        let outcome: AppendOutcome = Arc::new(Mutex::new(None));
-        if events.is_empty() {
-            *outcome.lock().map_err(|_| poisoned())? = Some(Ok(Vec::new()));
+        let outcome = if events.is_empty() {
+            Arc::new(Mutex::new(Some(Ok(Vec::new()))))
         } else {
-            self.inner
-                .waiting
-                .lock()
-                .map_err(|_| poisoned())?
-                .appends
-                .push_back(WaitingAppend {
-                    events: Some(events),
-                    outcome: Arc::clone(&outcome),
-                });
-        }
+            self.queue_append(Some(events))?
+        };
         Ok(AppendTicket {
             sequencer: self.clone(),
             outcome,
@@ -629,6 +620,17 @@ impl Sequencer {
     /// The place must be filled soon: the events handed over after it
     /// wait for it.
     pub fn reserve_events(&self) -> Result<ReservedEvents> {
+        let outcome = self.queue_append(None)?;
+        Ok(ReservedEvents {
+            sequencer: self.clone(),
+            outcome,
+            filled: false,
+        })
+    }
+
+    /// Puts an append (its events, or `None` for a place filled later) at
+    /// the end of the waiting queue; its outcome is set once it is written.
+    fn queue_append(&self, events: Option<Vec<PendingEvent>>) -> Result<AppendOutcome> {
         let outcome: AppendOutcome = Arc::new(Mutex::new(None));
         self.inner
             .waiting
@@ -636,14 +638,10 @@ impl Sequencer {
             .map_err(|_| poisoned())?
             .appends
             .push_back(WaitingAppend {
-                events: None,
+                events,
                 outcome: Arc::clone(&outcome),
             });
-        Ok(ReservedEvents {
-            sequencer: self.clone(),
-            outcome,
-            filled: false,
-        })
+        Ok(outcome)
     }
 
     /// Fills the reserved place whose outcome is `outcome`.

@@ -58,6 +58,17 @@ fn expected_car(store: &ActorStore) -> (Vec<u8>, usize) {
     (writer.finish().unwrap(), count)
 }
 
+/// `getRepo`'s CAR of `store` (the default walk) is the expected one.
+fn assert_whole_export(store: &ActorStore) {
+    let (expected, _) = expected_car(store);
+    let car = store
+        .block_store()
+        .write_repo_car(None, Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(car, expected);
+}
+
 fn no_blobs() -> BTreeMap<String, Vec<Cid>> {
     BTreeMap::new()
 }
@@ -363,15 +374,7 @@ fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
         }
         store.block_store().put(&victim, &bytes).unwrap();
     }
-    let (expected, _) = expected_car(&store);
-    assert_eq!(
-        store
-            .block_store()
-            .write_repo_car(None, Vec::new())
-            .unwrap()
-            .unwrap(),
-        expected
-    );
+    assert_whole_export(&store);
 }
 
 /// A `Write` that takes `limit` bytes, then fails as a closed connection.
@@ -412,13 +415,5 @@ fn a_consumer_that_goes_away_ends_the_export_with_an_error() {
         }
     }
     // The store still serves whole exports afterwards.
-    let (expected, _) = expected_car(&store);
-    assert_eq!(
-        store
-            .block_store()
-            .write_repo_car(None, Vec::new())
-            .unwrap()
-            .unwrap(),
-        expected
-    );
+    assert_whole_export(&store);
 }
