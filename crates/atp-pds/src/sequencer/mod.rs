@@ -39,7 +39,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -47,11 +46,9 @@ use std::time::{Duration, Instant};
 
 use atp_crypto::{dagcbor, Cid, Ipld};
 use atp_repo_mst::car::{write_car_from_map, BlockMap};
-use atp_repo_mst::diff::RecordOp;
-use atp_repo_mst::proof::event_proof_nodes;
 use atp_repo_mst::proof::partial_tree::BlockSource;
-use atp_repo_mst::repo::{CommitData, WriteAction};
-use atp_xrpc::stream::{Frame, FrameHeader};
+use atp_repo_mst::repo::CommitData;
+use atp_xrpc::stream::Frame;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use tokio::sync::watch;
@@ -61,6 +58,10 @@ use crate::crawlers::Crawlers;
 use crate::db::{Database, Migration};
 use crate::error::{Error, Result};
 use crate::time;
+
+mod event_body;
+
+use event_body::{commit_event, encode_frame, map};
 
 /// How long events are kept (and how far back a cursor may reach): a day,
 /// the reference's `repoBackfillLimitMs` default.
@@ -313,45 +314,6 @@ impl std::fmt::Debug for Sequencer {
 
 fn poisoned() -> Error {
     Error::Internal("sequencer lock poisoned".to_owned())
-}
-
-fn map(entries: Vec<(&str, Ipld)>) -> Ipld {
-    Ipld::Map(
-        entries
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), value))
-            .collect(),
-    )
-}
-
-fn opt_link(cid: Option<Cid>) -> Ipld {
-    cid.map_or(Ipld::Null, Ipld::Link)
-}
-
-fn action_name(action: WriteAction) -> &'static str {
-    match action {
-        WriteAction::Create => "create",
-        WriteAction::Update => "update",
-        WriteAction::Delete => "delete",
-    }
-}
-
-/// Blocks of a commit just made, then the repository's stored blocks.
-struct CommitSource<'a> {
-    fresh: &'a BlockMap,
-    stored: Option<&'a dyn BlockSource>,
-}
-
-impl BlockSource for CommitSource<'_> {
-    fn get_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, atp_repo_mst::Error> {
-        if let Some(bytes) = self.fresh.get(cid) {
-            return Ok(Some(bytes.clone()));
-        }
-        match self.stored {
-            Some(store) => store.get_block(cid),
-            None => Ok(None),
-        }
-    }
 }
 
 impl Sequencer {
@@ -926,88 +888,11 @@ fn pruned_through(tx: &rusqlite::Transaction<'_>) -> Result<i64> {
     Ok(value.unwrap_or(0))
 }
 
-/// The frame of a stored event: its body with `seq` and `time` added.
-fn encode_frame(seq: i64, kind: EventKind, stored: &[u8], time: &str) -> Result<Frame> {
-    let Ipld::Map(mut body) = dagcbor::decode_ipld(stored)? else {
-        return Err(Error::Corrupt(format!("event {seq} is not a map")));
-    };
-    body.insert("seq".to_owned(), Ipld::Integer(i128::from(seq)));
-    body.insert("time".to_owned(), Ipld::String(time.to_owned()));
-    let bytes = dagcbor::encode_ipld(&Ipld::Map(body))?;
-    Frame::from_parts(
-        FrameHeader::Message {
-            t: Some(kind.frame_type().to_owned()),
-        },
-        &bytes,
-    )
-    .map_err(|err| Error::Internal(format!("encoding event {seq}: {err}")))
-}
-
-/// The stored body of a `#commit` event (without `seq` and `time`).
-fn commit_event(did: &str, commit: &CommitData, stored: Option<&dyn BlockSource>) -> Result<Ipld> {
-    let source = CommitSource {
-        fresh: &commit.blocks,
-        stored,
-    };
-    let record_ops: Vec<RecordOp> = commit
-        .ops
-        .iter()
-        .map(|op| RecordOp {
-            path: op.path.clone(),
-            old: op.prev,
-            new: op.cid,
-        })
-        .collect();
-    let mut blocks = commit.blocks.clone();
-    for cid in event_proof_nodes(&source, commit.commit.data, &record_ops)? {
-        if let std::collections::btree_map::Entry::Vacant(slot) = blocks.entry(cid) {
-            let bytes = source.get_block(&cid)?.ok_or(Error::Corrupt(format!(
-                "proof block {cid} of the commit of {did} is missing"
-            )))?;
-            slot.insert(bytes);
-        }
-    }
-    let car = write_car_from_map(&[commit.cid], &blocks)?;
-    let ops = commit
-        .ops
-        .iter()
-        .map(|op| {
-            let mut entries = BTreeMap::new();
-            entries.insert(
-                "action".to_owned(),
-                Ipld::String(action_name(op.action).to_owned()),
-            );
-            entries.insert("path".to_owned(), Ipld::String(op.path.clone()));
-            entries.insert("cid".to_owned(), opt_link(op.cid));
-            if let Some(prev) = op.prev {
-                entries.insert("prev".to_owned(), Ipld::Link(prev));
-            }
-            Ipld::Map(entries)
-        })
-        .collect();
-    let mut entries = vec![
-        ("repo", Ipld::String(did.to_owned())),
-        ("commit", Ipld::Link(commit.cid)),
-        ("rev", Ipld::String(commit.rev.clone())),
-        (
-            "since",
-            commit.since.clone().map_or(Ipld::Null, Ipld::String),
-        ),
-        ("blocks", Ipld::Bytes(car)),
-        ("ops", Ipld::List(ops)),
-        ("rebase", Ipld::Bool(false)),
-        ("tooBig", Ipld::Bool(false)),
-        ("blobs", Ipld::List(Vec::new())),
-    ];
-    if let Some(prev_data) = commit.prev_data {
-        entries.push(("prevData", Ipld::Link(prev_data)));
-    }
-    Ok(map(entries))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
 
     use super::*;
 
