@@ -58,6 +58,17 @@ fn expected_car(store: &ActorStore) -> (Vec<u8>, usize) {
     (writer.finish().unwrap(), count)
 }
 
+/// Removes the block `cid` from `store`, as a damaged file would lack it.
+fn delete_block(store: &ActorStore, cid: &str) {
+    store
+        .database()
+        .write(|tx| {
+            tx.execute("DELETE FROM repo_block WHERE cid = ?1", [cid])?;
+            Ok(())
+        })
+        .unwrap();
+}
+
 /// `getRepo`'s CAR of `store` (the default walk) is the expected one.
 fn assert_whole_export(store: &ActorStore) {
     let (expected, _) = expected_car(store);
@@ -168,13 +179,7 @@ fn a_missing_block_is_an_error() {
         .commit(&mut repo, &key, "3jzfcijpj2z2b", &no_blobs())
         .unwrap();
     let gone = records[123].to_string();
-    store
-        .database()
-        .write(|tx| {
-            tx.execute("DELETE FROM repo_block WHERE cid = ?1", [&gone])?;
-            Ok(())
-        })
-        .unwrap();
+    delete_block(&store, &gone);
     let err = store
         .block_store()
         .write_repo_car(None, Vec::new())
@@ -352,13 +357,7 @@ fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
     for victim in victims {
         let gone = victim.to_string();
         let bytes = store.block_store().get_required(&victim).unwrap();
-        store
-            .database()
-            .write(|tx| {
-                tx.execute("DELETE FROM repo_block WHERE cid = ?1", [&gone])?;
-                Ok(())
-            })
-            .unwrap();
+        delete_block(&store, &gone);
         for export in [
             CarExport::TWO_WORKERS,
             CarExport {
