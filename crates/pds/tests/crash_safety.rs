@@ -29,6 +29,7 @@ use atp_did_plc::client::PlcClient;
 use atp_did_plc::server::{PlcServer, ServerConfig as PlcConfig};
 use atp_repo_mst::diff::RecordOp;
 use atp_repo_mst::import::{import_car, verify_commit_event, ImportOptions};
+use atp_test_vectors::TestRng;
 use atp_xrpc::client::XrpcClient;
 use atp_xrpc::stream::SubscriptionClient;
 use serde_json::{json, Value};
@@ -44,23 +45,6 @@ const KILLS: usize = 40;
 const SEED: u64 = 0x5eed_c4a5_4e11;
 const ITEM: &str = "com.example.crash.item";
 const MEDIA: &str = "com.example.crash.media";
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// What the client knows of one record path.
 #[derive(Clone, Debug, PartialEq)]
@@ -182,7 +166,7 @@ struct Writer {
     account: Account,
     live: Vec<String>,
     counter: u64,
-    rng: Rng,
+    rng: TestRng,
 }
 
 /// How a call ended.
@@ -279,7 +263,7 @@ impl Writer {
             paths.push((format!("{ITEM}/{rkey}"), "create"));
         }
         if !self.live.is_empty() {
-            let i = self.rng.below(self.live.len() as u64) as usize;
+            let i = self.rng.below(self.live.len());
             let path = self.live[i].clone();
             let (collection, rkey) = path.split_once('/').unwrap();
             if collection == ITEM {
@@ -293,7 +277,7 @@ impl Writer {
             }
         }
         if self.live.len() > 3 {
-            let i = self.rng.below(self.live.len() as u64) as usize;
+            let i = self.rng.below(self.live.len());
             let path = self.live[i].clone();
             if !paths.iter().any(|(p, _)| *p == path) {
                 let (collection, rkey) = path.split_once('/').unwrap();
@@ -374,7 +358,7 @@ impl Writer {
     async fn blob_record(&mut self, client: &XrpcClient, model: &Shared) -> bool {
         let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         for _ in 0..64 {
-            bytes.extend_from_slice(&self.rng.next().to_le_bytes());
+            bytes.extend_from_slice(&self.rng.next_u64().to_le_bytes());
         }
         let uploaded = client
             .procedure_bytes(
@@ -701,14 +685,14 @@ async fn acknowledged_writes_survive_sigkill() {
     }
 
     let model: Shared = Arc::default();
-    let mut rng = Rng(SEED);
+    let mut rng = TestRng::new(SEED);
     let mut writers: Vec<Writer> = (0..ACCOUNTS * WRITERS_PER_ACCOUNT)
         .map(|id| Writer {
             id,
             account: accounts[id % ACCOUNTS].clone(),
             live: Vec::new(),
             counter: 0,
-            rng: Rng(SEED ^ (id as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1)),
+            rng: TestRng::new(SEED ^ (id as u64 + 1).wrapping_mul(0x1234_5678_9abc_def1)),
         })
         .collect();
 
@@ -728,7 +712,7 @@ async fn acknowledged_writes_survive_sigkill() {
                 })
             })
             .collect();
-        let delay = 150 + rng.below(900);
+        let delay = 150 + rng.below(900) as u64;
         tokio::time::sleep(Duration::from_millis(delay)).await;
         running.kill();
         kills += 1;
