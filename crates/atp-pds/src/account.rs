@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "accounts, refresh tokens, app passwords, invite codes, email tokens",
+        run: None,
         sql: "
         CREATE TABLE account (
             did TEXT PRIMARY KEY,
@@ -80,6 +81,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         description: "per-account switch for invite codes",
+        run: None,
         sql: "ALTER TABLE account ADD COLUMN invites_disabled INTEGER NOT NULL DEFAULT 0;",
     },
 ];

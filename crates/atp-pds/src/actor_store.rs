@@ -20,9 +20,12 @@ use std::sync::{Arc, Mutex};
 use atp_crypto::{Cid, Ipld, SigningKey};
 use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
 use chrono::{DateTime, Utc};
+use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use crate::block_store::{insert_blocks, SqliteBlockStore, StagedBlockStore};
+use crate::block_store::{
+    delete_blocks, get_block, insert_blocks, SqliteBlockStore, StagedBlockStore,
+};
 use crate::db::{Database, MemoryBudget, Migration};
 use crate::error::{Error, Result};
 use crate::time;
@@ -32,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "repo root, blocks, record index, blobs, preferences",
+        run: None,
         sql: "
         CREATE TABLE repo_root (
             did TEXT PRIMARY KEY,
@@ -79,6 +83,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         description: "blob temporary keys (uploads not yet referenced by a record)",
+        run: None,
         sql: "
         ALTER TABLE blob ADD COLUMN temp_key TEXT;
         CREATE INDEX blob_temp_key ON blob(temp_key);
@@ -87,6 +92,7 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 3,
         description: "record backlinks (follow, block, like and repost subjects)",
+        run: None,
         sql: "
         CREATE TABLE backlink (
             uri TEXT NOT NULL,
@@ -97,7 +103,50 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX backlink_link_to ON backlink(path, link_to);
     ",
     },
+    Migration {
+        version: 4,
+        description: "blocks keyed by the CID's binary form, in a WITHOUT ROWID table",
+        run: Some(copy_text_keyed_blocks),
+        sql: "
+        DROP INDEX repo_block_rev;
+        ALTER TABLE repo_block RENAME TO repo_block_text_keys;
+        CREATE TABLE repo_block (
+            cid BLOB PRIMARY KEY,
+            repo_rev TEXT,
+            size INTEGER NOT NULL,
+            content BLOB NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX repo_block_rev ON repo_block(repo_rev);
+    ",
+    },
 ];
+
+/// Migration 4's Rust part: copies the blocks of the old table (CIDs as
+/// text) into the new one (CIDs as bytes), then drops the old table.
+fn copy_text_keyed_blocks(tx: &Transaction<'_>) -> Result<()> {
+    {
+        let mut read =
+            tx.prepare("SELECT cid, repo_rev, size, content FROM repo_block_text_keys")?;
+        let mut write = tx.prepare(
+            "INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let text: &str = row
+                .get_ref(0)?
+                .as_str()
+                .map_err(|err| Error::Corrupt(format!("stored block CID: {err}")))?;
+            // Lenient on purpose: whatever CID the old table holds keeps
+            // its block.
+            let cid = Cid::try_from(text)
+                .map_err(|err| Error::Corrupt(format!("stored block CID {text:?}: {err}")))?;
+            let column = |index| row.get_ref(index).map(ToSqlOutput::Borrowed);
+            write.execute(params![cid.to_bytes(), column(1)?, column(2)?, column(3)?])?;
+        }
+    }
+    tx.execute_batch("DROP TABLE repo_block_text_keys")?;
+    Ok(())
+}
 
 /// One link from a record to what it is about, indexed so that a second
 /// follow, block, like or repost of the same subject can be found.
@@ -288,21 +337,12 @@ fn record_from_columns(row: RecordRow) -> Result<RecordEntry> {
 
 const RECORD_COLUMNS: &str = "uri, cid, collection, rkey, repo_rev, indexed_at, takedown_ref";
 
-/// The record index columns and the record's block (NULL when missing), for
-/// `record LEFT JOIN repo_block`.
-const RECORD_WITH_BLOCK_COLUMNS: &str = "record.uri, record.cid, record.collection, record.rkey,
-     record.repo_rev, record.indexed_at, record.takedown_ref, repo_block.content";
-
-fn record_with_block_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(RecordRow, Option<Vec<u8>>)> {
-    Ok((record_from_row(row)?, row.get(7)?))
-}
-
-fn record_with_block((row, bytes): (RecordRow, Option<Vec<u8>>)) -> Result<(RecordEntry, Vec<u8>)> {
+/// The index entry of `row` and its record's block, read in `tx` (a
+/// missing block is an error).
+fn record_with_block(tx: &Transaction<'_>, row: RecordRow) -> Result<(RecordEntry, Vec<u8>)> {
     let entry = record_from_columns(row)?;
-    let bytes =
-        bytes.ok_or_else(|| Error::Corrupt(format!("record block missing for {}", entry.uri)))?;
+    let bytes = get_block(tx, &entry.cid)?
+        .ok_or_else(|| Error::Corrupt(format!("record block missing for {}", entry.uri)))?;
     Ok((entry, bytes))
 }
 
@@ -356,6 +396,12 @@ impl ActorTransaction<'_> {
     /// Stores blocks (chunked multi-row inserts), tagged with `rev`.
     pub fn put_blocks(&self, blocks: &atp_repo_mst::car::BlockMap, rev: &str) -> Result<()> {
         insert_blocks(self.tx, blocks, Some(rev))
+    }
+
+    /// Deletes the blocks `cids` (those not stored are skipped) and returns
+    /// how many were deleted.
+    pub fn delete_blocks(&self, cids: &[Cid]) -> Result<usize> {
+        delete_blocks(self.tx, cids)
     }
 
     /// Moves the repository root.
@@ -639,7 +685,7 @@ impl ActorStore {
         Ok(commit)
     }
 
-    /// The index entry and block of one record, read by one statement.
+    /// The index entry and block of one record, read in one snapshot.
     pub fn get_record(
         &self,
         collection: &str,
@@ -647,15 +693,11 @@ impl ActorStore {
     ) -> Result<Option<(RecordEntry, Vec<u8>)>> {
         let uri = format!("at://{}/{collection}/{rkey}", self.did);
         self.db.read(|tx| {
-            let sql = format!(
-                "SELECT {RECORD_WITH_BLOCK_COLUMNS} FROM record
-                 LEFT JOIN repo_block ON repo_block.cid = record.cid
-                 WHERE record.uri = ?1"
-            );
+            let sql = format!("SELECT {RECORD_COLUMNS} FROM record WHERE uri = ?1");
             tx.prepare_cached(&sql)?
-                .query_row([&uri], record_with_block_from_row)
+                .query_row([&uri], record_from_row)
                 .optional()?
-                .map(record_with_block)
+                .map(|row| record_with_block(tx, row))
                 .transpose()
         })
     }
@@ -691,8 +733,8 @@ impl ActorStore {
     }
 
     /// Like [`ActorStore::list_records`] with each record's block, leaving
-    /// out taken-down records (as `listRecords` shows them). One statement
-    /// reads the page and its blocks together.
+    /// out taken-down records (as `listRecords` shows them). The page and
+    /// its blocks are read in one snapshot.
     pub fn list_record_values(
         &self,
         collection: &str,
@@ -709,19 +751,17 @@ impl ActorStore {
                 "AND ?2 IS NULL".to_owned()
             };
             let sql = format!(
-                "SELECT {RECORD_WITH_BLOCK_COLUMNS} FROM record
-                 LEFT JOIN repo_block ON repo_block.cid = record.cid
-                 WHERE record.collection = ?1 AND record.takedown_ref IS NULL {cursor_clause}
-                 ORDER BY record.rkey {order} LIMIT ?3"
+                "SELECT {RECORD_COLUMNS} FROM record
+                 WHERE collection = ?1 AND takedown_ref IS NULL {cursor_clause}
+                 ORDER BY rkey {order} LIMIT ?3"
             );
             let mut stmt = tx.prepare_cached(&sql)?;
             let rows = stmt
-                .query_map(
-                    params![collection, cursor, limit],
-                    record_with_block_from_row,
-                )?
+                .query_map(params![collection, cursor, limit], record_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter().map(record_with_block).collect()
+            rows.into_iter()
+                .map(|row| record_with_block(tx, row))
+                .collect()
         })
     }
 

@@ -11,7 +11,6 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use crate::db::Database;
 use crate::error::Error;
-use crate::repo_car::{CarExport, ExportedCar};
 
 /// Most bound parameters in one statement: SQLite builds before 3.32 cap
 /// them at 999.
@@ -20,8 +19,60 @@ pub const MAX_SQL_PARAMS: usize = 999;
 /// Parameters per row of `repo_block`.
 const BLOCK_COLUMNS: usize = 4;
 
+/// Longest binary CID kept on the stack as a key; longer ones (none that
+/// the protocol uses: a dag-cbor sha-256 CIDv1 is 36 bytes) are
+/// allocated.
+const INLINE_CID_BYTES: usize = 96;
+
 fn store_error(err: Error) -> atp_repo_mst::Error {
     atp_repo_mst::Error::BlockStore(err.to_string())
+}
+
+/// The binary form of a CID, as `repo_block.cid` stores it, built without
+/// allocating for the CIDs the protocol uses.
+pub(crate) enum CidKey {
+    /// Short enough for the stack.
+    Inline([u8; INLINE_CID_BYTES], usize),
+    /// Longer.
+    Heap(Vec<u8>),
+}
+
+impl CidKey {
+    /// The key of `cid`.
+    pub(crate) fn new(cid: &Cid) -> CidKey {
+        let len = cid.encoded_len();
+        if len <= INLINE_CID_BYTES {
+            let mut bytes = [0u8; INLINE_CID_BYTES];
+            if cid.write_bytes(&mut bytes[..]).is_ok() {
+                return CidKey::Inline(bytes, len);
+            }
+        }
+        CidKey::Heap(cid.to_bytes())
+    }
+
+    /// The key's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            CidKey::Inline(bytes, len) => &bytes[..*len],
+            CidKey::Heap(bytes) => bytes,
+        }
+    }
+}
+
+/// Reads a CID as `repo_block.cid` stores it.
+pub(crate) fn cid_from_key(key: &[u8]) -> Result<Cid, Error> {
+    atp_crypto::cids::cid_from_bytes(key)
+        .map_err(|err| Error::Corrupt(format!("stored block CID {key:02x?}: {err}")))
+}
+
+/// Column `index` of `row` as bytes, without copying.
+pub(crate) fn blob_column<'row>(
+    row: &'row rusqlite::Row<'_>,
+    index: usize,
+) -> Result<&'row [u8], Error> {
+    row.get_ref(index)?
+        .as_blob()
+        .map_err(|err| Error::Corrupt(format!("repo_block column {index}: {err}")))
 }
 
 /// Inserts `blocks` (tagged with `rev`) inside `tx`, many rows per
@@ -32,9 +83,9 @@ pub(crate) fn insert_blocks(
     blocks: &BlockMap,
     rev: Option<&str>,
 ) -> Result<(), Error> {
-    let entries: Vec<(String, &Vec<u8>)> = blocks
+    let entries: Vec<(CidKey, &Vec<u8>, i64)> = blocks
         .iter()
-        .map(|(cid, bytes)| (cid.to_string(), bytes))
+        .map(|(cid, bytes)| (CidKey::new(cid), bytes, bytes.len() as i64))
         .collect();
     let rows_per_statement = MAX_SQL_PARAMS / BLOCK_COLUMNS;
     for chunk in entries.chunks(rows_per_statement) {
@@ -43,9 +94,9 @@ pub(crate) fn insert_blocks(
             "INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES {placeholders}"
         );
         let mut params: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * BLOCK_COLUMNS);
-        let sizes: Vec<i64> = chunk.iter().map(|(_, bytes)| bytes.len() as i64).collect();
-        for ((cid, bytes), size) in chunk.iter().zip(&sizes) {
-            params.push(cid);
+        let keys: Vec<&[u8]> = chunk.iter().map(|(key, _, _)| key.as_bytes()).collect();
+        for (key, (_, bytes, size)) in keys.iter().zip(chunk) {
+            params.push(key);
             params.push(&rev);
             params.push(size);
             params.push(*bytes);
@@ -55,11 +106,35 @@ pub(crate) fn insert_blocks(
     Ok(())
 }
 
+/// The stored bytes of `cid`, if any.
 pub(crate) fn get_block(tx: &Transaction<'_>, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
     Ok(tx
         .prepare_cached("SELECT content FROM repo_block WHERE cid = ?1")?
-        .query_row([cid.to_string()], |row| row.get(0))
+        .query_row([CidKey::new(cid).as_bytes()], |row| row.get(0))
         .optional()?)
+}
+
+/// Whether `cid` is stored.
+pub(crate) fn has_block(tx: &Transaction<'_>, cid: &Cid) -> Result<bool, Error> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS(SELECT 1 FROM repo_block WHERE cid = ?1)")?
+        .query_row([CidKey::new(cid).as_bytes()], |row| row.get(0))?)
+}
+
+/// Deletes the blocks `cids` inside `tx` (those not stored are skipped)
+/// and returns how many were deleted.
+pub(crate) fn delete_blocks(tx: &Transaction<'_>, cids: &[Cid]) -> Result<usize, Error> {
+    let mut stmt = tx.prepare_cached("DELETE FROM repo_block WHERE cid = ?1")?;
+    let mut deleted = 0;
+    for cid in cids {
+        deleted += stmt.execute([CidKey::new(cid).as_bytes()])?;
+    }
+    Ok(deleted)
+}
+
+/// Number of blocks stored, in `tx`'s snapshot.
+pub(crate) fn count_blocks(tx: &Transaction<'_>) -> Result<u64, Error> {
+    Ok(tx.query_row("SELECT COUNT(*) FROM repo_block", [], |row| row.get(0))?)
 }
 
 /// A [`BlockStore`] on an account's SQLite file. Each call is its own
@@ -77,22 +152,20 @@ impl SqliteBlockStore {
 
     /// Number of blocks stored.
     pub fn count(&self) -> Result<u64, Error> {
-        self.db
-            .read(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM repo_block", [], |row| row.get(0))?))
+        self.db.read(count_blocks)
     }
 
     /// Every stored block, by CID.
     pub fn all_blocks(&self) -> Result<BlockMap, Error> {
         self.db.read(|tx| {
             let mut stmt = tx.prepare("SELECT cid, content FROM repo_block")?;
-            let rows = stmt
-                .query_map([], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(cid, bytes)| Ok((atp_crypto::parse_cid(&cid)?, bytes)))
-                .collect()
+            let mut rows = stmt.query([])?;
+            let mut blocks = BlockMap::new();
+            while let Some(row) = rows.next()? {
+                let cid = cid_from_key(blob_column(row, 0)?)?;
+                blocks.insert(cid, row.get(1)?);
+            }
+            Ok(blocks)
         })
     }
 }
@@ -101,30 +174,16 @@ impl SqliteBlockStore {
     /// Writes the repository to `out` as a CAR, with the head commit as
     /// root. Without `since`: the commit, then the current tree
     /// depth-first with each node's records after it (blocks of earlier
-    /// commits are left out), walked as [`CarExport::DEFAULT`] says. With
-    /// `since`: every stored block tagged with a rev after it (the
-    /// reference's `getRepo` diff). Memory does not grow with the
-    /// repository (see [`crate::repo_car`]). `None` (and nothing written)
-    /// if the store has no head.
+    /// commits are left out). With `since`: every stored block tagged with
+    /// a rev after it (the reference's `getRepo` diff). Memory does not
+    /// grow with the repository (see [`crate::repo_car`]). `None` (and
+    /// nothing written) if the store has no head.
     pub fn write_repo_car<W: std::io::Write>(
         &self,
         since: Option<&str>,
         out: W,
     ) -> Result<Option<W>, Error> {
-        Ok(self
-            .write_repo_car_with(since, CarExport::DEFAULT, out)?
-            .map(|car| car.out))
-    }
-
-    /// [`SqliteBlockStore::write_repo_car`] with the walk split as `export`
-    /// says; the answer also tells how it was split.
-    pub fn write_repo_car_with<W: std::io::Write>(
-        &self,
-        since: Option<&str>,
-        export: CarExport,
-        out: W,
-    ) -> Result<Option<ExportedCar<W>>, Error> {
-        crate::repo_car::write_repo_car(&self.db, since, export, out)
+        crate::repo_car::write_repo_car(&self.db, since, out)
     }
 
     /// The stored blocks among `cids` and the CIDs not stored, in one read
@@ -152,13 +211,7 @@ impl BlockStore for SqliteBlockStore {
     }
 
     fn has(&self, cid: &Cid) -> Result<bool, atp_repo_mst::Error> {
-        self.db
-            .read(|tx| {
-                Ok(tx
-                    .prepare_cached("SELECT EXISTS(SELECT 1 FROM repo_block WHERE cid = ?1)")?
-                    .query_row([cid.to_string()], |row| row.get(0))?)
-            })
-            .map_err(store_error)
+        self.db.read(|tx| has_block(tx, cid)).map_err(store_error)
     }
 
     fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {

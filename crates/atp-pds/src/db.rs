@@ -104,7 +104,14 @@ pub struct Migration {
     pub description: &'static str,
     /// The SQL statements of the step.
     pub sql: &'static str,
+    /// Work SQL alone cannot do (converting values with Rust code), run
+    /// after `sql` in the same transaction: an error rolls the whole step
+    /// back.
+    pub run: Option<MigrationCode>,
 }
+
+/// The Rust part of a [`Migration`], given the step's transaction.
+pub type MigrationCode = fn(&Transaction<'_>) -> Result<()>;
 
 /// Opens (creating if needed) the SQLite file at `path` with the crate's
 /// settings: WAL, `synchronous=FULL`, busy timeout, foreign keys, and the
@@ -197,12 +204,16 @@ fn migrate_steps(conn: &mut Connection, migrations: &[Migration]) -> Result<u32>
             current = now_version;
             continue;
         }
-        tx.execute_batch(step.sql).map_err(|err| {
+        let failed = |err: &dyn std::fmt::Display| {
             Error::Migration(format!(
                 "step {} ({}) failed: {err}",
                 step.version, step.description
             ))
-        })?;
+        };
+        tx.execute_batch(step.sql).map_err(|err| failed(&err))?;
+        if let Some(run) = step.run {
+            run(&tx).map_err(|err| failed(&err))?;
+        }
         tx.execute(
             "INSERT INTO schema_version (version, description, applied_at) VALUES (?1, ?2, ?3)",
             rusqlite::params![step.version, step.description, crate::time::now_string()],

@@ -10,11 +10,13 @@ const STEPS: &[Migration] = &[
     Migration {
         version: 1,
         description: "first table",
+        run: None,
         sql: "CREATE TABLE a (x INTEGER);",
     },
     Migration {
         version: 2,
         description: "second table",
+        run: None,
         sql: "CREATE TABLE b (y TEXT);",
     },
 ];
@@ -69,6 +71,7 @@ fn failing_step_rolls_back_and_keeps_the_previous_version() {
         Migration {
             version: 2,
             description: "half broken",
+            run: None,
             sql: "CREATE TABLE c (z INTEGER); CREATE TABLE oops (;",
         },
     ];

@@ -1,8 +1,7 @@
 //! The CAR of `getRepo` (`SqliteBlockStore::write_repo_car`): the commit,
 //! then the current tree depth-first, each node followed by its entries'
-//! records, whatever the batching of the block reads and however the walk
-//! is split between worker threads. The expected bytes come from a plain
-//! recursive walk over the store, one block at a time.
+//! records. The expected bytes come from a plain recursive walk over the
+//! store, one block at a time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +10,6 @@ use std::collections::BTreeMap;
 use atp_crypto::{Cid, Ipld};
 use atp_pds::actor_store::{ActorStore, ActorStores};
 use atp_pds::keys::generate_signing_key;
-use atp_pds::repo_car::CarExport;
 use atp_repo_mst::blockstore::BlockStore;
 use atp_repo_mst::car::CarWriter;
 
@@ -59,14 +57,9 @@ fn expected_car(store: &ActorStore) -> (Vec<u8>, usize) {
 }
 
 /// Removes the block `cid` from `store`, as a damaged file would lack it.
-fn delete_block(store: &ActorStore, cid: &str) {
-    store
-        .database()
-        .write(|tx| {
-            tx.execute("DELETE FROM repo_block WHERE cid = ?1", [cid])?;
-            Ok(())
-        })
-        .unwrap();
+fn delete_block(store: &ActorStore, cid: &Cid) {
+    let deleted = store.transact(|tx| tx.delete_blocks(&[*cid])).unwrap();
+    assert_eq!(deleted, 1);
 }
 
 /// `getRepo`'s CAR of `store` (the default walk) is the expected one.
@@ -179,7 +172,7 @@ fn a_missing_block_is_an_error() {
         .commit(&mut repo, &key, "3jzfcijpj2z2b", &no_blobs())
         .unwrap();
     let gone = records[123].to_string();
-    delete_block(&store, &gone);
+    delete_block(&store, &records[123]);
     let err = store
         .block_store()
         .write_repo_car(None, Vec::new())
@@ -214,76 +207,34 @@ fn big_store(
 }
 
 #[test]
-fn a_tree_split_between_workers_gives_the_same_bytes() {
+fn a_large_tree_keeps_the_walk_order() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = big_store(dir.path(), 4, 1500);
     let (expected, count) = expected_car(&store);
     assert!(count > 6000 + 1500, "{count} blocks");
-    let blocks = store.block_store();
-
-    let split = blocks
-        .write_repo_car_with(None, CarExport::TWO_WORKERS, Vec::new())
+    let car = store
+        .block_store()
+        .write_repo_car(None, Vec::new())
         .unwrap()
         .unwrap();
-    assert!(
-        split.work_items > CarExport::TWO_WORKERS.min_subtrees,
-        "{} work items",
-        split.work_items
-    );
-    assert_eq!(split.out, expected);
-    assert_eq!(
-        blocks.write_repo_car(None, Vec::new()).unwrap().unwrap(),
-        expected
-    );
-
-    let one_thread = blocks
-        .write_repo_car_with(None, CarExport::ONE_THREAD, Vec::new())
-        .unwrap()
-        .unwrap();
-    assert_eq!(one_thread.work_items, 0);
-    assert_eq!(one_thread.out, expected);
-
-    // One worker, three workers, a deeper cut, a cut at the root's children.
-    for (workers, min_subtrees) in [(1, 8), (3, 200), (2, 1000), (2, 2)] {
-        let export = CarExport {
-            workers,
-            min_subtrees,
-        };
-        let car = blocks
-            .write_repo_car_with(None, export, Vec::new())
-            .unwrap()
-            .unwrap();
-        assert!(car.work_items > 1, "{export:?}: {} items", car.work_items);
-        assert_eq!(car.out, expected, "{export:?}");
-    }
-
-    // A tree too small for the cut is walked on the calling thread.
-    let export = CarExport {
-        workers: 2,
-        min_subtrees: count,
-    };
-    let car = blocks
-        .write_repo_car_with(None, export, Vec::new())
-        .unwrap()
-        .unwrap();
-    assert_eq!(car.work_items, 0);
-    assert_eq!(car.out, expected);
+    assert_eq!(car, expected);
 }
 
 #[test]
-fn since_gives_the_blocks_of_later_commits_whatever_the_split() {
+fn since_gives_the_blocks_of_later_commits_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let (store, revs) = big_store(dir.path(), 3, 1000);
     let root = store.root().unwrap().unwrap().cid;
-    // Expected: the blocks written by the last two commits, by CID text.
-    let mut later: Vec<(String, Vec<u8>)> = store
+    // Expected: the blocks written by the last two commits, newest rev
+    // first, then by binary CID, descending.
+    let mut later: Vec<(String, Vec<u8>, Vec<u8>)> = store
         .database()
         .read(|tx| {
             let mut stmt = tx.prepare("SELECT cid, content, repo_rev FROM repo_block")?;
             let rows = stmt
                 .query_map([], |row| {
                     Ok((
-                        row.get::<_, String>(0)?,
+                        row.get::<_, Vec<u8>>(0)?,
                         row.get::<_, Vec<u8>>(1)?,
                         row.get::<_, Option<String>>(2)?,
                     ))
@@ -291,29 +242,31 @@ fn since_gives_the_blocks_of_later_commits_whatever_the_split() {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows
                 .into_iter()
-                .filter(|(_, _, rev)| rev.as_deref().is_some_and(|rev| rev > revs[0].as_str()))
-                .map(|(cid, bytes, _)| (cid, bytes))
+                .filter_map(|(cid, bytes, rev)| {
+                    rev.filter(|rev| rev.as_str() > revs[0].as_str())
+                        .map(|rev| (rev, cid, bytes))
+                })
                 .collect())
         })
         .unwrap();
     later.sort();
+    later.reverse();
     assert!(later.len() > 1000, "{} blocks", later.len());
+    assert!(later.iter().any(|(rev, _, _)| rev == &revs[1]));
+    assert!(later.iter().any(|(rev, _, _)| rev == &revs[2]));
     let mut writer = CarWriter::new(Vec::new(), &[root]).unwrap();
-    for (cid, bytes) in &later {
+    for (_, cid, bytes) in &later {
         writer
-            .write_block(&atp_crypto::parse_cid(cid).unwrap(), bytes)
+            .write_block(&atp_crypto::cids::cid_from_bytes(cid).unwrap(), bytes)
             .unwrap();
     }
     let expected = writer.finish().unwrap();
-    for export in [CarExport::TWO_WORKERS, CarExport::ONE_THREAD] {
-        let car = store
-            .block_store()
-            .write_repo_car_with(Some(&revs[0]), export, Vec::new())
-            .unwrap()
-            .unwrap();
-        assert_eq!(car.work_items, 0);
-        assert_eq!(car.out, expected);
-    }
+    let car = store
+        .block_store()
+        .write_repo_car(Some(&revs[0]), Vec::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(car, expected);
 }
 
 /// Every MST node and record CID of the current tree, top node first, by
@@ -341,13 +294,12 @@ fn tree_blocks_by_depth(store: &ActorStore) -> Vec<Vec<Cid>> {
 }
 
 #[test]
-fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
+fn a_block_missing_anywhere_in_the_walk_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = big_store(dir.path(), 2, 2000);
     let levels = tree_blocks_by_depth(&store);
     assert!(levels.len() >= 5, "{} levels", levels.len());
-    // A record of the top node (written by a worker as part of a top-level
-    // item), a node and a record deep down (inside a subtree item).
+    // A record of the top node, a node and a record deep down.
     let deepest = &levels[levels.len() - 1];
     let victims = [
         levels[0][1],
@@ -357,20 +309,12 @@ fn a_block_missing_anywhere_in_a_split_walk_is_an_error() {
     for victim in victims {
         let gone = victim.to_string();
         let bytes = store.block_store().get_required(&victim).unwrap();
-        delete_block(&store, &gone);
-        for export in [
-            CarExport::TWO_WORKERS,
-            CarExport {
-                workers: 1,
-                min_subtrees: 64,
-            },
-        ] {
-            let err = store
-                .block_store()
-                .write_repo_car_with(None, export, Vec::new())
-                .unwrap_err();
-            assert!(err.to_string().contains(&gone), "{err}");
-        }
+        delete_block(&store, &victim);
+        let err = store
+            .block_store()
+            .write_repo_car(None, Vec::new())
+            .unwrap_err();
+        assert!(err.to_string().contains(&gone), "{err}");
         store.block_store().put(&victim, &bytes).unwrap();
     }
     assert_whole_export(&store);
@@ -405,13 +349,11 @@ fn a_consumer_that_goes_away_ends_the_export_with_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = big_store(dir.path(), 2, 2000);
     for limit in [0, 100, 70_000, 300_000] {
-        for export in [CarExport::TWO_WORKERS, CarExport::ONE_THREAD] {
-            let err = store
-                .block_store()
-                .write_repo_car_with(None, export, ClosingAfter { taken: 0, limit })
-                .unwrap_err();
-            assert!(err.to_string().contains("client went away"), "{err}");
-        }
+        let err = store
+            .block_store()
+            .write_repo_car(None, ClosingAfter { taken: 0, limit })
+            .unwrap_err();
+        assert!(err.to_string().contains("client went away"), "{err}");
     }
     // The store still serves whole exports afterwards.
     assert_whole_export(&store);

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use atp_xrpc::auth::{create_service_jwt, AuthScope, ServiceJwtParams};
 use atp_xrpc::server::{bearer_token, Router, XrpcError, XrpcRequest, XrpcResponse};
 use chrono::{DateTime, Utc};
-use rusqlite::OptionalExtension;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -139,16 +138,9 @@ fn sequence_activation_extras(state: &PdsState, account: &Account) -> crate::Res
     let Some(root) = store.root()? else {
         return Ok(());
     };
-    let cid = root.cid.to_string();
-    let bytes: Option<Vec<u8>> = store.database().read(|tx| {
-        Ok(tx
-            .query_row(
-                "SELECT content FROM repo_block WHERE cid = ?1",
-                [&cid],
-                |row| row.get(0),
-            )
-            .optional()?)
-    })?;
+    let bytes = store
+        .database()
+        .read(|tx| crate::block_store::get_block(tx, &root.cid))?;
     if let Some(bytes) = bytes {
         state
             .sequencer
@@ -275,15 +267,10 @@ fn store_counts(state: &PdsState, did: &str) -> crate::Result<StoreCounts> {
     let root = store
         .root()?
         .ok_or_else(|| Error::Corrupt(format!("repository of {did} has no head")))?;
-    let count = |sql: &str| -> crate::Result<u64> {
-        store
-            .database()
-            .read(|tx| Ok(tx.query_row(sql, [], |row| row.get::<_, u64>(0))?))
-    };
     Ok(StoreCounts {
         commit: root.cid.to_string(),
         rev: root.rev,
-        blocks: count("SELECT COUNT(*) FROM repo_block")?,
+        blocks: store.block_store().count()?,
         records: store.record_count()?,
         expected_blobs: crate::blob_index::record_blob_count(&store)?,
         imported_blobs: crate::blob_index::blob_count(&store)?,

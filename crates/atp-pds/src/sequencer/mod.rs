@@ -78,6 +78,7 @@ const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "sequenced repository events",
+    run: None,
     sql: "
         CREATE TABLE repo_seq (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
