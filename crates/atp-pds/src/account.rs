@@ -8,9 +8,10 @@
 //! handled by the sibling modules `refresh_token`, `app_password`, `invite`
 //! and `email_token`.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row, Transaction};
@@ -151,6 +152,78 @@ pub struct AccountStore {
     pub(crate) db: Arc<Database>,
     pub(crate) clock: Clock,
     pub(crate) invite_required: bool,
+    cache: AccountCache,
+}
+
+/// How many accounts [`AccountCache`] keeps before it starts over.
+const ACCOUNT_CACHE_CAPACITY: usize = 4096;
+
+/// The accounts last read by DID, so that an authenticated request (which
+/// checks its account's status) does not read the account row from
+/// SQLite each time.
+///
+/// Every method of [`AccountStore`] that writes the `account` table
+/// drops the account's entry once its transaction has ended, and bumps
+/// the cache's generation; a read that started before such a write (and
+/// may have seen the old row) finds the generation changed and does not
+/// store what it read. So once a write (a takedown, a deactivation, a
+/// deletion, a handle change) has returned, no reader sees the old row.
+/// Only accounts that exist are kept; a miss reads the database.
+#[derive(Default)]
+struct AccountCache {
+    inner: Mutex<AccountCacheInner>,
+}
+
+#[derive(Default)]
+struct AccountCacheInner {
+    /// Bumped by every write to the `account` table.
+    generation: u64,
+    /// The accounts by DID.
+    accounts: HashMap<String, Account>,
+}
+
+impl AccountCache {
+    fn lock(&self) -> MutexGuard<'_, AccountCacheInner> {
+        // The map stays consistent whatever a panicking holder did (each
+        // change is one call), so a poisoned lock is still usable.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached account of `did`.
+    fn get(&self, did: &str) -> Option<Account> {
+        self.lock().accounts.get(did).cloned()
+    }
+
+    /// The generation to pass to [`AccountCache::insert`] after a read.
+    fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Keeps `account`, read from the database after [`generation`]
+    /// returned `generation`, unless the table was written since.
+    ///
+    /// [`generation`]: AccountCache::generation
+    fn insert(&self, generation: u64, account: &Account) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.accounts.len() >= ACCOUNT_CACHE_CAPACITY
+            && !inner.accounts.contains_key(&account.did)
+        {
+            inner.accounts.clear();
+        }
+        inner.accounts.insert(account.did.clone(), account.clone());
+    }
+
+    /// Forgets `did` (after a write to its row).
+    fn invalidate(&self, did: &str) {
+        let mut inner = self.lock();
+        inner.generation = inner.generation.wrapping_add(1);
+        inner.accounts.remove(did);
+    }
 }
 
 impl fmt::Debug for AccountStore {
@@ -269,6 +342,7 @@ impl AccountStore {
             db: Arc::new(Database::open(path, MIGRATIONS)?),
             clock: Arc::new(Utc::now),
             invite_required,
+            cache: AccountCache::default(),
         })
     }
 
@@ -285,6 +359,27 @@ impl AccountStore {
 
     pub(crate) fn now(&self) -> DateTime<Utc> {
         (self.clock)()
+    }
+
+    /// Runs `write` in a write transaction that changes the `account` row
+    /// of `did`, then drops the row from the account cache (whether the
+    /// transaction committed or not).
+    fn write_account<T>(
+        &self,
+        did: &str,
+        write: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let result = self.db.write(write);
+        self.cache.invalidate(did);
+        result
+    }
+
+    /// The account with this DID if it is in the account cache, without
+    /// touching the database (so callable from async code). `None` means
+    /// "not cached", not "no such account": then call
+    /// [`AccountStore::account_by_did`] on the blocking pool.
+    pub fn cached_account_by_did(&self, did: &str) -> Option<Account> {
+        self.cache.get(did)
     }
 
     /// Fails with [`Error::HandleTaken`] / [`Error::EmailTaken`] if the
@@ -308,7 +403,7 @@ impl AccountStore {
         }
         let hash = PasswordHash::new(&new.password)?;
         let now = time::format(&self.now());
-        self.db.write(|tx| {
+        self.write_account(&new.did, |tx| {
             check_unique(tx, Some(&new.did), Some(&handle), Some(&email))?;
             tx.execute(
                 "INSERT INTO account (did, handle, email, password_hash, created_at)
@@ -322,9 +417,18 @@ impl AccountStore {
         })
     }
 
-    /// The account with this DID.
+    /// The account with this DID (from the account cache when it holds
+    /// it).
     pub fn account_by_did(&self, did: &str) -> Result<Option<Account>> {
-        self.db.read(|tx| account_where(tx, "did", did))
+        if let Some(account) = self.cache.get(did) {
+            return Ok(Some(account));
+        }
+        let generation = self.cache.generation();
+        let account = self.db.read(|tx| account_where(tx, "did", did))?;
+        if let Some(account) = &account {
+            self.cache.insert(generation, account);
+        }
+        Ok(account)
     }
 
     /// The account with this handle (any case).
@@ -387,7 +491,7 @@ impl AccountStore {
     /// drops any pending password-reset token (as the reference does).
     pub fn update_password(&self, did: &str, password: &str) -> Result<()> {
         let hash = PasswordHash::new(password)?;
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             tx.execute(
                 "UPDATE account SET password_hash = ?2 WHERE did = ?1",
@@ -407,7 +511,7 @@ impl AccountStore {
     /// dropped, in one transaction.
     pub fn replace_email(&self, did: &str, email: &str) -> Result<Account> {
         let email = normalize_email(email)?;
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             if let Some(holder) = account_where(tx, "email", &email)? {
                 if holder.did != did {
@@ -426,7 +530,7 @@ impl AccountStore {
     /// Changes the account's handle (normalized, unique).
     pub fn update_handle(&self, did: &str, handle: &str) -> Result<Account> {
         let handle = normalize_handle(handle)?;
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             let account = require_account(tx, did)?;
             if account.handle != handle {
                 check_unique(tx, None, Some(&handle), None)?;
@@ -443,7 +547,7 @@ impl AccountStore {
     /// new address is unconfirmed.
     pub fn update_email(&self, did: &str, email: &str) -> Result<Account> {
         let email = normalize_email(email)?;
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             let account = require_account(tx, did)?;
             if account.email != email {
                 check_unique(tx, None, None, Some(&email))?;
@@ -459,7 +563,7 @@ impl AccountStore {
     /// Marks the account's email address confirmed now.
     pub fn confirm_email(&self, did: &str) -> Result<Account> {
         let now = time::format(&self.now());
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             tx.execute(
                 "UPDATE account SET email_confirmed_at = ?2 WHERE did = ?1",
@@ -473,7 +577,7 @@ impl AccountStore {
     pub fn deactivate(&self, did: &str, delete_after: Option<DateTime<Utc>>) -> Result<Account> {
         let now = time::format(&self.now());
         let delete_after = delete_after.as_ref().map(time::format);
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             tx.execute(
                 "UPDATE account SET deactivated_at = ?2, delete_after = ?3 WHERE did = ?1",
@@ -485,7 +589,7 @@ impl AccountStore {
 
     /// Reactivates a deactivated account.
     pub fn activate(&self, did: &str) -> Result<Account> {
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             tx.execute(
                 "UPDATE account SET deactivated_at = NULL, delete_after = NULL WHERE did = ?1",
@@ -499,7 +603,7 @@ impl AccountStore {
     /// revokes the account's refresh tokens in the same transaction (as the
     /// reference PDS does), so its sessions cannot be refreshed.
     pub fn set_takedown(&self, did: &str, takedown_ref: Option<&str>) -> Result<Account> {
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             require_account(tx, did)?;
             tx.execute(
                 "UPDATE account SET takedown_ref = ?2 WHERE did = ?1",
@@ -515,7 +619,7 @@ impl AccountStore {
     /// Allows or forbids new invite codes for the account (an unknown DID
     /// is ignored, as the reference does).
     pub fn set_invites_disabled(&self, did: &str, disabled: bool) -> Result<()> {
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             tx.execute(
                 "UPDATE account SET invites_disabled = ?2 WHERE did = ?1",
                 params![did, disabled],
@@ -546,7 +650,7 @@ impl AccountStore {
     /// account was removed. The account's files are removed by
     /// [`Storage::delete_account`](crate::Storage::delete_account).
     pub fn delete_account(&self, did: &str) -> Result<bool> {
-        self.db.write(|tx| {
+        self.write_account(did, |tx| {
             tx.execute("DELETE FROM refresh_token WHERE did = ?1", [did])?;
             tx.execute("DELETE FROM app_password WHERE did = ?1", [did])?;
             tx.execute("DELETE FROM email_token WHERE did = ?1", [did])?;

@@ -141,8 +141,13 @@ pub fn is_admin(state: &PdsState, req: &XrpcRequest) -> bool {
 /// The stored account of `did`, or the reference's `AccountNotFound`.
 pub async fn account_by_did(state: &PdsState, did: String) -> Result<Account, XrpcError> {
     let accounts = Arc::clone(state.storage.accounts());
-    run_blocking(move || accounts.account_by_did(&did))
-        .await
-        .map_err(to_xrpc)?
+    let cached = accounts.cached_account_by_did(&did);
+    let found = match cached {
+        Some(account) => Some(account),
+        None => run_blocking(move || accounts.account_by_did(&did))
+            .await
+            .map_err(to_xrpc)?,
+    };
+    found
         .ok_or_else(|| XrpcError::invalid_request("Account not found").with_name("AccountNotFound"))
 }

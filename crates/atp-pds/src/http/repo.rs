@@ -39,6 +39,11 @@ pub const DEFAULT_LIST_LIMIT: usize = 50;
 /// The account named by `repo` (a DID or a handle), whatever its status.
 pub async fn find_account(state: &PdsState, repo: &str) -> Result<Option<Account>, XrpcError> {
     let accounts = Arc::clone(state.storage.accounts());
+    // A cached account is answered here, without a trip to the blocking
+    // pool.
+    if let Some(account) = accounts.cached_account_by_did(repo) {
+        return Ok(Some(account));
+    }
     let repo = repo.to_owned();
     run_blocking(move || {
         if repo.starts_with("did:") {
