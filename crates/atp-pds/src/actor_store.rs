@@ -105,7 +105,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 4,
-        description: "blocks keyed by the CID's binary form, in a WITHOUT ROWID table",
+        description: "blocks keyed by the CID's binary form",
         run: Some(copy_text_keyed_blocks),
         sql: "
         DROP INDEX repo_block_rev;
@@ -115,14 +115,17 @@ pub const MIGRATIONS: &[Migration] = &[
             repo_rev TEXT,
             size INTEGER NOT NULL,
             content BLOB NOT NULL
-        ) WITHOUT ROWID;
-        CREATE INDEX repo_block_rev ON repo_block(repo_rev);
+        );
+        CREATE INDEX repo_block_rev ON repo_block(repo_rev, cid);
     ",
     },
 ];
 
 /// Migration 4's Rust part: copies the blocks of the old table (CIDs as
-/// text) into the new one (CIDs as bytes), then drops the old table.
+/// text) into the new one (CIDs as bytes), then drops the old table. The
+/// rows are copied in the old table's order (the order they were written
+/// in), which keeps the blocks of one commit next to each other in the
+/// file: see [`crate::repo_car`] on why that matters.
 fn copy_text_keyed_blocks(tx: &Transaction<'_>) -> Result<()> {
     {
         let mut read =

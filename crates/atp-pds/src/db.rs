@@ -170,12 +170,25 @@ pub fn schema_version(conn: &Connection) -> Result<u32> {
 /// durable with the next `FULL` commit's fsync, which covers the whole
 /// WAL. A new account's store thus saves four fsyncs, and the account only
 /// exists once its first commit (durable, with the schema) is stored.
+///
+/// A file that already had a schema and went through a step with Rust
+/// code (which rewrites data, possibly a lot of it) is checkpointed
+/// afterwards, with the WAL truncated: otherwise its readers would look
+/// every page up in a large WAL until the next commits let the
+/// checkpointer run.
 pub fn migrate(conn: &mut Connection, migrations: &[Migration]) -> Result<u32> {
+    let before = schema_version(conn)?;
     conn.execute_batch("PRAGMA synchronous = NORMAL")?;
     let outcome = migrate_steps(conn, migrations);
     let restored = conn.execute_batch("PRAGMA synchronous = FULL");
     let version = outcome?;
     restored?;
+    let rewrote_data = migrations
+        .iter()
+        .any(|step| step.run.is_some() && step.version > before && step.version <= version);
+    if before > 0 && rewrote_data {
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
     Ok(version)
 }
 

@@ -12,11 +12,18 @@
 //! # Lookups
 //!
 //! Looking blocks up by CID is most of the work. `repo_block` is keyed by
-//! the CID's binary form in a `WITHOUT ROWID` table, so a lookup is one
-//! B-tree search comparing 36-byte keys. Each walk holds one prepared
-//! statement for it, builds the key on the stack and writes the block
-//! straight from SQLite's row, so a lookup allocates nothing but the MST
-//! nodes it decodes.
+//! the CID's binary form (36 bytes for a dag-cbor sha-256 CIDv1) in its
+//! unique index, and the rows stay in the table in the order they were
+//! written. A lookup is two B-tree searches (the index, then the row), but
+//! the records of an MST node were mostly written by the same commits, so
+//! consecutive lookups land on the same table pages. A `WITHOUT ROWID`
+//! table keyed by the CID (one search per lookup) was measured too and
+//! took about 60% more CPU per download: its rows are ordered by CID,
+//! which scatters one node's records over the whole file, and most
+//! lookups then missed the page cache. Each walk holds one prepared
+//! statement for the lookups, builds the key on the stack and writes the
+//! block straight from SQLite's row, so a lookup allocates nothing but
+//! the MST nodes it decodes.
 //!
 //! # Memory
 //!

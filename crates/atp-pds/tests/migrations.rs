@@ -146,3 +146,65 @@ async fn async_reads_and_writes_run_on_the_blocking_pool() {
         .unwrap();
     assert_eq!(sum, (0..20).sum::<i64>());
 }
+
+fn fill_b(tx: &rusqlite::Transaction<'_>) -> atp_pds::Result<()> {
+    let mut insert = tx.prepare("INSERT INTO b (y) VALUES (?1)")?;
+    for x in tx
+        .prepare("SELECT x FROM a ORDER BY x")?
+        .query_map([], |row| row.get::<_, i64>(0))?
+    {
+        insert.execute([format!("converted {}", x?)])?;
+    }
+    Ok(())
+}
+
+fn refuse(_: &rusqlite::Transaction<'_>) -> atp_pds::Result<()> {
+    Err(Error::Corrupt("cannot convert".to_owned()))
+}
+
+#[test]
+fn a_step_with_rust_code_runs_after_its_sql_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.sqlite");
+    let mut conn = open_connection(&path).unwrap();
+    assert_eq!(migrate(&mut conn, &STEPS[..1]).unwrap(), 1);
+    conn.execute_batch("INSERT INTO a (x) VALUES (2), (1)")
+        .unwrap();
+
+    // A failing Rust part undoes the step's SQL too.
+    let failing = [
+        STEPS[0],
+        Migration {
+            version: 2,
+            description: "convert, refused",
+            run: Some(refuse),
+            sql: "CREATE TABLE b (y TEXT);",
+        },
+    ];
+    let err = migrate(&mut conn, &failing).unwrap_err();
+    assert!(err.to_string().contains("cannot convert"), "{err}");
+    assert_eq!(schema_version(&conn).unwrap(), 1);
+    assert_eq!(tables(&conn), ["a", "schema_version"]);
+
+    let converting = [
+        STEPS[0],
+        Migration {
+            version: 2,
+            description: "convert",
+            run: Some(fill_b),
+            sql: "CREATE TABLE b (y TEXT);",
+        },
+    ];
+    assert_eq!(migrate(&mut conn, &converting).unwrap(), 2);
+    let rows: Vec<String> = conn
+        .prepare("SELECT y FROM b ORDER BY rowid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows, ["converted 1", "converted 2"]);
+    // An existing file that went through such a step is checkpointed.
+    let wal = std::fs::metadata(dir.path().join("x.sqlite-wal")).unwrap();
+    assert_eq!(wal.len(), 0);
+}
