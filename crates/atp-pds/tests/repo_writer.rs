@@ -16,7 +16,6 @@ use atp_pds::repo_writer::{
 };
 use atp_repo_mst::blockstore::MemoryBlockStore;
 use atp_repo_mst::commit::Commit;
-use atp_repo_mst::diff::mst_diff;
 use atp_repo_mst::import::export_repo_car;
 use atp_repo_mst::repo::{Repo, WriteAction};
 use common::Pds;
@@ -35,16 +34,47 @@ fn store(state: &PdsState, did: &str) -> Arc<ActorStore> {
 }
 
 /// Every commit block in the store, sorted by rev.
-fn stored_commits(store: &ActorStore) -> Vec<(Cid, Commit)> {
-    let mut commits: Vec<(Cid, Commit)> = store
-        .block_store()
-        .all_blocks()
+/// A commit read from its `#commit` event: CID, commit, `prevData` and
+/// the ops' `prev` CIDs.
+type LoggedCommit = (Cid, Commit, Option<Cid>, Vec<Option<Cid>>);
+
+/// The account's commits in log order, from its `#commit` events (the
+/// store keeps only the head commit, as the reference does), each with
+/// its event's `prevData` and its ops' `prev` CIDs.
+fn logged_commits(state: &PdsState, did: &str) -> Vec<LoggedCommit> {
+    let link = |value: Option<&Ipld>| match value {
+        Some(Ipld::Link(cid)) => Some(*cid),
+        _ => None,
+    };
+    state
+        .sequencer
+        .events_after(0, 100_000)
         .unwrap()
-        .into_iter()
-        .filter_map(|(cid, bytes)| Commit::from_block(&bytes).ok().map(|c| (cid, c)))
-        .collect();
-    commits.sort_by(|a, b| a.1.rev.cmp(&b.1.rev));
-    commits
+        .iter()
+        .filter(|event| event.did == did && event.frame.message_type() == Some("#commit"))
+        .map(|event| {
+            let Ipld::Map(body) = event.frame.body::<Ipld>().unwrap() else {
+                panic!("not a map")
+            };
+            let cid = link(body.get("commit")).unwrap();
+            let Some(Ipld::Bytes(car)) = body.get("blocks") else {
+                panic!("no blocks")
+            };
+            let (_, blocks) = atp_repo_mst::car::read_car(car).unwrap();
+            let commit = Commit::from_block(&blocks[&cid]).unwrap();
+            let Some(Ipld::List(ops)) = body.get("ops") else {
+                panic!("no ops")
+            };
+            let prevs = ops
+                .iter()
+                .map(|op| match op {
+                    Ipld::Map(op) => link(op.get("prev")),
+                    _ => panic!("op is not a map"),
+                })
+                .collect();
+            (cid, commit, link(body.get("prevData")), prevs)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -84,7 +114,11 @@ async fn concurrent_creates_form_one_linear_chain() {
 
     let store = store(&state, &alice.did);
     assert_eq!(store.record_count().unwrap(), (TASKS * EACH) as u64);
-    let commits = stored_commits(&store);
+    let logged = logged_commits(&state, &alice.did);
+    let commits: Vec<(Cid, Commit)> = logged
+        .iter()
+        .map(|(cid, commit, _, _)| (*cid, commit.clone()))
+        .collect();
     // The first commit of the account plus one per write.
     assert_eq!(commits.len(), TASKS * EACH + 1);
     let root = store.root().unwrap().unwrap();
@@ -109,15 +143,13 @@ async fn concurrent_creates_form_one_linear_chain() {
 
     // Each commit is its predecessor plus exactly one record: no write was
     // lost or built on a stale head.
-    let blocks = store.block_store();
-    for pair in commits.windows(2) {
+    for pair in logged.windows(2) {
         let (prev, next) = (&pair[0].1, &pair[1].1);
         assert!(next.rev > prev.rev);
         assert_eq!(next.prev, None, "v3 commits carry prev: null");
         assert_eq!(next.did, alice.did);
-        let diff = mst_diff(&blocks, Some(prev.data), next.data).unwrap();
-        assert_eq!(diff.record_ops.len(), 1, "commit {}", next.rev);
-        assert!(diff.record_ops[0].old.is_none(), "a create");
+        assert_eq!(pair[1].2, Some(prev.data), "built on its predecessor");
+        assert_eq!(pair[1].3, vec![None], "one create in commit {}", next.rev);
     }
     let pds = Arc::try_unwrap(pds).ok().unwrap();
     pds.stop().await;

@@ -31,7 +31,7 @@
 //! # Ok::<(), atp_repo_mst::Error>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid, Ipld, PublicKey, SigningKey};
 use atp_syntax::{Nsid, RecordKey};
@@ -85,6 +85,13 @@ pub struct CommitData {
     pub blocks: BlockMap,
     /// The net record changes since the previous commit, by path.
     pub ops: Vec<RecordWriteOp>,
+    /// The blocks of the previous state this commit no longer reaches:
+    /// the previous commit block and the MST nodes the commit replaced or
+    /// removed (as the reference implementation's `removedCids`, without
+    /// record blocks: a replaced or deleted record's CID, the `prev` of
+    /// its op, may still be the value of another record, which only the
+    /// store can tell).
+    pub removed: BTreeSet<Cid>,
 }
 
 /// A repository over the block store `S`.
@@ -193,7 +200,7 @@ impl<S: BlockStore> Repo<S> {
         record: &Ipld,
     ) -> Result<Cid, Error> {
         let path = path_for(collection, rkey)?;
-        if self.mst.get(&path)?.is_some() {
+        if self.mst.get_loading(&path)?.is_some() {
             return Err(Error::RecordExists(path));
         }
         let (cid, _) = self.write(path, Some(record))?;
@@ -209,7 +216,7 @@ impl<S: BlockStore> Repo<S> {
         record: &Ipld,
     ) -> Result<(Cid, Cid), Error> {
         let path = path_for(collection, rkey)?;
-        if self.mst.get(&path)?.is_none() {
+        if self.mst.get_loading(&path)?.is_none() {
             return Err(Error::RecordNotFound(path));
         }
         match self.write(path.clone(), Some(record))? {
@@ -237,7 +244,7 @@ impl<S: BlockStore> Repo<S> {
     /// Returns the deleted record's CID.
     pub fn delete_record(&mut self, collection: &str, rkey: &str) -> Result<Cid, Error> {
         let path = path_for(collection, rkey)?;
-        if self.mst.get(&path)?.is_none() {
+        if self.mst.get_loading(&path)?.is_none() {
             return Err(Error::RecordNotFound(path));
         }
         match self.write(path.clone(), None)? {
@@ -249,6 +256,29 @@ impl<S: BlockStore> Repo<S> {
     /// The CID of a record, if present.
     pub fn get_record_cid(&self, collection: &str, rkey: &str) -> Result<Option<Cid>, Error> {
         self.mst.get(&record_key(collection, rkey)?)
+    }
+
+    /// The CID of a record, if present, like [`Repo::get_record_cid`], but
+    /// keeping the tree's nodes it reads in memory: for a check right
+    /// before a write of the same record.
+    pub fn record_cid_loading(
+        &mut self,
+        collection: &str,
+        rkey: &str,
+    ) -> Result<Option<Cid>, Error> {
+        self.mst.get_loading(&record_key(collection, rkey)?)
+    }
+
+    /// The CIDs of the tree's nodes on the covering proofs of `paths` (see
+    /// [`Mst::covering_proof_nodes`]). Called right after
+    /// [`Repo::commit`] with the paths of its ops, these are the existing
+    /// nodes the commit's `#commit` event carries besides its new blocks,
+    /// read from the tree in memory instead of from blocks.
+    pub fn covering_proof_nodes<'k>(
+        &mut self,
+        paths: impl IntoIterator<Item = &'k str>,
+    ) -> Result<BTreeSet<Cid>, Error> {
+        self.mst.covering_proof_nodes(paths)
     }
 
     /// A record's CID and contents, if present (uncommitted writes
@@ -320,6 +350,12 @@ impl<S: BlockStore> Repo<S> {
         }
 
         let (_, mut blocks) = self.mst.flush()?;
+        let mut removed = self.mst.take_replaced();
+        if let Some(prev) = prev {
+            removed.insert(prev);
+        }
+        // A block this commit writes is reachable whatever it replaced.
+        removed.retain(|cid| !blocks.contains_key(cid) && *cid != commit_cid);
         self.store().put_many(&records)?;
         self.store().put(&commit_cid, &commit_bytes)?;
         blocks.append(&mut records);
@@ -337,6 +373,7 @@ impl<S: BlockStore> Repo<S> {
             prev_data,
             blocks,
             ops,
+            removed,
         })
     }
 }

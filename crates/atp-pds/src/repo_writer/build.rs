@@ -19,7 +19,7 @@
 //! under the lock, so they keep the order of the commits.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use atp_crypto::{Cid, SigningKey};
 use atp_repo_mst::blockstore::BlockStore;
@@ -54,7 +54,13 @@ pub(super) struct ReadyJob {
 pub(super) struct BuiltJob {
     /// The answer.
     pub outcome: WriteOutcome,
+    /// The existing nodes its commit's event carries besides the commit's
+    /// blocks (empty without a commit), read from the tree in memory.
+    pub proof: BTreeSet<Cid>,
 }
+
+/// The proof nodes of a group's commits' events, by commit CID.
+pub(super) type CommitProofs = HashMap<Cid, BTreeSet<Cid>>;
 
 /// The stored commits of a group, from which its `#commit` events are
 /// built once the repository's lock is released.
@@ -65,6 +71,8 @@ pub(super) struct StoredCommits {
     /// with the commits' own blocks, they hold the proof nodes of its
     /// events.
     pub read: BlockMap,
+    /// The proof nodes of each commit's event.
+    pub proofs: CommitProofs,
 }
 
 /// Runs `jobs` in order in one transaction on `store`, signing with
@@ -105,14 +113,18 @@ pub(super) fn commit_group(
     // The next group of this repository reads its tree from memory.
     let read = read.into_inner();
     store.remember_blocks(&read);
-    for job in results.iter().flatten() {
+    let mut proofs = CommitProofs::new();
+    let mut results = results;
+    for job in results.iter_mut().flatten() {
         if let Some(commit) = &job.outcome.commit {
             store.remember_blocks(&commit.blocks);
+            proofs.insert(commit.cid, std::mem::take(&mut job.proof));
         }
     }
     Ok(StoredCommits {
         jobs: results,
         read,
+        proofs,
     })
 }
 
@@ -136,7 +148,9 @@ impl BlockSource for GroupBlocks<'_> {
 }
 
 /// The `#commit` events of the commits in `answers` (in order), read
-/// from those commits, the blocks `read` while building them and `store`.
+/// from those commits, the blocks `read` while building them and `store`;
+/// a commit's proof nodes are taken from `proofs` (computed from the
+/// blocks for a commit not there).
 /// A commit whose event cannot be built (a block missing: it cannot
 /// happen short of a damaged store) is logged and left out; the commit is
 /// stored, and its repository's head is announced again at the next
@@ -145,6 +159,7 @@ pub(super) fn commit_events<'a>(
     did: &str,
     commits: impl Iterator<Item = &'a CommitData> + Clone,
     read: &BlockMap,
+    proofs: &CommitProofs,
     store: &dyn BlockStore,
 ) -> Vec<PendingEvent> {
     let source = GroupBlocks {
@@ -154,7 +169,10 @@ pub(super) fn commit_events<'a>(
     };
     commits
         .filter_map(
-            |commit| match PendingEvent::commit(did, commit, Some(&source)) {
+            |commit| match match proofs.get(&commit.cid) {
+                Some(proof) => PendingEvent::commit_with_proof(did, commit, proof, Some(&source)),
+                None => PendingEvent::commit(did, commit, Some(&source)),
+            } {
                 Ok(event) => Some(event),
                 Err(err) => {
                     tracing::error!(%did, rev = %commit.rev, error = %err, "could not build the event of a stored commit");
@@ -166,7 +184,11 @@ pub(super) fn commit_events<'a>(
 }
 
 /// Writes a planned job's commit: blocks, root, record index, and its
-/// moved uploads marked permanent.
+/// moved uploads marked permanent; deletes the blocks it no longer
+/// reaches (the previous commit and the MST nodes it replaced), as the
+/// reference does. In a group, a later commit that needs such a block
+/// again writes it again: the commit builder asks the transaction itself
+/// whether a block is stored ([`TxBlocks`]).
 fn store_job(
     atx: &ActorTransaction<'_>,
     planned: &BuiltJob,
@@ -183,6 +205,10 @@ fn store_job(
         );
     }
     atx.apply_commit(commit, &blobs)?;
+    if !commit.removed.is_empty() {
+        let removed: Vec<Cid> = commit.removed.iter().copied().collect();
+        atx.delete_blocks(&removed)?;
+    }
     for temp_key in moved {
         blob_index::mark_permanent_in(atx.sql(), temp_key)?;
     }
@@ -195,6 +221,7 @@ fn no_commit(writes: Vec<PreparedWrite>) -> BuiltJob {
             writes,
             commit: None,
         },
+        proof: BTreeSet::new(),
     }
 }
 
@@ -291,12 +318,13 @@ fn plan_job<'a>(
         Some(repo) => repo,
         None => repo.insert(load_repo(atx, read, store)?),
     };
-    let commit = build_commit(repo, &writes, job.swap_commit, key)?;
+    let (commit, proof) = build_commit(repo, &writes, job.swap_commit, key)?;
     Ok(BuiltJob {
         outcome: WriteOutcome {
             writes,
             commit: Some(commit),
         },
+        proof,
     })
 }
 
@@ -313,13 +341,14 @@ fn load_repo<'a>(
 }
 
 /// Applies `writes` to `repo` and signs (but does not store) their commit
-/// on its head, which must be `swap_commit` when given.
+/// on its head, which must be `swap_commit` when given. Returns it with
+/// the proof nodes of its event, read from the tree in memory.
 fn build_commit(
     repo: &mut Repo<TxBlocks<'_>>,
     writes: &[PreparedWrite],
     swap_commit: Option<Cid>,
     key: &SigningKey,
-) -> Result<CommitData, XrpcError> {
+) -> Result<(CommitData, BTreeSet<Cid>), XrpcError> {
     let (head_cid, head_rev) = match repo.head() {
         Some((cid, commit)) => (*cid, commit.rev.clone()),
         None => return Err(invalid(format!("No repo root found for {}", repo.did()))),
@@ -331,7 +360,7 @@ fn build_commit(
     }
     for write in writes {
         let current = repo
-            .get_record_cid(&write.collection, &write.rkey)
+            .record_cid_loading(&write.collection, &write.rkey)
             .map_err(|err| to_xrpc(err.into()))?;
         check_record_swap(write, current.as_ref())?;
     }
@@ -374,5 +403,8 @@ fn build_commit(
     if size > MAX_COMMIT_BYTES {
         return Err(invalid("Too many writes. Max event size: 2MB"));
     }
-    Ok(commit)
+    let proof = repo
+        .covering_proof_nodes(commit.ops.iter().map(|op| op.path.as_str()))
+        .map_err(|err| to_xrpc(err.into()))?;
+    Ok((commit, proof))
 }

@@ -39,7 +39,7 @@ use atp_xrpc::server::XrpcError;
 use tokio::sync::oneshot;
 
 use super::blocking;
-use super::build::{commit_events, commit_group, ReadyJob};
+use super::build::{commit_events, commit_group, CommitProofs, ReadyJob};
 use super::key_cache;
 use super::locks::RepoLocks;
 use super::prepare::{invalid, PreparedWrite};
@@ -346,6 +346,7 @@ struct StoredGroup {
 struct PendingEvents {
     place: ReservedEvents,
     read: BlockMap,
+    proofs: CommitProofs,
     store: Arc<ActorStore>,
 }
 
@@ -375,7 +376,7 @@ impl StoredGroup {
                 _ => None,
             });
             let store = events.store.block_store();
-            let built = commit_events(did, commits, &events.read, &store);
+            let built = commit_events(did, commits, &events.read, &events.proofs, &store);
             let written = events.place.fill(built).and_then(|ticket| ticket.wait());
             if let Err(err) = written {
                 tracing::error!(%did, error = %err, "could not sequence stored commits");
@@ -467,6 +468,7 @@ async fn commit_group_of(
             Some(PendingEvents {
                 place: sequencer.reserve_events().map_err(to_xrpc)?,
                 read: stored.read,
+                proofs: stored.proofs,
                 store,
             })
         } else {

@@ -73,6 +73,16 @@ impl BlockStore for TxBlocks<'_> {
         Ok(found)
     }
 
+    /// Asks the transaction itself, not the blocks read or the store's
+    /// recent blocks: a commit of the group may have deleted a block that
+    /// a later one builds again, which must then be written again.
+    fn has(&self, cid: &Cid) -> Result<bool, atp_repo_mst::Error> {
+        if self.staged.borrow().contains_key(cid) {
+            return Ok(true);
+        }
+        crate::block_store::has_block(self.tx, cid).map_err(store_error)
+    }
+
     fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), atp_repo_mst::Error> {
         self.staged.borrow_mut().insert(*cid, bytes.to_vec());
         Ok(())

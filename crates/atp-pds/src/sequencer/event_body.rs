@@ -1,7 +1,7 @@
 //! The bodies of the log's events, as stored (DAG-CBOR without `seq` and
 //! `time`), and the frames sent to subscribers (with them).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use atp_crypto::{dagcbor, Cid, Ipld};
 use atp_repo_mst::car::{write_car_from_map, BlockMap};
@@ -11,7 +11,7 @@ use atp_repo_mst::proof::partial_tree::BlockSource;
 use atp_repo_mst::repo::{CommitData, WriteAction};
 use atp_xrpc::stream::{Frame, FrameHeader};
 
-use super::EventKind;
+use super::{EventKind, PendingEvent};
 use crate::error::{Error, Result};
 
 /// A DAG-CBOR map of `entries`.
@@ -73,27 +73,74 @@ pub(super) fn encode_frame(seq: i64, kind: EventKind, stored: &[u8], time: &str)
     .map_err(|err| Error::Internal(format!("encoding event {seq}: {err}")))
 }
 
+impl PendingEvent {
+    /// The `#commit` event of `commit`, just built for `did`, whose proof
+    /// nodes are given: `proof` is the set
+    /// [`Repo::covering_proof_nodes`](atp_repo_mst::repo::Repo::covering_proof_nodes)
+    /// gave for its ops right after the commit (the set
+    /// [`PendingEvent::commit`] computes from blocks). The bytes of those
+    /// not among `commit.blocks` are read from `stored`.
+    pub fn commit_with_proof(
+        did: &str,
+        commit: &CommitData,
+        proof: &BTreeSet<Cid>,
+        stored: Option<&dyn BlockSource>,
+    ) -> Result<Self> {
+        let event = commit_event_with(did, commit, ProofNodes::Given(proof), stored)?;
+        Ok(PendingEvent {
+            did: did.to_owned(),
+            kind: EventKind::Commit,
+            body: dagcbor::encode_ipld(&event)?,
+        })
+    }
+}
+
+/// Where the proof nodes of a `#commit` event come from.
+enum ProofNodes<'a> {
+    /// Computed from the blocks.
+    FromBlocks,
+    /// Already known (read from the tree in memory).
+    Given(&'a BTreeSet<Cid>),
+}
+
 /// The stored body of a `#commit` event (without `seq` and `time`).
 pub(super) fn commit_event(
     did: &str,
     commit: &CommitData,
     stored: Option<&dyn BlockSource>,
 ) -> Result<Ipld> {
+    commit_event_with(did, commit, ProofNodes::FromBlocks, stored)
+}
+
+fn commit_event_with(
+    did: &str,
+    commit: &CommitData,
+    proof: ProofNodes<'_>,
+    stored: Option<&dyn BlockSource>,
+) -> Result<Ipld> {
     let source = CommitSource {
         fresh: &commit.blocks,
         stored,
     };
-    let record_ops: Vec<RecordOp> = commit
-        .ops
-        .iter()
-        .map(|op| RecordOp {
-            path: op.path.clone(),
-            old: op.prev,
-            new: op.cid,
-        })
-        .collect();
+    let computed;
+    let proof = match proof {
+        ProofNodes::Given(nodes) => nodes,
+        ProofNodes::FromBlocks => {
+            let record_ops: Vec<RecordOp> = commit
+                .ops
+                .iter()
+                .map(|op| RecordOp {
+                    path: op.path.clone(),
+                    old: op.prev,
+                    new: op.cid,
+                })
+                .collect();
+            computed = event_proof_nodes(&source, commit.commit.data, &record_ops)?;
+            &computed
+        }
+    };
     let mut blocks = commit.blocks.clone();
-    for cid in event_proof_nodes(&source, commit.commit.data, &record_ops)? {
+    for &cid in proof {
         if let std::collections::btree_map::Entry::Vacant(slot) = blocks.entry(cid) {
             let bytes = source.get_block(&cid)?.ok_or(Error::Corrupt(format!(
                 "proof block {cid} of the commit of {did} is missing"

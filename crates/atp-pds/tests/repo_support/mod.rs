@@ -10,7 +10,7 @@ use atp_crypto::{Cid, Ipld, SigningKey};
 use atp_pds::actor_store::ActorStore;
 use atp_pds::http::PdsState;
 use atp_repo_mst::blockstore::MemoryBlockStore;
-use atp_repo_mst::diff::{mst_diff, RecordOp};
+use atp_repo_mst::diff::RecordOp;
 use atp_repo_mst::import::export_repo_car;
 use atp_repo_mst::repo::Repo;
 use serde_json::{json, Value};
@@ -184,14 +184,58 @@ pub fn export(state: &PdsState, did: &str) -> Vec<u8> {
     export_repo_car(&store.block_store(), root.cid, Vec::new()).unwrap()
 }
 
-/// The record operations between the account's commits `from` and `to`,
-/// from the difference of their MSTs.
+/// The record operations of the account's commit `to`, which must come
+/// right after its commit `from`: the ops of `to`'s `#commit` event, the
+/// event after `from`'s in the log (the store keeps only the head commit,
+/// as the reference does). Checked against the difference of `to`'s tree
+/// and `from`'s, which the event's `prevData` names and whose nodes
+/// the event's blocks and the store hold.
 pub fn record_changes(state: &PdsState, did: &str, from: Cid, to: Cid) -> Vec<RecordOp> {
-    let blocks = store(state, did).block_store();
-    let data = |commit| Repo::load(&blocks, commit).unwrap().head().unwrap().1.data;
-    mst_diff(&blocks, Some(data(from)), data(to))
-        .unwrap()
-        .record_ops
+    let events = state.sequencer.events_after(0, 100_000).unwrap();
+    let commits: Vec<Ipld> = events
+        .iter()
+        .filter(|event| event.did == did && event.frame.message_type() == Some("#commit"))
+        .map(|event| event.frame.body().unwrap())
+        .collect();
+    let link = |body: &Ipld, name: &str| match body {
+        Ipld::Map(map) => match map.get(name) {
+            Some(Ipld::Link(cid)) => Some(*cid),
+            _ => None,
+        },
+        _ => None,
+    };
+    let at = commits
+        .iter()
+        .position(|body| link(body, "commit") == Some(to))
+        .expect("no event for the commit");
+    assert!(at > 0, "no event before the commit");
+    assert_eq!(
+        link(&commits[at - 1], "commit"),
+        Some(from),
+        "not the next commit"
+    );
+    let Ipld::Map(body) = &commits[at] else {
+        panic!("not a map")
+    };
+    let Some(Ipld::List(ops)) = body.get("ops") else {
+        panic!("no ops")
+    };
+    ops.iter()
+        .map(|op| {
+            let path = match op {
+                Ipld::Map(map) => match map.get("path") {
+                    Some(Ipld::String(path)) => path.clone(),
+                    _ => panic!("op without a path"),
+                },
+                _ => panic!("op is not a map"),
+            };
+            RecordOp {
+                path,
+                old: link(op, "prev"),
+                new: link(op, "cid"),
+            }
+        })
+        .collect()
 }
 
 /// Every record in the index, as (path, CID), sorted by path.

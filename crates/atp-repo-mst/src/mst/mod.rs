@@ -30,12 +30,15 @@
 //! # Ok::<(), atp_repo_mst::Error>(())
 //! ```
 
+mod covering;
 mod key;
 mod node;
 mod tree;
 mod walk;
 
+use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::Mutex;
 
 use atp_crypto::Cid;
 
@@ -66,6 +69,13 @@ pub struct Mst<S> {
     root: Child,
     /// Layer of the root; `None` until a stored root is loaded.
     layer: Option<u32>,
+    /// CIDs of the stored nodes held in memory: those in the tree at the
+    /// last flush and those loaded since. Those no longer in the tree at
+    /// the next flush were replaced.
+    held: Mutex<BTreeSet<Cid>>,
+    /// Stored nodes replaced by the writes flushed so far (see
+    /// [`Mst::take_replaced`]).
+    replaced: BTreeSet<Cid>,
 }
 
 impl<S: BlockStore> Mst<S> {
@@ -75,6 +85,8 @@ impl<S: BlockStore> Mst<S> {
             store,
             root: Child::Loaded(Box::default()),
             layer: Some(0),
+            held: Mutex::default(),
+            replaced: BTreeSet::new(),
         }
     }
 
@@ -85,6 +97,8 @@ impl<S: BlockStore> Mst<S> {
             store,
             root: Child::Stored(root),
             layer: None,
+            held: Mutex::default(),
+            replaced: BTreeSet::new(),
         }
     }
 
@@ -109,6 +123,7 @@ impl<S: BlockStore> Mst<S> {
             };
             self.root = Child::Loaded(Box::new(node));
             self.layer = Some(layer);
+            lock_held(&self.held).insert(cid);
         }
         Ok(())
     }
@@ -120,7 +135,10 @@ impl<S: BlockStore> Mst<S> {
             Child::Loaded(root) => Ok(Parts {
                 layer: self.layer.unwrap_or(0),
                 root,
-                store: &self.store,
+                store: Loading {
+                    store: &self.store,
+                    held: &self.held,
+                },
                 layer_slot: &mut self.layer,
             }),
             Child::Stored(cid) => Err(Error::MissingBlock(*cid)),
@@ -139,6 +157,62 @@ impl<S: BlockStore> Mst<S> {
         }
     }
 
+    /// The value stored at `key`, if any, like [`Mst::get`], but the nodes
+    /// on the way are loaded and kept, so that a write to the same key (or
+    /// a neighbour) that follows does not read them again.
+    pub fn get_loading(&mut self, key: &str) -> Result<Option<Cid>, Error> {
+        ensure_valid_key(key)?;
+        let Parts {
+            root, layer, store, ..
+        } = self.parts()?;
+        let store = &store;
+        let mut node = root;
+        let mut layer = layer;
+        for _ in 0..=MAX_LAYER + 1 {
+            let i = match node.search(key) {
+                Ok(i) => return Ok(Some(node.entries[i].value)),
+                Err(i) => i,
+            };
+            if layer == 0 {
+                return Ok(None);
+            }
+            match node.slot_mut(i) {
+                None => return Ok(None),
+                Some(child) => {
+                    layer -= 1;
+                    node = tree::loaded(child, store, layer)?;
+                }
+            }
+        }
+        Err(Error::InvalidMst("tree deeper than 128 layers".to_owned()))
+    }
+
+    /// The CIDs of the nodes of the covering proof of every key in `keys`
+    /// (see [`crate::proof::covering_proof`]): for each key, the nodes on
+    /// the path to it and on the paths to its left and right neighbours,
+    /// in the tree as it is now. Read from the nodes held in memory
+    /// (after a write, the changed paths), loading and keeping the others;
+    /// the CIDs of changed nodes are computed as for [`Mst::root`].
+    ///
+    /// Right after a commit this is the set of existing nodes its
+    /// `#commit` event carries besides its new blocks
+    /// ([`crate::proof::event_proof_nodes`] gives the same set, decoding
+    /// the nodes from blocks).
+    pub fn covering_proof_nodes<'k>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Result<BTreeSet<Cid>, Error> {
+        let mut out = BTreeSet::new();
+        let Parts {
+            root, layer, store, ..
+        } = self.parts()?;
+        let store = &store;
+        for key in keys {
+            covering::covering_nodes(root, layer, key, store, &mut out)?;
+        }
+        Ok(out)
+    }
+
     /// Sets `key` to `value`, returning the previous value (`None` if the
     /// key was new).
     pub fn insert(&mut self, key: &str, value: Cid) -> Result<Option<Cid>, Error> {
@@ -150,6 +224,7 @@ impl<S: BlockStore> Mst<S> {
             store,
             layer_slot,
         } = self.parts()?;
+        let store = &store;
         if root.is_empty() {
             *root = tree::chain(key, value, height, height);
             *layer_slot = Some(height);
@@ -183,6 +258,7 @@ impl<S: BlockStore> Mst<S> {
             store,
             layer_slot,
         } = self.parts()?;
+        let store = &store;
         let removed = tree::remove(root, layer, key, store)?;
         if removed.is_some() {
             while root.entries.is_empty() {
@@ -286,10 +362,31 @@ impl<S: BlockStore> Mst<S> {
     pub fn flush(&mut self) -> Result<(Cid, BlockMap), Error> {
         let (root, blocks) = self.unstored_blocks()?;
         self.store.put_many(&blocks)?;
-        if let Child::Loaded(node) = &mut self.root {
-            mark_stored(node);
+        let mut in_tree = BTreeSet::new();
+        let mut loaded = BTreeSet::new();
+        match &mut self.root {
+            Child::Loaded(node) => {
+                mark_stored(node);
+                tree_cids(node, &mut in_tree, &mut loaded)?;
+            }
+            Child::Stored(cid) => {
+                in_tree.insert(*cid);
+            }
         }
+        let held = std::mem::replace(&mut *lock_held(&self.held), loaded);
+        self.replaced
+            .extend(held.into_iter().filter(|cid| !in_tree.contains(cid)));
         Ok((root, blocks))
+    }
+
+    /// The stored nodes that the writes flushed since the last call
+    /// replaced or removed: nodes of the tree at an earlier flush (or as
+    /// loaded) that the tree at the last [`flush`](Mst::flush) no longer
+    /// holds. Once a commit of the new tree is stored, they are reachable
+    /// only from earlier commits. Only nodes the tree loaded are
+    /// considered, which includes every node a write changes.
+    pub fn take_replaced(&mut self) -> BTreeSet<Cid> {
+        std::mem::take(&mut self.replaced)
     }
 
     /// Flushes, then drops every loaded node: the tree is again only its
@@ -298,6 +395,7 @@ impl<S: BlockStore> Mst<S> {
         let (root, _) = self.flush()?;
         self.root = Child::Stored(root);
         self.layer = None;
+        lock_held(&self.held).clear();
         Ok(root)
     }
 }
@@ -306,8 +404,69 @@ impl<S: BlockStore> Mst<S> {
 struct Parts<'a, S> {
     root: &'a mut Node,
     layer: u32,
-    store: &'a S,
+    store: Loading<'a, S>,
     layer_slot: &'a mut Option<u32>,
+}
+
+/// The tree's store as its write operations see it: every node they
+/// load is kept in memory, so its CID joins the tree's held nodes.
+struct Loading<'a, S> {
+    store: &'a S,
+    held: &'a Mutex<BTreeSet<Cid>>,
+}
+
+impl<S: BlockStore> BlockStore for Loading<'_, S> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error> {
+        let found = self.store.get(cid)?;
+        if found.is_some() {
+            lock_held(self.held).insert(*cid);
+        }
+        Ok(found)
+    }
+
+    fn has(&self, cid: &Cid) -> Result<bool, Error> {
+        self.store.has(cid)
+    }
+
+    fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), Error> {
+        self.store.put(cid, bytes)
+    }
+
+    fn put_many(&self, blocks: &BlockMap) -> Result<(), Error> {
+        self.store.put_many(blocks)
+    }
+}
+
+/// The held set (a poisoned lock still holds a usable set).
+fn lock_held(held: &Mutex<BTreeSet<Cid>>) -> std::sync::MutexGuard<'_, BTreeSet<Cid>> {
+    held.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Adds to `in_tree` the CID of `node` and of every node below it that is
+/// loaded, and the CIDs of the stored subtrees they point to; to `loaded`
+/// the CIDs of the loaded nodes.
+fn tree_cids(
+    node: &mut Node,
+    in_tree: &mut BTreeSet<Cid>,
+    loaded: &mut BTreeSet<Cid>,
+) -> Result<(), Error> {
+    let cid = node.compute_cid()?;
+    in_tree.insert(cid);
+    loaded.insert(cid);
+    let children = node
+        .left
+        .iter_mut()
+        .chain(node.entries.iter_mut().filter_map(|e| e.right.as_mut()));
+    for child in children {
+        match child {
+            Child::Stored(cid) => {
+                in_tree.insert(*cid);
+            }
+            Child::Loaded(child) => tree_cids(child, in_tree, loaded)?,
+        }
+    }
+    Ok(())
 }
 
 /// Layer of a root node without entries: one above its left child's.
