@@ -7,7 +7,7 @@
 //! right of its entry; absent subtrees are written as explicit `null`s.
 
 use atp_crypto::{cid_for_dag_cbor, dagcbor, Cid};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
 use super::key::{common_prefix_len, is_valid_key, key_height, MAX_LAYER};
 use crate::blockstore::BlockStore;
@@ -59,13 +59,15 @@ impl DecodedNode {
     }
 }
 
-#[derive(Serialize)]
+#[cfg(test)]
+#[derive(serde::Serialize)]
 struct WireNode<'a> {
     e: Vec<WireEntry<'a>>,
     l: Option<&'a Cid>,
 }
 
-#[derive(Serialize)]
+#[cfg(test)]
+#[derive(serde::Serialize)]
 struct WireEntry<'a> {
     #[serde(with = "serde_bytes")]
     k: &'a [u8],
@@ -85,7 +87,73 @@ pub fn encode_node(node: &DecodedNode) -> Result<Vec<u8>, Error> {
     )
 }
 
+/// Encodes a node's parts as canonical DAG-CBOR, written directly: the
+/// shape is fixed (a map `{e, l}`, entries `{k, p, t, v}`, keys already in
+/// canonical order), so no generic serializer is needed.
 fn encode_parts<'a>(
+    left: Option<&'a Cid>,
+    entries: impl ExactSizeIterator<Item = (&'a [u8], &'a Cid, Option<&'a Cid>)>,
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::with_capacity(16 + entries.len() * 80);
+    out.extend_from_slice(&[0xa2, 0x61, b'e']);
+    cbor_head(&mut out, 4, entries.len() as u64);
+    let mut previous: &[u8] = b"";
+    for (key, value, right) in entries {
+        let p = common_prefix_len(previous, key);
+        out.extend_from_slice(&[0xa4, 0x61, b'k']);
+        cbor_head(&mut out, 2, (key.len() - p) as u64);
+        out.extend_from_slice(&key[p..]);
+        out.extend_from_slice(&[0x61, b'p']);
+        cbor_head(&mut out, 0, p as u64);
+        out.extend_from_slice(&[0x61, b't']);
+        cbor_link_or_null(&mut out, right)?;
+        out.extend_from_slice(&[0x61, b'v']);
+        cbor_link_or_null(&mut out, Some(value))?;
+        previous = key;
+    }
+    out.extend_from_slice(&[0x61, b'l']);
+    cbor_link_or_null(&mut out, left)?;
+    Ok(out)
+}
+
+/// A CBOR head: major type `major`, argument `n`, in the shortest form.
+fn cbor_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= u64::from(u8::MAX) {
+        out.extend_from_slice(&[m | 24, n as u8]);
+    } else if n <= u64::from(u16::MAX) {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= u64::from(u32::MAX) {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// A DAG-CBOR link (tag 42 on the CID's bytes after a 0x00 prefix), or
+/// `null`.
+fn cbor_link_or_null(out: &mut Vec<u8>, cid: Option<&Cid>) -> Result<(), Error> {
+    let Some(cid) = cid else {
+        out.push(0xf6);
+        return Ok(());
+    };
+    out.extend_from_slice(&[0xd8, 0x2a]);
+    cbor_head(out, 2, cid.encoded_len() as u64 + 1);
+    out.push(0);
+    cid.write_bytes(&mut *out)
+        .map_err(|err| Error::InvalidMst(format!("encoding a CID: {err}")))?;
+    Ok(())
+}
+
+/// The node encoding through the generic DAG-CBOR serializer: what
+/// [`encode_parts`] must give, byte for byte (checked by the tests).
+#[cfg(test)]
+fn encode_parts_serde<'a>(
     left: Option<&'a Cid>,
     entries: impl Iterator<Item = (&'a [u8], &'a Cid, Option<&'a Cid>)>,
 ) -> Result<Vec<u8>, Error> {
@@ -424,6 +492,39 @@ mod tests {
             map.insert("l".to_owned(), Ipld::Null);
         }
         dagcbor::encode_ipld(&Ipld::Map(map)).unwrap()
+    }
+
+    #[test]
+    fn direct_encoding_equals_the_serializer_s() {
+        // Entries of varied key lengths (prefixes past 23 and 255 bytes),
+        // with and without subtrees.
+        let cids: Vec<Cid> = (0u32..8)
+            .map(|n| cid_for_dag_cbor(&n.to_be_bytes()))
+            .collect();
+        let mut keys: Vec<String> = Vec::new();
+        for n in 0..40usize {
+            let long = "x".repeat(n * 9);
+            keys.push(format!("com.example.c{}/{long}{n:03}", n % 3));
+        }
+        keys.sort();
+        for count in [0usize, 1, 2, 23, 24, 40] {
+            for with_left in [false, true] {
+                let entries: Vec<(&[u8], &Cid, Option<&Cid>)> = keys[..count]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, key)| {
+                        let right = (i % 3 == 0).then(|| &cids[i % 8]);
+                        (key.as_bytes(), &cids[(i + 1) % 8], right)
+                    })
+                    .collect();
+                let left = with_left.then(|| &cids[7]);
+                let direct = encode_parts(left, entries.clone().into_iter()).unwrap();
+                let serde = encode_parts_serde(left, entries.into_iter()).unwrap();
+                assert_eq!(direct, serde, "{count} entries, left {with_left}");
+                let decoded = decode_node(&direct).unwrap();
+                assert_eq!(encode_node(&decoded).unwrap(), direct);
+            }
+        }
     }
 
     #[test]
