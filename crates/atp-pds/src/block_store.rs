@@ -272,3 +272,25 @@ impl BlockStore for StagedBlockStore {
         self.staged.put_many(blocks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cid_key_is_the_cids_binary_form_and_reads_back() {
+        for i in 0..300u32 {
+            let bytes = i.to_be_bytes().repeat(i as usize % 7);
+            for cid in [
+                atp_crypto::cid_for_dag_cbor(&bytes),
+                atp_crypto::cid_for_raw(&bytes),
+            ] {
+                let key = CidKey::new(&cid);
+                assert_eq!(key.as_bytes(), cid.to_bytes().as_slice());
+                assert_eq!(key.as_bytes().len(), 36);
+                assert_eq!(cid_from_key(key.as_bytes()).unwrap(), cid);
+            }
+        }
+        assert!(cid_from_key(b"not a cid").is_err());
+    }
+}
