@@ -123,6 +123,50 @@ fn write_json(write: &PreparedWrite, commit: Option<&CommitData>) -> Value {
     Value::Object(body)
 }
 
+/// The answer of `createRecord` and `putRecord`, written without building
+/// a `serde_json::Value`: the fields are declared in the order a `Value`
+/// object sorts its keys, so the bytes are those of [`write_json`].
+#[derive(Serialize)]
+struct WriteAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<CommitAnswer>,
+    uri: String,
+    #[serde(rename = "validationStatus", skip_serializing_if = "Option::is_none")]
+    validation_status: Option<&'static str>,
+}
+
+/// `{cid, rev}` of a commit, as [`commit_json`] writes it.
+#[derive(Serialize)]
+struct CommitAnswer {
+    cid: String,
+    rev: String,
+}
+
+impl WriteAnswer {
+    /// What is answered for `write` (taken before the write is handed to
+    /// the repository writer, so the record is not copied).
+    fn of(write: &PreparedWrite) -> Self {
+        WriteAnswer {
+            cid: write.cid.as_ref().map(Cid::to_string),
+            commit: None,
+            uri: write.uri.clone(),
+            validation_status: write.validation_status.map(|status| status.as_str()),
+        }
+    }
+
+    /// The answer once committed as `commit` (`None`: nothing was
+    /// written, as for a no-op `putRecord`).
+    fn with_commit(mut self, commit: Option<CommitData>) -> Self {
+        self.commit = commit.map(|commit| CommitAnswer {
+            cid: commit.cid.to_string(),
+            rev: commit.rev,
+        });
+        self
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct CreateRecordInput {
@@ -148,12 +192,13 @@ async fn create_record(
         &input.record,
         input.validate,
     )?;
+    let answer = WriteAnswer::of(&write);
     let request = WriteRequest::Create {
-        write: write.clone(),
+        write,
         replace_backlinks: input.validate != Some(false),
     };
     let outcome = submit(&state, &account.did, request, swap_commit).await?;
-    XrpcResponse::json(&write_json(&write, outcome.commit.as_ref()))
+    XrpcResponse::json(&answer.with_commit(outcome.commit))
 }
 
 #[derive(Deserialize)]
@@ -189,14 +234,9 @@ async fn put_record(state: Arc<PdsState>, mut req: XrpcRequest) -> Result<XrpcRe
         input.validate,
     )?
     .with_swap_record(swap_record);
-    let outcome = submit(
-        &state,
-        &account.did,
-        WriteRequest::Put(write.clone()),
-        swap_commit,
-    )
-    .await?;
-    XrpcResponse::json(&write_json(&write, outcome.commit.as_ref()))
+    let answer = WriteAnswer::of(&write);
+    let outcome = submit(&state, &account.did, WriteRequest::Put(write), swap_commit).await?;
+    XrpcResponse::json(&answer.with_commit(outcome.commit))
 }
 
 #[derive(Deserialize)]
@@ -739,6 +779,55 @@ mod tests {
             (Ok(direct), Ok(via_value)) => direct == via_value,
             (Err(_), Err(_)) => true,
             _ => false,
+        }
+    }
+
+    #[test]
+    fn write_answer_is_written_as_write_json() {
+        let record = serde_json::json!({
+            "$type": "app.bsky.feed.post",
+            "text": "hi",
+            "createdAt": "2024-01-01T00:00:00.000Z",
+        });
+        let did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa";
+        let write = prepare_create(
+            did,
+            "app.bsky.feed.post",
+            Some("3jzfcijpj2z2a"),
+            &record,
+            None,
+        )
+        .unwrap();
+        let unvalidated = prepare_create(
+            did,
+            "app.bsky.feed.post",
+            Some("3jzfcijpj2z2c"),
+            &record,
+            Some(false),
+        )
+        .unwrap();
+        let delete = prepare_delete(did, "app.bsky.feed.post", "3jzfcijpj2z2a").unwrap();
+        let key = atp_crypto::SigningKey::generate(atp_crypto::Algorithm::K256);
+        let store = atp_repo_mst::blockstore::MemoryBlockStore::new();
+        let mut repo = atp_repo_mst::repo::Repo::create(&store, did).unwrap();
+        repo.create_record(
+            "app.bsky.feed.post",
+            "3jzfcijpj2z2a",
+            write.record.as_ref().unwrap(),
+        )
+        .unwrap();
+        let commit = repo.commit(&key, "3jzfcijpj2z2d").unwrap();
+        for write in [&write, &unvalidated, &delete] {
+            for commit in [None, Some(&commit)] {
+                let direct =
+                    serde_json::to_vec(&WriteAnswer::of(write).with_commit(commit.cloned()))
+                        .unwrap();
+                let via_value = serde_json::to_vec(&write_json(write, commit)).unwrap();
+                assert_eq!(
+                    String::from_utf8(direct).unwrap(),
+                    String::from_utf8(via_value).unwrap()
+                );
+            }
         }
     }
 

@@ -71,6 +71,13 @@ impl<'a> CompactJws<'a> {
         serde_json::from_value(self.claims.clone())
             .map_err(|e| AuthError::Malformed(format!("claims: {e}")))
     }
+
+    /// The claims as a typed structure, consuming the token (no copy of
+    /// the claims).
+    pub fn into_claims<T: DeserializeOwned>(self) -> Result<T, AuthError> {
+        serde_json::from_value(self.claims)
+            .map_err(|e| AuthError::Malformed(format!("claims: {e}")))
+    }
 }
 
 fn decode_json_segment<T: DeserializeOwned>(segment: &str, what: &str) -> Result<T, AuthError> {

@@ -191,7 +191,9 @@ pub struct SessionTokens {
 /// DID.
 #[derive(Clone)]
 pub struct SessionTokenAuthority {
-    secret: Vec<u8>,
+    /// HMAC-SHA256 keyed with the secret, cloned for each token (so the
+    /// key's padding blocks are hashed once, not per token).
+    keyed_mac: Hmac<Sha256>,
     service_did: String,
     access_lifetime: Duration,
     refresh_lifetime: Duration,
@@ -215,12 +217,14 @@ impl SessionTokenAuthority {
         secret: impl AsRef<[u8]>,
         service_did: impl Into<String>,
     ) -> Result<Self, AuthError> {
-        let secret = secret.as_ref().to_vec();
+        let secret = secret.as_ref();
         if secret.is_empty() {
             return Err(AuthError::EmptySecret);
         }
+        let keyed_mac =
+            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| AuthError::EmptySecret)?;
         Ok(SessionTokenAuthority {
-            secret,
+            keyed_mac,
             service_did: service_did.into(),
             access_lifetime: DEFAULT_ACCESS_LIFETIME,
             refresh_lifetime: DEFAULT_REFRESH_LIFETIME,
@@ -325,7 +329,7 @@ impl SessionTokenAuthority {
         if scope == AuthScope::Refresh || !allowed.contains(&scope) {
             return Err(AuthError::BadScope(scope.as_str().to_owned()));
         }
-        let claims: AccessClaims = claims_of(&jws)?;
+        let claims: AccessClaims = claims_of(jws)?;
         self.check_time_and_audience(claims.exp, &claims.aud, now)?;
         Ok(claims)
     }
@@ -345,7 +349,7 @@ impl SessionTokenAuthority {
         if jws.claims.get("jti").and_then(|v| v.as_str()).is_none() {
             return Err(AuthError::MissingTokenId);
         }
-        let claims: RefreshClaims = claims_of(&jws)?;
+        let claims: RefreshClaims = claims_of(jws)?;
         self.check_time_and_audience(claims.exp, &claims.aud, now)?;
         Ok(claims)
     }
@@ -356,15 +360,14 @@ impl SessionTokenAuthority {
             alg: SESSION_JWT_ALG.to_owned(),
         };
         let input = jws::signing_input(&header, claims)?;
-        let tag = self.mac(input.as_bytes())?.finalize().into_bytes();
+        let tag = self.mac(input.as_bytes()).finalize().into_bytes();
         Ok(jws::attach_signature(input, &tag))
     }
 
-    fn mac(&self, msg: &[u8]) -> Result<Hmac<Sha256>, AuthError> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).map_err(|_| AuthError::EmptySecret)?;
+    fn mac(&self, msg: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.keyed_mac.clone();
         mac.update(msg);
-        Ok(mac)
+        mac
     }
 
     /// Parses, checks `alg` (exactly HS256), `typ` and the MAC (in constant
@@ -384,7 +387,7 @@ impl SessionTokenAuthority {
         if jws.header.typ.as_deref() != Some(typ) {
             return Err(AuthError::BadType(jws.header.typ.clone()));
         }
-        self.mac(jws.signing_input.as_bytes())?
+        self.mac(jws.signing_input.as_bytes())
             .verify_slice(&jws.signature)
             .map_err(|_| AuthError::BadSignature)?;
         Ok(jws)
@@ -408,13 +411,13 @@ fn scope_claim(jws: &CompactJws<'_>) -> Result<AuthScope, AuthError> {
     }
 }
 
-fn claims_of<T: serde::de::DeserializeOwned>(jws: &CompactJws<'_>) -> Result<T, AuthError> {
+fn claims_of<T: serde::de::DeserializeOwned>(jws: CompactJws<'_>) -> Result<T, AuthError> {
     if let Some(sub) = jws.claims.get("sub").and_then(|v| v.as_str()) {
         if !Did::is_valid(sub) {
             return Err(AuthError::BadIssuer(sub.to_owned()));
         }
     }
-    jws.claims_as()
+    jws.into_claims()
 }
 
 fn secs(d: Duration) -> i64 {

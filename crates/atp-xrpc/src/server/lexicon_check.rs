@@ -69,11 +69,13 @@ pub(crate) async fn check_input(
     let bytes = request.buffer_body().await?;
     // An empty body (`Content-Length: 0`) is validated as `{}`, as the
     // reference's body parser hands it over.
-    let body: Value = if bytes.is_empty() {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(&bytes).map_err(invalid_json_body)?
-    };
+    if bytes.is_empty() {
+        return Ok(lexicons.validate_input(nsid, &Value::Object(Map::new()))?);
+    }
+    let body: Value = serde_json::from_slice(&bytes).map_err(invalid_json_body)?;
     lexicons.validate_input(nsid, &body)?;
+    // The handler's `json()` deserializes this value instead of parsing
+    // the bytes again.
+    request.set_checked_json(body);
     Ok(())
 }

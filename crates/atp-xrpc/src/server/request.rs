@@ -37,6 +37,9 @@ pub struct XrpcRequest {
     body: Option<Incoming>,
     /// The body, when it was read before the handler ran (lexicon checks).
     buffered: Option<Bytes>,
+    /// The body parsed (and validated) by the lexicon check, so that
+    /// [`XrpcRequest::json`] does not parse it again.
+    checked_json: Option<serde_json::Value>,
     /// The parameters typed by the method's lexicon, when checked.
     lexicon_params: Option<serde_json::Map<String, serde_json::Value>>,
     max_body_bytes: usize,
@@ -67,6 +70,7 @@ impl XrpcRequest {
             credentials,
             body,
             buffered: None,
+            checked_json: None,
             lexicon_params: None,
             max_body_bytes,
             body_timeout,
@@ -112,6 +116,12 @@ impl XrpcRequest {
         self.buffered.is_some()
             || headers.contains_key(hyper::header::TRANSFER_ENCODING)
             || headers.contains_key(hyper::header::CONTENT_LENGTH)
+    }
+
+    /// Keeps `value`, the buffered body as parsed by the lexicon check,
+    /// for [`XrpcRequest::json`].
+    pub(crate) fn set_checked_json(&mut self, value: serde_json::Value) {
+        self.checked_json = Some(value);
     }
 
     /// Reads the whole body now and keeps it for the handler.
@@ -212,6 +222,10 @@ impl XrpcRequest {
     /// `Content-Type: application/json` (400 `InvalidRequest` otherwise).
     pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, XrpcError> {
         self.expect_json_content_type()?;
+        if let Some(value) = self.checked_json.take() {
+            self.buffered = None;
+            return serde_json::from_value(value).map_err(invalid_json_body);
+        }
         let bytes = self.bytes().await?;
         serde_json::from_slice(&bytes).map_err(invalid_json_body)
     }
