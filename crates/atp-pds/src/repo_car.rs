@@ -21,9 +21,11 @@
 //! took about 60% more CPU per download: its rows are ordered by CID,
 //! which scatters one node's records over the whole file, and most
 //! lookups then missed the page cache. Each walk holds one prepared
-//! statement for the lookups, builds the key on the stack and writes the
-//! block straight from SQLite's row, so a lookup allocates nothing but
-//! the MST nodes it decodes.
+//! statement for the lookups and writes each block straight from
+//! SQLite's row. The CIDs stay in their binary form throughout (the key
+//! of `repo_block` and the form the CAR holds), and each MST node's links
+//! are read from its bytes without building the node, so the walk
+//! allocates nothing per block once its buffers have grown.
 //!
 //! # Memory
 //!
@@ -34,18 +36,21 @@
 //!
 //! # Failures
 //!
-//! A missing or undecodable block, a failed read or a failed write ends
-//! the export with an error.
+//! A missing block, a commit or MST node that does not decode, a failed
+//! read or a failed write ends the export with an error.
 
 use std::io::Write;
 
-use atp_crypto::Cid;
 use atp_repo_mst::car::CarWriter;
 use rusqlite::{OptionalExtension, Transaction};
 
 use crate::block_store::{blob_column, cid_from_key, CidKey};
 use crate::db::Database;
 use crate::error::Error;
+
+mod node_links;
+
+use node_links::NodeLinks;
 
 /// Page cache, in KiB, of a connection while it walks a tree (SQLite's
 /// default is 2 MiB; an account store's connections keep 256 KiB). The
@@ -74,13 +79,19 @@ pub(crate) fn write_repo_car<W: Write>(
             return Ok(Some(writer.finish()?));
         }
         let mut reader = BlockReader::new(tx)?;
-        let data = reader.with_block(&root, |bytes| {
+        let data = reader.with_block(CidKey::new(&root).as_bytes(), |bytes| {
             let commit = atp_repo_mst::commit::Commit::from_legacy_block(bytes)?;
             writer.write_block(&root, bytes)?;
             Ok(commit.data)
         })?;
-        with_walk_cache(tx, || write_subtree(&mut reader, data, &mut writer))?;
-        Ok(Some(writer.finish()?))
+        // The header and the commit went through the CAR writer; the tree's
+        // sections are written by the walk, from the CIDs' bytes as stored.
+        let mut out = writer.finish()?;
+        with_walk_cache(tx, || {
+            write_subtree(&mut reader, CidKey::new(&data).as_bytes(), &mut out)
+        })?;
+        out.flush()?;
+        Ok(Some(out))
     })
 }
 
@@ -91,8 +102,15 @@ fn read_head(tx: &Transaction<'_>) -> Result<Option<String>, Error> {
         .optional()?)
 }
 
-fn missing(cid: &Cid) -> Error {
-    Error::Corrupt(format!("repository block {cid} is missing"))
+/// The error for a block the walk needs and the store lacks, naming its
+/// CID (`key` is the CID's binary form).
+fn missing(key: &[u8]) -> Error {
+    match cid_from_key(key) {
+        Ok(cid) => Error::Corrupt(format!("repository block {cid} is missing")),
+        Err(_) => Error::Corrupt(format!(
+            "repository block with CID bytes {key:02x?} is missing"
+        )),
+    }
 }
 
 /// Looks blocks up by CID with one prepared statement for a whole walk,
@@ -108,21 +126,16 @@ impl<'conn> BlockReader<'conn> {
         })
     }
 
-    /// Runs `use_block` on the stored bytes of `cid` (a missing block is an
-    /// error).
+    /// Runs `use_block` on the stored bytes of the block whose CID's
+    /// binary form is `key` (a missing block is an error).
     fn with_block<T>(
         &mut self,
-        cid: &Cid,
+        key: &[u8],
         use_block: impl FnOnce(&[u8]) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let key = CidKey::new(cid);
-        let mut rows = self.stmt.query([key.as_bytes()])?;
-        let row = rows.next()?.ok_or_else(|| missing(cid))?;
-        let bytes = row
-            .get_ref(0)?
-            .as_blob()
-            .map_err(|err| Error::Corrupt(format!("block {cid}: {err}")))?;
-        use_block(bytes)
+        let mut rows = self.stmt.query([key])?;
+        let row = rows.next()?.ok_or_else(|| missing(key))?;
+        use_block(blob_column(row, 0)?)
     }
 }
 
@@ -141,33 +154,62 @@ fn with_walk_cache<T>(
     Ok(value)
 }
 
-/// Writes the subtree under the node `top` depth-first, each node
-/// followed by the records of its entries.
+/// Writes the subtree under the node whose CID's binary form is `top`,
+/// depth-first, each node followed by the records of its entries, as CAR
+/// sections.
 ///
 /// The stack holds the CIDs of the subtrees still to write: at most the
 /// pending siblings along one path from `top`, so memory grows with the
-/// tree's depth, not its size.
+/// tree's depth, not its size. The CIDs stay in their binary form, the
+/// form `repo_block` is keyed by and the CAR holds, and each node's links
+/// are read from its bytes without decoding the node
+/// ([`NodeLinks`]).
 fn write_subtree<W: Write>(
     reader: &mut BlockReader<'_>,
-    top: Cid,
-    writer: &mut CarWriter<W>,
+    top: &[u8],
+    out: &mut W,
 ) -> Result<(), Error> {
-    let mut pending = vec![top];
-    while let Some(cid) = pending.pop() {
-        let node = reader.with_block(&cid, |bytes| {
-            let node = atp_repo_mst::mst::decode_node(bytes)?;
-            writer.write_block(&cid, bytes)?;
-            Ok(node)
+    let mut section = Vec::with_capacity(16 + top.len());
+    let mut links = NodeLinks::default();
+    let mut current = Vec::with_capacity(top.len());
+    // The pending CIDs' bytes, one after the other, and where each starts:
+    // the last one pushed is the next one walked.
+    let mut stacked: Vec<u8> = top.to_vec();
+    let mut starts: Vec<usize> = vec![0];
+    while let Some(start) = starts.pop() {
+        current.clear();
+        current.extend_from_slice(&stacked[start..]);
+        stacked.truncate(start);
+        reader.with_block(&current, |bytes| {
+            links.read(bytes)?;
+            write_section(out, &mut section, &current, bytes)
         })?;
-        for entry in &node.entries {
-            reader.with_block(&entry.value, |bytes| {
-                Ok(writer.write_block(&entry.value, bytes)?)
+        for record in links.records() {
+            reader.with_block(record, |bytes| {
+                write_section(out, &mut section, record, bytes)
             })?;
         }
-        let first_child = pending.len();
-        pending.extend(node.children());
-        pending[first_child..].reverse();
+        for subtree in links.subtrees().rev() {
+            starts.push(stacked.len());
+            stacked.extend_from_slice(subtree);
+        }
     }
+    Ok(())
+}
+
+/// Writes one CAR section (length, CID, block) to `out`; `section` is a
+/// reused buffer.
+fn write_section<W: Write>(
+    out: &mut W,
+    section: &mut Vec<u8>,
+    cid: &[u8],
+    block: &[u8],
+) -> Result<(), Error> {
+    section.clear();
+    atp_repo_mst::car::write_varint(section, (cid.len() + block.len()) as u64);
+    section.extend_from_slice(cid);
+    out.write_all(section)?;
+    out.write_all(block)?;
     Ok(())
 }
 
