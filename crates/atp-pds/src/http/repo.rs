@@ -495,13 +495,31 @@ fn store_read_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// Runs the short store read `read` on the blocking pool once a slot of
+/// Slots for store reads run on the async worker thread itself: one fewer
+/// than the machine's CPUs (at least one), so that however slow a read
+/// is (pages not in the OS cache), one worker is always free for the
+/// other connections.
+fn inline_read_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::sync::Semaphore::new(cpus.saturating_sub(1).max(1))
+    })
+}
+
+/// Runs the short store read `read`: on this worker thread when an
+/// [`inline_read_slots`] slot is free (a hand-off to the blocking pool and
+/// back costs two thread wake-ups and context switches, more than such a
+/// read itself), else on the blocking pool once a slot of
 /// [`store_read_slots`] is free.
 async fn store_read<T, F>(read: F) -> Result<T, XrpcError>
 where
     T: Send + 'static,
     F: FnOnce() -> crate::Result<T> + Send + 'static,
 {
+    if let Ok(_inline) = inline_read_slots().try_acquire() {
+        return read().map_err(to_xrpc);
+    }
     let _slot = store_read_slots()
         .acquire()
         .await
