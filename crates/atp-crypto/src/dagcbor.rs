@@ -249,6 +249,7 @@ fn enter(depth: usize) -> Result<usize, Error> {
 
 /// A strict single-pass DAG-CBOR reader. With `BUILD = false` it only
 /// checks the input and allocates nothing.
+#[derive(Debug)]
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -486,6 +487,122 @@ impl<'a> Parser<'a> {
                     "simple value {arg} at offset {start} is not allowed"
                 ))),
             },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pull reader
+
+/// Reads a few fields of one DAG-CBOR value in place, without building it:
+/// for hot paths that need, say, the links of a stored MST node and
+/// nothing else.
+///
+/// Every item read goes through the same strict checks as
+/// [`decode_ipld`] (shortest heads, definite lengths, lengths bounded by
+/// the input, UTF-8 text); a skipped value is checked whole. What the
+/// reader does not check is the order of map keys, which the caller reads
+/// one by one. Nothing is allocated.
+///
+/// ```
+/// use atp_crypto::dagcbor::Reader;
+///
+/// // {"e": [], "l": null}: the empty MST node.
+/// let node = [0xa2, 0x61, 0x65, 0x80, 0x61, 0x6c, 0xf6];
+/// let mut reader = Reader::new(&node);
+/// assert_eq!(reader.map_len()?, 2);
+/// assert_eq!(reader.text()?, "e");
+/// assert_eq!(reader.array_len()?, 0);
+/// assert_eq!(reader.text()?, "l");
+/// assert_eq!(reader.link_or_null()?, None);
+/// reader.finish()?;
+/// # Ok::<(), atp_crypto::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Reader<'a> {
+    parser: Parser<'a>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader at the start of `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader {
+            parser: Parser::new(bytes),
+        }
+    }
+
+    /// The head of the next item, which must be of type `major`.
+    fn expect(&mut self, major: u8, what: &str) -> Result<u64, Error> {
+        let start = self.parser.pos;
+        match self.parser.head()? {
+            (found, _, arg) if found == major => Ok(arg),
+            (found, _, _) => Err(Error::Decode(format!(
+                "expected {what} at offset {start}, found major type {found}"
+            ))),
+        }
+    }
+
+    /// The next item must be a map: its number of entries (each a text
+    /// key, to read with [`Reader::text`], then a value).
+    pub fn map_len(&mut self) -> Result<usize, Error> {
+        let arg = self.expect(MAJOR_MAP, "a map")?;
+        self.parser.length(arg, 2, "map")
+    }
+
+    /// The next item must be an array: its number of items.
+    pub fn array_len(&mut self) -> Result<usize, Error> {
+        let arg = self.expect(MAJOR_ARRAY, "an array")?;
+        self.parser.length(arg, 1, "array")
+    }
+
+    /// The next item must be a text string (a map key, for instance).
+    pub fn text(&mut self) -> Result<&'a str, Error> {
+        let arg = self.expect(MAJOR_TEXT, "a text string")?;
+        self.parser.text(arg)
+    }
+
+    /// The next item must be a link (tag 42 over `0x00` and a CID): the
+    /// CID's binary form, not parsed (the bytes a store keys blocks by).
+    pub fn link(&mut self) -> Result<&'a [u8], Error> {
+        let start = self.parser.pos;
+        if self.expect(MAJOR_TAG, "a link")? != CID_TAG {
+            return Err(Error::Decode(format!(
+                "CBOR tag at offset {start} is not 42 (a CID link)"
+            )));
+        }
+        let arg = self.expect(MAJOR_BYTES, "the byte string of a link")?;
+        let len = self.parser.length(arg, 1, "CID")?;
+        match self.parser.take(len)?.split_first() {
+            Some((0x00, cid)) if !cid.is_empty() => Ok(cid),
+            _ => Err(Error::InvalidCid(format!(
+                "link at offset {start} lacks the 0x00 multibase prefix or the CID"
+            ))),
+        }
+    }
+
+    /// A link as in [`Reader::link`], or `None` for `null`.
+    pub fn link_or_null(&mut self) -> Result<Option<&'a [u8]>, Error> {
+        if self.parser.bytes.get(self.parser.pos) == Some(&0xf6) {
+            self.parser.pos += 1;
+            return Ok(None);
+        }
+        self.link().map(Some)
+    }
+
+    /// Skips the next value, whatever it is, checking it as
+    /// [`decode_ipld`] would (nesting at most [`MAX_DEPTH`]).
+    pub fn skip(&mut self) -> Result<(), Error> {
+        self.parser.value::<false>(0).map(|_| ())
+    }
+
+    /// Succeeds when every byte has been read.
+    pub fn finish(&self) -> Result<(), Error> {
+        match self.parser.remaining() {
+            0 => Ok(()),
+            left => Err(Error::Decode(format!(
+                "{left} trailing bytes after the value at offset {}",
+                self.parser.pos
+            ))),
         }
     }
 }

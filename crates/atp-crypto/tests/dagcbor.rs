@@ -454,3 +454,72 @@ fn random_and_mutated_inputs_never_panic() {
     }
     assert!(accepted > 0, "no input was accepted: the check is vacuous");
 }
+
+/// The pull reader reads an MST node's links as the decoder sees them.
+#[test]
+fn reader_reads_fields_in_place() {
+    let record = cid_for_dag_cbor(b"\xa0");
+    let node = Ipld::Map(BTreeMap::from([
+        ("l".to_owned(), Ipld::Null),
+        (
+            "e".to_owned(),
+            Ipld::List(vec![Ipld::Map(BTreeMap::from([
+                (
+                    "k".to_owned(),
+                    Ipld::Bytes(b"app.bsky.feed.post/a".to_vec()),
+                ),
+                ("p".to_owned(), Ipld::Integer(0)),
+                ("t".to_owned(), Ipld::Null),
+                ("v".to_owned(), Ipld::Link(record)),
+            ]))]),
+        ),
+    ]));
+    let bytes = dagcbor::encode_ipld(&node).unwrap();
+    let mut reader = dagcbor::Reader::new(&bytes);
+    assert_eq!(reader.map_len().unwrap(), 2);
+    assert_eq!(reader.text().unwrap(), "e");
+    assert_eq!(reader.array_len().unwrap(), 1);
+    assert_eq!(reader.map_len().unwrap(), 4);
+    assert_eq!(reader.text().unwrap(), "k");
+    reader.skip().unwrap();
+    assert_eq!(reader.text().unwrap(), "p");
+    reader.skip().unwrap();
+    assert_eq!(reader.text().unwrap(), "t");
+    assert_eq!(reader.link_or_null().unwrap(), None);
+    assert_eq!(reader.text().unwrap(), "v");
+    assert_eq!(reader.link().unwrap(), record.to_bytes().as_slice());
+    assert_eq!(reader.text().unwrap(), "l");
+    assert!(reader.finish().is_err(), "the value of `l` is still unread");
+    assert_eq!(reader.link_or_null().unwrap(), None);
+    reader.finish().unwrap();
+}
+
+/// The reader refuses what the strict decoder refuses, and wrong types.
+#[test]
+fn reader_is_strict() {
+    // A map where an array is expected, and the other way round.
+    assert!(dagcbor::Reader::new(&hex("a0")).array_len().is_err());
+    assert!(dagcbor::Reader::new(&hex("80")).map_len().is_err());
+    // Non-shortest length of an array.
+    assert!(matches!(
+        dagcbor::Reader::new(&hex("9800")).array_len(),
+        Err(Error::NonCanonical(_))
+    ));
+    // A length beyond the input.
+    assert!(dagcbor::Reader::new(&hex("9a ffffffff"))
+        .array_len()
+        .is_err());
+    // Invalid UTF-8 text.
+    assert!(dagcbor::Reader::new(&hex("61 ff")).text().is_err());
+    // Tag 43, a link without its 0x00 prefix, an empty link.
+    assert!(dagcbor::Reader::new(&hex("d82b 4100")).link().is_err());
+    assert!(dagcbor::Reader::new(&hex("d82a 4101")).link().is_err());
+    assert!(dagcbor::Reader::new(&hex("d82a 4100")).link().is_err());
+    // Skipping checks the whole value: a float inside an array.
+    assert!(dagcbor::Reader::new(&hex("81 f93c00")).skip().is_err());
+    // Nesting beyond MAX_DEPTH while skipping.
+    let deep = format!("{}00", "81".repeat(MAX_DEPTH + 1));
+    assert!(dagcbor::Reader::new(&hex(&deep)).skip().is_err());
+    // Truncated input.
+    assert!(dagcbor::Reader::new(&[]).map_len().is_err());
+}

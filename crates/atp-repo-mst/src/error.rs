@@ -66,7 +66,8 @@ pub enum Error {
     Syntax(#[from] atp_syntax::Error),
     /// The shape of an MST breaks the rules in a way not tied to one node
     /// (a root that should have been trimmed, a tree deeper than possible,
-    /// a key that appears twice).
+    /// a key that appears twice), or a node read without its CID
+    /// ([`NodeLinks`](crate::mst::NodeLinks)) lacks a field.
     #[error("invalid MST: {0}")]
     InvalidMst(String),
     /// A repository, diff, proof or commit event failed verification

@@ -32,6 +32,7 @@
 
 mod covering;
 mod key;
+mod links;
 mod node;
 mod tree;
 mod walk;
@@ -50,6 +51,7 @@ pub use key::{
     common_prefix_len, ensure_valid_key, is_valid_key, key_height, record_key, MAX_KEY_LEN,
     MAX_LAYER,
 };
+pub use links::NodeLinks;
 pub use node::{decode_node, encode_node, DecodedNode, NodeEntry};
 pub use walk::Leaves;
 
