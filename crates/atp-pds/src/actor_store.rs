@@ -119,6 +119,14 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX repo_block_rev ON repo_block(repo_rev, cid);
     ",
     },
+    Migration {
+        version: 5,
+        description: "record index by CID (whether a record block is still used)",
+        run: None,
+        sql: "
+        CREATE INDEX record_cid ON record(cid);
+    ",
+    },
 ];
 
 /// Migration 4's Rust part: copies the blocks of the old table (CIDs as
@@ -405,6 +413,26 @@ impl ActorTransaction<'_> {
     /// how many were deleted.
     pub fn delete_blocks(&self, cids: &[Cid]) -> Result<usize> {
         delete_blocks(self.tx, cids)
+    }
+
+    /// Deletes the record blocks `cids` that no record of the index points
+    /// to any more (those still used, or not stored, are kept or skipped)
+    /// and returns how many were deleted. Called once a commit's record
+    /// index changes are applied, with the previous CIDs of its updated
+    /// and deleted records, as the reference deletes a replaced record's
+    /// block unless another record has the same contents.
+    pub fn delete_unused_record_blocks(&self, cids: &[Cid]) -> Result<usize> {
+        let mut used = self
+            .tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM record WHERE cid = ?1)")?;
+        let mut unused = Vec::with_capacity(cids.len());
+        for cid in cids {
+            let still_used: bool = used.query_row([cid.to_string()], |row| row.get(0))?;
+            if !still_used {
+                unused.push(*cid);
+            }
+        }
+        delete_blocks(self.tx, &unused)
     }
 
     /// Moves the repository root.

@@ -6,8 +6,8 @@
 //! Without `since`, the CAR holds the head commit, then the current tree
 //! depth-first: each MST node, then the records of its entries, then its
 //! subtrees left to right. With `since`, it holds every stored block
-//! tagged with a rev after it, newest rev first (the reference's diff,
-//! which orders the same way).
+//! tagged with a rev after it, newest rev first and by the CID's text
+//! form descending within a rev, as the reference orders them.
 //!
 //! # Lookups
 //!
@@ -41,6 +41,7 @@
 
 use std::io::Write;
 
+use atp_crypto::Cid;
 use atp_repo_mst::car::CarWriter;
 use rusqlite::{OptionalExtension, Transaction};
 
@@ -214,21 +215,43 @@ fn write_section<W: Write>(
 }
 
 /// Writes every block tagged with a rev after `since`, newest rev first
-/// and by CID within a rev, streamed from SQLite in the order of the
-/// `repo_rev` index.
+/// and, within a rev, by the CID's text form descending, as the
+/// reference orders them. SQLite streams the rows in the order of the
+/// `repo_rev` index (binary CIDs within a rev); the few rows of one rev
+/// are gathered and sorted by text before they are written.
 fn write_blocks_since<W: Write>(
     tx: &Transaction<'_>,
     since: &str,
     writer: &mut CarWriter<W>,
 ) -> Result<(), Error> {
     let mut stmt = tx.prepare(
-        "SELECT cid, content FROM repo_block
+        "SELECT repo_rev, cid, content FROM repo_block
          WHERE repo_rev IS NOT NULL AND repo_rev > ?1 ORDER BY repo_rev DESC, cid DESC",
     )?;
     let mut rows = stmt.query([since])?;
+    let mut rev = String::new();
+    let mut same_rev: Vec<(String, Cid, Vec<u8>)> = Vec::new();
     while let Some(row) = rows.next()? {
-        let cid = cid_from_key(blob_column(row, 0)?)?;
-        writer.write_block(&cid, blob_column(row, 1)?)?;
+        let row_rev: String = row.get(0)?;
+        if row_rev != rev {
+            write_rev_blocks(&mut same_rev, writer)?;
+            rev = row_rev;
+        }
+        let cid = cid_from_key(blob_column(row, 1)?)?;
+        same_rev.push((cid.to_string(), cid, blob_column(row, 2)?.to_vec()));
+    }
+    write_rev_blocks(&mut same_rev, writer)
+}
+
+/// Writes the blocks of one rev by their CID's text form descending and
+/// empties `blocks` (text form, CID, bytes).
+fn write_rev_blocks<W: Write>(
+    blocks: &mut Vec<(String, Cid, Vec<u8>)>,
+    writer: &mut CarWriter<W>,
+) -> Result<(), Error> {
+    blocks.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+    for (_, cid, bytes) in blocks.drain(..) {
+        writer.write_block(&cid, &bytes)?;
     }
     Ok(())
 }

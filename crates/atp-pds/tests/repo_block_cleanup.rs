@@ -1,9 +1,9 @@
 //! Blocks a commit no longer reaches are deleted, as the reference does:
 //! after random creates, updates and deletes (many of them concurrent, so
-//! committed in groups), the account's store holds every block reachable
-//! from the head and, besides them, only record blocks that a replaced or
-//! deleted record used (no MST node, no earlier commit); `getRepo` still
-//! passes the reference's `verifyRepoCar` with exactly the current records.
+//! committed in groups), the account's store holds exactly the blocks
+//! reachable from the head (a replaced or deleted record's block stays
+//! while another record has the same contents); `getRepo` still passes
+//! the reference's `verifyRepoCar` with exactly the current records.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -125,21 +125,25 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
     for cid in structure.iter().chain(&records) {
         assert!(stored.contains(cid), "reachable block {cid} is missing");
     }
-    let current: BTreeSet<String> = present.values().cloned().collect();
-    let mut orphans = 0;
-    for cid in stored.difference(&structure) {
-        if records.contains(cid) {
-            continue;
-        }
-        // Not reachable: only a record block no current record uses.
-        let text = cid.to_string();
-        assert!(
-            record_cids.contains(&text) && !current.contains(&text),
-            "block {cid} is neither reachable nor a replaced record"
-        );
-        orphans += 1;
-    }
-    assert!(orphans <= 8, "{orphans} record blocks left");
+    // Exactly the reachable blocks: no MST node, commit or record block
+    // the head no longer reaches is left.
+    let expected: BTreeSet<Cid> = structure.union(&records).copied().collect();
+    let left: Vec<_> = stored.difference(&expected).collect();
+    assert!(left.is_empty(), "unreachable blocks left: {left:?}");
+    // Many records share contents (8 values per collection): the test
+    // exercised blocks kept for another record.
+    let current: BTreeSet<&String> = present.values().collect();
+    assert!(current.len() < present.len(), "no two records alike");
+    assert!(!record_cids.is_empty());
+    let gone = record_cids
+        .iter()
+        .filter(|cid| !current.contains(cid))
+        .count();
+    println!(
+        "{} blocks stored, all reachable; {gone} of {} record blocks written were deleted",
+        stored.len(),
+        record_cids.len()
+    );
 
     // The whole repository, checked by the reference.
     let car = pds
@@ -174,5 +178,101 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
         .collect();
     assert_eq!(found, expected);
     atp_test_vectors::report("repo-car.mjs (verifyRepoCar after block deletion)", 1);
+    pds.stop().await;
+}
+
+/// Puts `{"$type": collection, "n": n}` at `rkey`; returns its CID.
+async fn put(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str, n: u32) -> Cid {
+    let collection = COLLECTIONS[0];
+    let answer: Value = client
+        .procedure::<(), Value, Value>(
+            "com.atproto.repo.putRecord",
+            &(),
+            &json!({"repo": did, "collection": collection, "rkey": rkey,
+                    "record": {"$type": collection, "n": n}}),
+        )
+        .await
+        .unwrap();
+    atp_crypto::parse_cid(answer["cid"].as_str().unwrap()).unwrap()
+}
+
+/// Deletes the record at `rkey`.
+async fn delete(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str) {
+    client
+        .procedure::<(), Value, Value>(
+            "com.atproto.repo.deleteRecord",
+            &(),
+            &json!({"repo": did, "collection": COLLECTIONS[0], "rkey": rkey}),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_block_stays_while_another_record_has_the_same_contents() {
+    let (pds, state) = Pds::start_with_state(|_| {}).await;
+    let alice = pds.create("alice").await;
+    let did = alice.did.clone();
+    let client = pds.bearer(&alice.access_jwt);
+    let store = state.storage.actors().open(&did).unwrap();
+    let has = |cid: &Cid| store.block_store().has(cid).unwrap();
+
+    // Two records alike: deleting one keeps the block, deleting both
+    // deletes it.
+    let a = put(&client, &did, "a", 1).await;
+    let b = put(&client, &did, "b", 1).await;
+    assert_eq!(a, b);
+    delete(&client, &did, "a").await;
+    assert!(has(&a), "block deleted while record b uses it");
+    delete(&client, &did, "b").await;
+    assert!(!has(&a), "block of two deleted records kept");
+
+    // An update away from shared contents keeps the block; an update of
+    // the last record with it deletes it.
+    let c = put(&client, &did, "c", 2).await;
+    let d = put(&client, &did, "d", 2).await;
+    assert_eq!(c, d);
+    let c3 = put(&client, &did, "c", 3).await;
+    assert!(has(&d) && has(&c3));
+    let d4 = put(&client, &did, "d", 4).await;
+    assert!(!has(&d), "replaced block kept");
+    assert!(has(&d4));
+
+    // One commit deleting a record and creating another with the same
+    // contents keeps the block.
+    let results: Value = client
+        .procedure::<(), Value, Value>(
+            "com.atproto.repo.applyWrites",
+            &(),
+            &json!({"repo": did, "writes": [
+                {"$type": "com.atproto.repo.applyWrites#delete",
+                 "collection": COLLECTIONS[0], "rkey": "c"},
+                {"$type": "com.atproto.repo.applyWrites#create",
+                 "collection": COLLECTIONS[0], "rkey": "e",
+                 "value": {"$type": COLLECTIONS[0], "n": 3}},
+            ]}),
+        )
+        .await
+        .unwrap();
+    let e = atp_crypto::parse_cid(results["results"][1]["cid"].as_str().unwrap()).unwrap();
+    assert_eq!(e, c3);
+    assert!(
+        has(&e),
+        "block of a record created in the same commit deleted"
+    );
+
+    // Deleted, then written again by the next commit: stored again.
+    delete(&client, &did, "e").await;
+    assert!(!has(&e));
+    let f = put(&client, &did, "f", 3).await;
+    assert_eq!(f, e);
+    assert!(has(&f));
+
+    let head = store.root().unwrap().unwrap().cid;
+    let blocks = store.block_store();
+    let stored: BTreeSet<Cid> = blocks.all_blocks().unwrap().into_keys().collect();
+    let (structure, records) = reachable(&blocks, head);
+    let expected: BTreeSet<Cid> = structure.union(&records).copied().collect();
+    assert_eq!(stored, expected);
     pds.stop().await;
 }

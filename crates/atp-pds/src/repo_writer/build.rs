@@ -185,8 +185,9 @@ pub(super) fn commit_events<'a>(
 
 /// Writes a planned job's commit: blocks, root, record index, and its
 /// moved uploads marked permanent; deletes the blocks it no longer
-/// reaches (the previous commit and the MST nodes it replaced), as the
-/// reference does. In a group, a later commit that needs such a block
+/// reaches (the previous commit, the MST nodes it replaced and the
+/// blocks of the records it replaced or deleted that no other record
+/// still has), as the reference does. In a group, a later commit that needs such a block
 /// again writes it again: the commit builder asks the transaction itself
 /// whether a block is stored ([`TxBlocks`]).
 fn store_job(
@@ -209,10 +210,29 @@ fn store_job(
         let removed: Vec<Cid> = commit.removed.iter().copied().collect();
         atx.delete_blocks(&removed)?;
     }
+    let replaced = replaced_records(commit);
+    if !replaced.is_empty() {
+        atx.delete_unused_record_blocks(&replaced)?;
+    }
     for temp_key in moved {
         blob_index::mark_permanent_in(atx.sql(), temp_key)?;
     }
     Ok(())
+}
+
+/// The previous CIDs of the records `commit` updates or deletes, less
+/// those it writes again (the new value of one of its records): the
+/// record blocks it may leave unused. Whether another record still has
+/// the same contents is asked of the record index once the commit's
+/// changes are applied to it.
+fn replaced_records(commit: &CommitData) -> Vec<Cid> {
+    let replaced: BTreeSet<Cid> = commit
+        .ops
+        .iter()
+        .filter_map(|op| op.prev)
+        .filter(|cid| !commit.blocks.contains_key(cid))
+        .collect();
+    replaced.into_iter().collect()
 }
 
 fn no_commit(writes: Vec<PreparedWrite>) -> BuiltJob {
