@@ -29,7 +29,7 @@ fn random_writes(rng: &mut TestRng, present: &[(String, String)], n: usize) -> V
     let mut out = Vec::new();
     while out.len() < n {
         let existing = (!present.is_empty()).then(|| rng.pick(present).clone());
-        let value = rng.below(8) as u32;
+        let value = rng.below(24) as u32;
         let (path, value) = match (rng.below(10), existing) {
             (0..=2, Some(path)) => (path, None),
             (3..=4, Some(path)) => (path, Some(value)),
@@ -130,8 +130,9 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
     let expected: BTreeSet<Cid> = structure.union(&records).copied().collect();
     let left: Vec<_> = stored.difference(&expected).collect();
     assert!(left.is_empty(), "unreachable blocks left: {left:?}");
-    // Many records share contents (8 values per collection): the test
-    // exercised blocks kept for another record.
+    // Many records share contents (24 values per collection) and some
+    // contents are no longer used: the test exercised both blocks kept
+    // for another record and blocks deleted.
     let current: BTreeSet<&String> = present.values().collect();
     assert!(current.len() < present.len(), "no two records alike");
     assert!(!record_cids.is_empty());
@@ -144,6 +145,7 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
         stored.len(),
         record_cids.len()
     );
+    assert!(gone > 0, "no record block left unused");
 
     // The whole repository, checked by the reference.
     let car = pds
