@@ -43,15 +43,12 @@ use std::io::Write;
 
 use atp_crypto::Cid;
 use atp_repo_mst::car::CarWriter;
+use atp_repo_mst::mst::NodeLinks;
 use rusqlite::{OptionalExtension, Transaction};
 
 use crate::block_store::{blob_column, cid_from_key, CidKey};
 use crate::db::Database;
 use crate::error::Error;
-
-mod node_links;
-
-use node_links::NodeLinks;
 
 /// Page cache, in KiB, of a connection while it walks a tree (SQLite's
 /// default is 2 MiB; an account store's connections keep 256 KiB). The
@@ -182,7 +179,9 @@ fn write_subtree<W: Write>(
         current.extend_from_slice(&stacked[start..]);
         stacked.truncate(start);
         reader.with_block(&current, |bytes| {
-            links.read(bytes)?;
+            links
+                .read(bytes)
+                .map_err(|e| Error::Corrupt(format!("stored MST node is malformed: {e}")))?;
             write_section(out, &mut section, &current, bytes)
         })?;
         for record in links.records() {
