@@ -5,47 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod store_walk;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atp_crypto::{Cid, Ipld};
+use atp_crypto::Cid;
 use atp_pds::actor_store::{ActorStore, ActorStores, MIGRATIONS};
 use atp_pds::db::{migrate, open_connection, schema_version};
-use atp_pds::keys::generate_signing_key;
 use atp_repo_mst::blockstore::BlockStore;
-use atp_repo_mst::car::CarWriter;
-
-const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-const POSTS: &str = "app.bsky.feed.post";
-
-fn post(text: &str) -> Ipld {
-    Ipld::Map(BTreeMap::from([
-        ("$type".to_owned(), Ipld::String(POSTS.to_owned())),
-        ("text".to_owned(), Ipld::String(text.to_owned())),
-    ]))
-}
-
-/// A store with `commits` commits of `per_commit` records each, and the
-/// revs of the commits.
-fn filled_store(stores: &ActorStores, commits: usize, per_commit: usize) -> Vec<String> {
-    let key = generate_signing_key();
-    let store = stores.create(DID, &key).unwrap();
-    let mut revs = Vec::new();
-    for round in 0..commits {
-        let rev = format!("3jzfcijpj2z2{}", char::from(b'b' + round as u8));
-        let mut repo = store.open_repo().unwrap();
-        for i in 0..per_commit {
-            let rkey = format!("3k{:011}", i * commits + round);
-            repo.create_record(POSTS, &rkey, &post(&format!("post {round} {i}")))
-                .unwrap();
-        }
-        store
-            .commit(&mut repo, &key, &rev, &BTreeMap::new())
-            .unwrap();
-        revs.push(rev);
-    }
-    revs
-}
+use store_walk::{expected_car, filled_store, post, DID, POSTS};
 
 /// Every row of `repo_block` in `store`: (CID, rev, size, content).
 type BlockRow = (Cid, Option<String>, i64, Vec<u8>);
@@ -123,36 +92,13 @@ fn write_version_3_store(source: &ActorStore, blocks: &[BlockRow], dir: &Path) {
     conn.execute("DETACH DATABASE source", []).unwrap();
 }
 
-/// The CAR of the current tree, from a plain recursive walk.
-fn walked_car(store: &ActorStore) -> Vec<u8> {
-    fn tree<W: std::io::Write>(store: &dyn BlockStore, cid: Cid, writer: &mut CarWriter<W>) {
-        let bytes = store.get_required(&cid).unwrap();
-        writer.write_block(&cid, &bytes).unwrap();
-        let node = atp_repo_mst::mst::decode_node(&bytes).unwrap();
-        for entry in &node.entries {
-            let record = store.get_required(&entry.value).unwrap();
-            writer.write_block(&entry.value, &record).unwrap();
-        }
-        for child in node.children() {
-            tree(store, child, writer);
-        }
-    }
-    let root = store.root().unwrap().unwrap().cid;
-    let blocks = store.block_store();
-    let commit_bytes = blocks.get_required(&root).unwrap();
-    let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes).unwrap();
-    let mut writer = CarWriter::new(Vec::new(), &[root]).unwrap();
-    writer.write_block(&root, &commit_bytes).unwrap();
-    tree(&blocks, commit.data, &mut writer);
-    writer.finish().unwrap()
-}
-
 #[test]
 fn a_version_3_store_keeps_every_block_and_exports_the_same_cars() {
     let source_dir = tempfile::tempdir().unwrap();
     let source_stores = ActorStores::new(source_dir.path()).unwrap();
-    let revs = filled_store(&source_stores, 3, 700);
-    let source = source_stores.open(DID).unwrap();
+    let (source, revs) = filled_store(&source_stores, 3, 700, |round, i| {
+        format!("post {round} {i}")
+    });
     let blocks = block_rows(&source);
     assert!(blocks.len() > 2100 + 700, "{} blocks", blocks.len());
     let whole = source
@@ -160,7 +106,7 @@ fn a_version_3_store_keeps_every_block_and_exports_the_same_cars() {
         .write_repo_car(None, Vec::new())
         .unwrap()
         .unwrap();
-    assert_eq!(whole, walked_car(&source));
+    assert_eq!(whole, expected_car(&source).0);
     let since = source
         .block_store()
         .write_repo_car(Some(&revs[0]), Vec::new())
@@ -206,7 +152,7 @@ fn a_version_3_store_keeps_every_block_and_exports_the_same_cars() {
         .unwrap()
         .unwrap();
     assert_eq!(migrated_whole, whole);
-    assert_eq!(migrated_whole, walked_car(&migrated));
+    assert_eq!(migrated_whole, expected_car(&migrated).0);
     let migrated_since = migrated
         .block_store()
         .write_repo_car(Some(&revs[0]), Vec::new())
@@ -236,7 +182,7 @@ fn a_version_3_store_keeps_every_block_and_exports_the_same_cars() {
             .write_repo_car(None, Vec::new())
             .unwrap()
             .unwrap(),
-        walked_car(&migrated)
+        expected_car(&migrated).0
     );
     drop(migrated);
     drop(old_stores);

@@ -5,56 +5,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod store_walk;
+
 use std::collections::BTreeMap;
 
-use atp_crypto::{Cid, Ipld};
+use atp_crypto::Cid;
 use atp_pds::actor_store::{ActorStore, ActorStores};
 use atp_pds::keys::generate_signing_key;
 use atp_repo_mst::blockstore::BlockStore;
 use atp_repo_mst::car::CarWriter;
-
-const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-const POSTS: &str = "app.bsky.feed.post";
-
-fn post(text: &str) -> Ipld {
-    Ipld::Map(BTreeMap::from([
-        ("$type".to_owned(), Ipld::String(POSTS.to_owned())),
-        ("text".to_owned(), Ipld::String(text.to_owned())),
-    ]))
-}
-
-/// Node, its records, then its subtrees left to right (recursively).
-fn expected_tree<W: std::io::Write>(
-    store: &dyn BlockStore,
-    cid: Cid,
-    writer: &mut CarWriter<W>,
-) -> usize {
-    let bytes = store.get_required(&cid).unwrap();
-    writer.write_block(&cid, &bytes).unwrap();
-    let node = atp_repo_mst::mst::decode_node(&bytes).unwrap();
-    let mut written = 1;
-    for entry in &node.entries {
-        let record = store.get_required(&entry.value).unwrap();
-        writer.write_block(&entry.value, &record).unwrap();
-        written += 1;
-    }
-    for child in node.children() {
-        written += expected_tree(store, child, writer);
-    }
-    written
-}
-
-/// The expected CAR of `store`'s head and how many blocks it holds.
-fn expected_car(store: &ActorStore) -> (Vec<u8>, usize) {
-    let root = store.root().unwrap().unwrap().cid;
-    let blocks = store.block_store();
-    let commit_bytes = blocks.get_required(&root).unwrap();
-    let commit = atp_repo_mst::commit::Commit::from_legacy_block(&commit_bytes).unwrap();
-    let mut writer = CarWriter::new(Vec::new(), &[root]).unwrap();
-    writer.write_block(&root, &commit_bytes).unwrap();
-    let count = 1 + expected_tree(&blocks, commit.data, &mut writer);
-    (writer.finish().unwrap(), count)
-}
+use store_walk::{expected_car, filled_store, post, DID, POSTS};
 
 /// Removes the block `cid` from `store`, as a damaged file would lack it.
 fn delete_block(store: &ActorStore, cid: &Cid) {
@@ -180,30 +140,18 @@ fn a_missing_block_is_an_error() {
     assert!(err.to_string().contains(&gone), "{err}");
 }
 
-/// A store whose tree has several levels and thousands of records, built
-/// over `commits` commits of `per_commit` records each (spread between the
-/// earlier keys, so most nodes were rewritten), and the revs of the commits.
+/// A store whose tree has several levels and thousands of records (see
+/// [`filled_store`]; many records share contents), and the revs of the
+/// commits.
 fn big_store(
     dir: &std::path::Path,
     commits: usize,
     per_commit: usize,
 ) -> (std::sync::Arc<ActorStore>, Vec<String>) {
     let stores = ActorStores::new(dir).unwrap();
-    let key = generate_signing_key();
-    let store = stores.create(DID, &key).unwrap();
-    let mut revs = Vec::new();
-    for round in 0..commits {
-        let rev = format!("3jzfcijpj2z2{}", char::from(b'b' + round as u8));
-        let mut repo = store.open_repo().unwrap();
-        for i in 0..per_commit {
-            let rkey = format!("3k{:011}", i * commits + round);
-            repo.create_record(POSTS, &rkey, &post(&format!("post {}", i % 97)))
-                .unwrap();
-        }
-        store.commit(&mut repo, &key, &rev, &no_blobs()).unwrap();
-        revs.push(rev);
-    }
-    (store, revs)
+    filled_store(&stores, commits, per_commit, |_, i| {
+        format!("post {}", i % 97)
+    })
 }
 
 #[test]
