@@ -66,6 +66,17 @@ pub struct RecordWriteOp {
     pub prev: Option<Cid>,
 }
 
+impl From<&RecordWriteOp> for crate::diff::RecordOp {
+    /// The op as a change of one key, for the proof and diff functions.
+    fn from(op: &RecordWriteOp) -> Self {
+        crate::diff::RecordOp {
+            path: op.path.clone(),
+            old: op.prev,
+            new: op.cid,
+        }
+    }
+}
+
 /// A commit just written by [`Repo::commit`].
 #[derive(Debug, Clone)]
 pub struct CommitData {

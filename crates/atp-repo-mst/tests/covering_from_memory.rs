@@ -82,15 +82,7 @@ fn random_commit(
     let from_memory = repo
         .covering_proof_nodes(commit.ops.iter().map(|op| op.path.as_str()))
         .unwrap();
-    let ops: Vec<RecordOp> = commit
-        .ops
-        .iter()
-        .map(|op| RecordOp {
-            path: op.path.clone(),
-            old: op.prev,
-            new: op.cid,
-        })
-        .collect();
+    let ops: Vec<RecordOp> = commit.ops.iter().map(RecordOp::from).collect();
     let from_blocks = event_proof_nodes(repo.store(), commit.commit.data, &ops).unwrap();
     assert_eq!(
         from_memory,

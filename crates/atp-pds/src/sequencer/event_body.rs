@@ -126,15 +126,7 @@ fn commit_event_with(
     let proof = match proof {
         ProofNodes::Given(nodes) => nodes,
         ProofNodes::FromBlocks => {
-            let record_ops: Vec<RecordOp> = commit
-                .ops
-                .iter()
-                .map(|op| RecordOp {
-                    path: op.path.clone(),
-                    old: op.prev,
-                    new: op.cid,
-                })
-                .collect();
+            let record_ops: Vec<RecordOp> = commit.ops.iter().map(RecordOp::from).collect();
             computed = event_proof_nodes(&source, commit.commit.data, &record_ops)?;
             &computed
         }
