@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod random_repo;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use atp_crypto::{Algorithm, Ipld, SigningKey};
@@ -17,25 +19,13 @@ use atp_repo_mst::repo::Repo;
 use rand::rngs::StdRng;
 use rand::seq::IteratorRandom;
 use rand::{Rng, SeedableRng};
-
-const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-const COLLECTIONS: [&str; 3] = ["app.bsky.feed.post", "app.bsky.feed.like", "com.example.a"];
+use random_repo::{collection, rkey, tid, DID};
 
 fn record(n: u64) -> Ipld {
     Ipld::Map(BTreeMap::from([
         ("$type".to_owned(), Ipld::String("com.example.r".to_owned())),
         ("n".to_owned(), Ipld::Integer(i128::from(n))),
     ]))
-}
-
-/// A record key of 1 to 6 characters: short keys make trees of a few
-/// hundred records span several layers.
-fn rkey(rng: &mut StdRng) -> String {
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let len = rng.gen_range(1..=6);
-    (0..len)
-        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
-        .collect()
 }
 
 /// Applies one random commit (1 to `max_ops` writes on distinct paths)
@@ -54,8 +44,8 @@ fn random_commit(
     for _ in 0..count {
         let choice = rng.gen_range(0..10);
         if choice < 5 || present.is_empty() {
-            let collection = COLLECTIONS[rng.gen_range(0..COLLECTIONS.len())].to_owned();
-            let rk = rkey(rng);
+            let collection = collection(rng);
+            let rk = rkey(rng, 6);
             let path = (collection, rk);
             if present.contains(&path) || !touched.insert(path.clone()) {
                 continue;
@@ -102,16 +92,6 @@ fn random_commit(
         verify_inversion(&carried, commit.commit.data, &ops, prev_data).unwrap();
     }
     ops.len()
-}
-
-/// A valid TID for rev number `n` (increasing with `n`).
-fn tid(n: u64) -> String {
-    const ALPHABET: &[u8] = b"234567abcdefghijklmnopqrstuvwxyz";
-    let value = (1_700_000_000_000_000u64 + n) << 10;
-    (0..13)
-        .rev()
-        .map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize]))
-        .collect()
 }
 
 trait BytesOf {

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod random_repo;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,9 +21,7 @@ use atp_repo_mst::repo::Repo;
 use rand::rngs::StdRng;
 use rand::seq::IteratorRandom;
 use rand::{Rng, SeedableRng};
-
-const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
-const COLLECTIONS: [&str; 3] = ["app.bsky.feed.post", "app.bsky.feed.like", "com.example.a"];
+use random_repo::{collection, rkey, tid, DID};
 
 /// A store that can delete.
 #[derive(Default)]
@@ -44,23 +44,6 @@ fn record(n: u32) -> Ipld {
         ("$type".to_owned(), Ipld::String("com.example.r".to_owned())),
         ("n".to_owned(), Ipld::Integer(i128::from(n % 16))),
     ]))
-}
-
-fn rkey(rng: &mut StdRng) -> String {
-    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let len = rng.gen_range(1..=5);
-    (0..len)
-        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
-        .collect()
-}
-
-fn tid(n: u64) -> String {
-    const ALPHABET: &[u8] = b"234567abcdefghijklmnopqrstuvwxyz";
-    let value = (1_700_000_000_000_000u64 + n) << 10;
-    (0..13)
-        .rev()
-        .map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize]))
-        .collect()
 }
 
 /// Every block reachable from the commit `head`: the commit, the MST
@@ -101,10 +84,7 @@ fn removed_blocks_are_exactly_the_unreachable_ones() {
             for _ in 0..count {
                 let choice = rng.gen_range(0..10);
                 if choice < 5 || present.is_empty() {
-                    let path = (
-                        COLLECTIONS[rng.gen_range(0..COLLECTIONS.len())].to_owned(),
-                        rkey(&mut rng),
-                    );
+                    let path = (collection(&mut rng), rkey(&mut rng, 5));
                     if present.contains_key(&path) || !touched.insert(path.clone()) {
                         continue;
                     }
