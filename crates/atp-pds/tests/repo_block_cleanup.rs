@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod repo_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -81,23 +82,11 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
             let did = did.clone();
             async move {
                 match value {
-                    Some(n) => client
-                        .procedure::<(), Value, Value>(
-                            "com.atproto.repo.putRecord",
-                            &(),
-                            &json!({"repo": did, "collection": collection, "rkey": rkey,
-                                    "record": {"$type": collection, "n": n}}),
-                        )
-                        .await
-                        .unwrap(),
-                    None => client
-                        .procedure::<(), Value, Value>(
-                            "com.atproto.repo.deleteRecord",
-                            &(),
-                            &json!({"repo": did, "collection": collection, "rkey": rkey}),
-                        )
-                        .await
-                        .unwrap(),
+                    Some(n) => Some(put(&client, &did, collection, rkey, *n).await),
+                    None => {
+                        delete(&client, &did, collection, rkey).await;
+                        None
+                    }
                 }
             }
         });
@@ -106,7 +95,7 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
             let path = (collection, rkey);
             match value {
                 Some(_) => {
-                    let cid = answer["cid"].as_str().unwrap().to_owned();
+                    let cid = answer.unwrap().to_string();
                     record_cids.insert(cid.clone());
                     present.insert(path, cid);
                 }
@@ -163,16 +152,8 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
             .await
             .unwrap();
     assert_eq!(verified["ok"], json!(true), "{verified}");
-    let found: BTreeMap<String, String> = verified["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap().to_owned(),
-                r["cid"].as_str().unwrap().to_owned(),
-            )
-        })
+    let found: BTreeMap<String, String> = repo_support::answered_records(&verified)
+        .into_iter()
         .collect();
     let expected: BTreeMap<String, String> = present
         .iter()
@@ -183,9 +164,15 @@ async fn replaced_blocks_are_deleted_and_the_repo_still_verifies() {
     pds.stop().await;
 }
 
-/// Puts `{"$type": collection, "n": n}` at `rkey`; returns its CID.
-async fn put(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str, n: u32) -> Cid {
-    let collection = COLLECTIONS[0];
+/// Puts `{"$type": collection, "n": n}` at `collection/rkey`; returns
+/// its CID.
+async fn put(
+    client: &atp_xrpc::client::XrpcClient,
+    did: &str,
+    collection: &str,
+    rkey: &str,
+    n: u32,
+) -> Cid {
     let answer: Value = client
         .procedure::<(), Value, Value>(
             "com.atproto.repo.putRecord",
@@ -198,13 +185,13 @@ async fn put(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str, n: u3
     atp_crypto::parse_cid(answer["cid"].as_str().unwrap()).unwrap()
 }
 
-/// Deletes the record at `rkey`.
-async fn delete(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str) {
+/// Deletes the record at `collection/rkey`.
+async fn delete(client: &atp_xrpc::client::XrpcClient, did: &str, collection: &str, rkey: &str) {
     client
         .procedure::<(), Value, Value>(
             "com.atproto.repo.deleteRecord",
             &(),
-            &json!({"repo": did, "collection": COLLECTIONS[0], "rkey": rkey}),
+            &json!({"repo": did, "collection": collection, "rkey": rkey}),
         )
         .await
         .unwrap();
@@ -212,6 +199,7 @@ async fn delete(client: &atp_xrpc::client::XrpcClient, did: &str, rkey: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_block_stays_while_another_record_has_the_same_contents() {
+    const POSTS: &str = COLLECTIONS[0];
     let (pds, state) = Pds::start_with_state(|_| {}).await;
     let alice = pds.create("alice").await;
     let did = alice.did.clone();
@@ -221,22 +209,22 @@ async fn a_record_block_stays_while_another_record_has_the_same_contents() {
 
     // Two records alike: deleting one keeps the block, deleting both
     // deletes it.
-    let a = put(&client, &did, "a", 1).await;
-    let b = put(&client, &did, "b", 1).await;
+    let a = put(&client, &did, POSTS, "a", 1).await;
+    let b = put(&client, &did, POSTS, "b", 1).await;
     assert_eq!(a, b);
-    delete(&client, &did, "a").await;
+    delete(&client, &did, POSTS, "a").await;
     assert!(has(&a), "block deleted while record b uses it");
-    delete(&client, &did, "b").await;
+    delete(&client, &did, POSTS, "b").await;
     assert!(!has(&a), "block of two deleted records kept");
 
     // An update away from shared contents keeps the block; an update of
     // the last record with it deletes it.
-    let c = put(&client, &did, "c", 2).await;
-    let d = put(&client, &did, "d", 2).await;
+    let c = put(&client, &did, POSTS, "c", 2).await;
+    let d = put(&client, &did, POSTS, "d", 2).await;
     assert_eq!(c, d);
-    let c3 = put(&client, &did, "c", 3).await;
+    let c3 = put(&client, &did, POSTS, "c", 3).await;
     assert!(has(&d) && has(&c3));
-    let d4 = put(&client, &did, "d", 4).await;
+    let d4 = put(&client, &did, POSTS, "d", 4).await;
     assert!(!has(&d), "replaced block kept");
     assert!(has(&d4));
 
@@ -264,9 +252,9 @@ async fn a_record_block_stays_while_another_record_has_the_same_contents() {
     );
 
     // Deleted, then written again by the next commit: stored again.
-    delete(&client, &did, "e").await;
+    delete(&client, &did, POSTS, "e").await;
     assert!(!has(&e));
-    let f = put(&client, &did, "f", 3).await;
+    let f = put(&client, &did, POSTS, "f", 3).await;
     assert_eq!(f, e);
     assert!(has(&f));
 

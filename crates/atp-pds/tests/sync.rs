@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod repo_support;
 mod sync_support;
 
 use std::time::{Duration, Instant};
@@ -86,17 +87,10 @@ async fn repo_car_diff_and_proofs_pass_the_reference_checks() {
     .await;
     assert_eq!(verified["ok"], json!(true), "{verified}");
     assert_eq!(verified["rev"], json!(root.rev));
-    let records: std::collections::BTreeMap<String, String> = verified["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["path"].as_str().unwrap().to_owned(),
-                r["cid"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let records: std::collections::BTreeMap<String, String> =
+        repo_support::answered_records(&verified)
+            .into_iter()
+            .collect();
     assert_eq!(records, written);
     // Only the current tree: no block of an earlier commit.
     let (_, blocks) = atp_repo_mst::car::read_car(&full).unwrap();
