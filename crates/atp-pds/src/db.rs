@@ -34,6 +34,18 @@
 //! ([`MemoryBudget::PER_ACCOUNT`]), so the server's memory does not grow
 //! with the number of accounts it serves. A page not in the cache is read
 //! from the operating system's file cache, which all connections share.
+//! An account's writer gets a larger cache than its readers
+//! ([`MemoryBudget::writer_page_cache_kib`]): each commit touches the same
+//! few B-tree paths again.
+//!
+//! These limits hold per connection only if SQLite gives each connection
+//! its own cache. The bundled SQLite of `libsqlite3-sys` is built with
+//! `SQLITE_ENABLE_MEMORY_MANAGEMENT` unless told otherwise, which pools
+//! every connection's pages under one limit, the sum of theirs; a
+//! connection can then hold pages beyond its own limit while another
+//! cannot use its own. This workspace builds SQLite without it
+//! (`.cargo/config.toml`); [`pooled_page_caches`] tells which build is
+//! linked, and [`crate::Storage::open`] warns about the pooled one.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -66,8 +78,11 @@ const DEFAULT_CHECKPOINT_PAGES: u32 = 1_000;
 /// How much memory one database's connections may keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryBudget {
-    /// Most KiB of pages each connection caches (`PRAGMA cache_size`).
+    /// Most KiB of pages each reader connection caches (`PRAGMA
+    /// cache_size`).
     pub page_cache_kib: u32,
+    /// Most KiB of pages the writer connection caches.
+    pub writer_page_cache_kib: u32,
     /// Most idle reader connections kept open; more are opened when
     /// needed and closed when returned.
     pub idle_readers: usize,
@@ -78,6 +93,7 @@ impl MemoryBudget {
     /// up to 4 idle readers.
     pub const SHARED: MemoryBudget = MemoryBudget {
         page_cache_kib: 2048,
+        writer_page_cache_kib: 2048,
         idle_readers: 4,
     };
 
@@ -85,6 +101,7 @@ impl MemoryBudget {
     /// cache per connection and up to 2 idle readers.
     pub const PER_ACCOUNT: MemoryBudget = MemoryBudget {
         page_cache_kib: 256,
+        writer_page_cache_kib: 1024,
         idle_readers: 2,
     };
 }
@@ -140,6 +157,23 @@ pub fn open_connection_with(path: &Path, budget: MemoryBudget) -> Result<Connect
         budget.page_cache_kib
     ))?;
     Ok(conn)
+}
+
+/// Whether the linked SQLite pools the page caches of all connections in
+/// one (it was built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`). With pooled
+/// caches a connection's `cache_size` is not a limit of its own: the
+/// getRepo walk, which raises its connection's cache, can find it unusable
+/// after a large write on another connection.
+pub fn pooled_page_caches(conn: &Connection) -> Result<bool> {
+    let mut stmt = conn.prepare("PRAGMA compile_options")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let option: String = row.get(0)?;
+        if option == "ENABLE_MEMORY_MANAGEMENT" {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// The schema version recorded in `conn` (0 for a new file).
@@ -348,6 +382,7 @@ impl Database {
     /// fall behind.
     pub fn open_with(path: &Path, migrations: &[Migration], budget: MemoryBudget) -> Result<Self> {
         let mut writer = open_connection_with(path, budget)?;
+        writer.pragma_update(None, "cache_size", -i64::from(budget.writer_page_cache_kib))?;
         migrate(&mut writer, migrations)?;
         let backstop = if checkpointer().is_some() {
             WRITER_CHECKPOINT_PAGES
@@ -465,4 +500,47 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|err| Error::Internal(format!("blocking task failed: {err}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The workspace's `.cargo/config.toml` builds SQLite without pooled
+    /// page caches; this fails if that setting is lost.
+    #[test]
+    fn each_connection_has_its_own_page_cache() {
+        let conn = Connection::open_in_memory().expect("in-memory database");
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
+            .expect("compile options");
+        // the query answers: the bundled build always records these
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        assert!(options.iter().any(|o| o == "ENABLE_FTS5"), "{options:?}");
+        assert!(!pooled_page_caches(&conn).expect("compile options"));
+    }
+
+    /// The writer of a per-account file gets its larger cache; readers
+    /// keep the small one.
+    #[test]
+    fn writer_and_readers_get_their_budgets() {
+        let dir = std::env::temp_dir().join(format!("atp-pds-db-budget-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let db = Database::open_with(&dir.join("store.sqlite"), &[], MemoryBudget::PER_ACCOUNT)
+            .expect("open");
+        let cache = |conn: &Connection| -> i64 {
+            conn.query_row("PRAGMA cache_size", [], |row| row.get(0))
+                .expect("cache_size")
+        };
+        let writer = cache(&db.lock_writer().expect("writer"));
+        let reader = db.read(|tx| Ok(cache(tx))).expect("read");
+        assert_eq!(
+            writer,
+            -i64::from(MemoryBudget::PER_ACCOUNT.writer_page_cache_kib)
+        );
+        assert_eq!(reader, -i64::from(MemoryBudget::PER_ACCOUNT.page_cache_kib));
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

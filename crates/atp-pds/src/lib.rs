@@ -24,6 +24,11 @@
 //!   resolution with SSRF guards.
 //! * [`http`]: the XRPC methods, one module per group.
 //!
+//! Build note for programs that depend on this crate: build the bundled
+//! SQLite with `LIBSQLITE3_FLAGS=-USQLITE_ENABLE_MEMORY_MANAGEMENT` (an
+//! `[env]` entry in `.cargo/config.toml`, as this workspace does), so
+//! that each connection's page cache keeps its own limit (see [`db`]).
+//!
 //! ```
 //! use std::collections::BTreeMap;
 //! use atp_crypto::Ipld;

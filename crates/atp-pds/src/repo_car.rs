@@ -32,7 +32,10 @@
 //! Memory does not grow with the repository: the walk's stack holds the
 //! pending siblings along one path from the top, so it grows with the
 //! tree's depth only. The connection's page cache is raised to
-//! [`WALK_CACHE_KIB`] for the walk and put back after.
+//! [`WALK_CACHE_KIB`] for the walk and put back after, which frees the
+//! extra pages: each connection has a cache of its own (see the "Memory"
+//! section of [`crate::db`]), so raising it is what lets the walk keep the
+//! pages it reads.
 //!
 //! # Failures
 //!

@@ -127,6 +127,13 @@ impl Storage {
     pub fn open(config: ServiceConfig) -> Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let accounts = AccountStore::open(&config.account_db_path(), config.invite_required)?;
+        if crate::db::pooled_page_caches(&*accounts.database().lock_writer()?)? {
+            tracing::warn!(
+                "SQLite was built with SQLITE_ENABLE_MEMORY_MANAGEMENT: page caches are pooled and \
+                 per-connection cache sizes do not hold (build with \
+                 LIBSQLITE3_FLAGS=-USQLITE_ENABLE_MEMORY_MANAGEMENT)"
+            );
+        }
         let actors = ActorStores::new(config.actors_dir())?;
         Ok(Storage {
             config: Arc::new(config),
