@@ -11,6 +11,11 @@
 //! the root and updates the record index. A failure anywhere rolls all of
 //! it back, and readers (snapshot transactions) see either the old commit
 //! or the new one, never a mix.
+//!
+//! The file's schema and its migrations are in `schema`
+//! ([`MIGRATIONS`]), the backlinks of records in `backlinks`
+//! ([`record_backlinks`]), and the set of open stores in `open_stores`
+//! ([`ActorStores`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -20,185 +25,23 @@ use std::sync::{Arc, Mutex};
 use atp_crypto::{Cid, Ipld, SigningKey};
 use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
 use chrono::{DateTime, Utc};
-use rusqlite::types::ToSqlOutput;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::block_store::{
     delete_blocks, get_block, insert_blocks, SqliteBlockStore, StagedBlockStore,
 };
-use crate::db::{Database, MemoryBudget, Migration};
+use crate::db::{Database, MemoryBudget};
 use crate::error::{Error, Result};
 use crate::time;
 
-/// The schema of an account's store.
-pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "repo root, blocks, record index, blobs, preferences",
-        run: None,
-        sql: "
-        CREATE TABLE repo_root (
-            did TEXT PRIMARY KEY,
-            cid TEXT NOT NULL,
-            rev TEXT NOT NULL,
-            indexed_at TEXT NOT NULL
-        );
-        CREATE TABLE repo_block (
-            cid TEXT PRIMARY KEY,
-            repo_rev TEXT,
-            size INTEGER NOT NULL,
-            content BLOB NOT NULL
-        );
-        CREATE INDEX repo_block_rev ON repo_block(repo_rev, cid);
-        CREATE TABLE record (
-            uri TEXT PRIMARY KEY,
-            cid TEXT NOT NULL,
-            collection TEXT NOT NULL,
-            rkey TEXT NOT NULL,
-            repo_rev TEXT NOT NULL,
-            indexed_at TEXT NOT NULL,
-            takedown_ref TEXT
-        );
-        CREATE INDEX record_collection_rkey ON record(collection, rkey);
-        CREATE TABLE blob (
-            cid TEXT PRIMARY KEY,
-            mime_type TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            takedown_ref TEXT
-        );
-        CREATE TABLE record_blob (
-            blob_cid TEXT NOT NULL,
-            record_uri TEXT NOT NULL,
-            PRIMARY KEY (blob_cid, record_uri)
-        );
-        CREATE INDEX record_blob_uri ON record_blob(record_uri);
-        CREATE TABLE account_pref (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            value_json TEXT NOT NULL
-        );
-    ",
-    },
-    Migration {
-        version: 2,
-        description: "blob temporary keys (uploads not yet referenced by a record)",
-        run: None,
-        sql: "
-        ALTER TABLE blob ADD COLUMN temp_key TEXT;
-        CREATE INDEX blob_temp_key ON blob(temp_key);
-    ",
-    },
-    Migration {
-        version: 3,
-        description: "record backlinks (follow, block, like and repost subjects)",
-        run: None,
-        sql: "
-        CREATE TABLE backlink (
-            uri TEXT NOT NULL,
-            path TEXT NOT NULL,
-            link_to TEXT NOT NULL,
-            PRIMARY KEY (uri, path)
-        );
-        CREATE INDEX backlink_link_to ON backlink(path, link_to);
-    ",
-    },
-    Migration {
-        version: 4,
-        description: "blocks keyed by the CID's binary form",
-        run: Some(copy_text_keyed_blocks),
-        sql: "
-        DROP INDEX repo_block_rev;
-        ALTER TABLE repo_block RENAME TO repo_block_text_keys;
-        CREATE TABLE repo_block (
-            cid BLOB PRIMARY KEY,
-            repo_rev TEXT,
-            size INTEGER NOT NULL,
-            content BLOB NOT NULL
-        );
-        CREATE INDEX repo_block_rev ON repo_block(repo_rev, cid);
-    ",
-    },
-    Migration {
-        version: 5,
-        description: "record index by CID (whether a record block is still used)",
-        run: None,
-        sql: "
-        CREATE INDEX record_cid ON record(cid);
-    ",
-    },
-];
+mod backlinks;
+mod open_stores;
+mod schema;
 
-/// Migration 4's Rust part: copies the blocks of the old table (CIDs as
-/// text) into the new one (CIDs as bytes), then drops the old table. The
-/// rows are copied in the old table's order (the order they were written
-/// in), which keeps the blocks of one commit next to each other in the
-/// file: see [`crate::repo_car`] on why that matters.
-fn copy_text_keyed_blocks(tx: &Transaction<'_>) -> Result<()> {
-    {
-        let mut read =
-            tx.prepare("SELECT cid, repo_rev, size, content FROM repo_block_text_keys")?;
-        let mut write = tx.prepare(
-            "INSERT OR IGNORE INTO repo_block (cid, repo_rev, size, content) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut rows = read.query([])?;
-        while let Some(row) = rows.next()? {
-            let text: &str = row
-                .get_ref(0)?
-                .as_str()
-                .map_err(|err| Error::Corrupt(format!("stored block CID: {err}")))?;
-            // Lenient on purpose: whatever CID the old table holds keeps
-            // its block.
-            let cid = Cid::try_from(text)
-                .map_err(|err| Error::Corrupt(format!("stored block CID {text:?}: {err}")))?;
-            let column = |index| row.get_ref(index).map(ToSqlOutput::Borrowed);
-            write.execute(params![cid.to_bytes(), column(1)?, column(2)?, column(3)?])?;
-        }
-    }
-    tx.execute_batch("DROP TABLE repo_block_text_keys")?;
-    Ok(())
-}
-
-/// One link from a record to what it is about, indexed so that a second
-/// follow, block, like or repost of the same subject can be found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Backlink {
-    /// The field holding the link: `subject` or `subject.uri`.
-    pub path: String,
-    /// The DID or AT-URI linked to.
-    pub link_to: String,
-}
-
-/// The backlinks the reference PDS tracks in `record`: the `subject` DID
-/// of a follow or block, the `subject.uri` of a like or repost.
-pub fn record_backlinks(record: &Ipld) -> Vec<Backlink> {
-    let Ipld::Map(map) = record else {
-        return Vec::new();
-    };
-    let Some(Ipld::String(kind)) = map.get("$type") else {
-        return Vec::new();
-    };
-    match kind.as_str() {
-        "app.bsky.graph.follow" | "app.bsky.graph.block" => match map.get("subject") {
-            Some(Ipld::String(subject)) if atp_syntax::Did::is_valid(subject) => vec![Backlink {
-                path: "subject".to_owned(),
-                link_to: subject.clone(),
-            }],
-            _ => Vec::new(),
-        },
-        "app.bsky.feed.like" | "app.bsky.feed.repost" => match map.get("subject") {
-            Some(Ipld::Map(subject)) => match subject.get("uri") {
-                Some(Ipld::String(uri)) if atp_syntax::AtUri::is_valid(uri) => vec![Backlink {
-                    path: "subject.uri".to_owned(),
-                    link_to: uri.clone(),
-                }],
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        },
-        _ => Vec::new(),
-    }
-}
+use backlinks::backlinked_rkeys;
+pub use backlinks::{record_backlinks, Backlink};
+pub use open_stores::{ActorStores, MAX_IDLE_OPEN_STORES};
+pub use schema::MIGRATIONS;
 
 /// The directory of `did`'s store under `actors_root`.
 pub fn actor_dir(actors_root: &Path, did: &str) -> PathBuf {
@@ -878,183 +721,6 @@ impl ActorStore {
             Ok(())
         })
     }
-}
-
-/// Most actor stores kept open while no one uses them. Each open store
-/// holds SQLite connections and their page caches (up to a few MiB): the
-/// server's memory must not grow with the number of accounts, only with
-/// the number in use. Reopening one costs a file open and a schema check.
-pub const MAX_IDLE_OPEN_STORES: usize = 32;
-
-/// The stores of all accounts under `<data>/actors`. A store in use is
-/// open once and shared, so that writes to one repository go through one
-/// writer; of the stores no one uses, the [`MAX_IDLE_OPEN_STORES`] used
-/// last stay open.
-#[derive(Debug)]
-pub struct ActorStores {
-    root: PathBuf,
-    open: Mutex<OpenStores>,
-}
-
-/// The open stores, each with the tick of its last use.
-#[derive(Debug, Default)]
-struct OpenStores {
-    stores: HashMap<String, (Arc<ActorStore>, u64)>,
-    tick: u64,
-}
-
-impl OpenStores {
-    fn get(&mut self, did: &str) -> Option<Arc<ActorStore>> {
-        self.tick += 1;
-        let tick = self.tick;
-        self.stores.get_mut(did).map(|(store, used)| {
-            *used = tick;
-            Arc::clone(store)
-        })
-    }
-
-    /// Adds `store`, then closes the least recently used stores that no
-    /// one holds beyond the idle limit.
-    fn insert(&mut self, did: &str, store: &Arc<ActorStore>) {
-        self.tick += 1;
-        self.stores
-            .insert(did.to_owned(), (Arc::clone(store), self.tick));
-        if self.stores.len() <= MAX_IDLE_OPEN_STORES {
-            return;
-        }
-        let mut idle: Vec<(u64, String)> = self
-            .stores
-            .iter()
-            .filter(|(_, (store, _))| Arc::strong_count(store) == 1)
-            .map(|(did, (_, used))| (*used, did.clone()))
-            .collect();
-        let excess = idle.len().saturating_sub(MAX_IDLE_OPEN_STORES);
-        if excess == 0 {
-            return;
-        }
-        idle.sort_unstable();
-        for (_, did) in idle.into_iter().take(excess) {
-            self.stores.remove(&did);
-        }
-    }
-
-    fn remove(&mut self, did: &str) {
-        self.stores.remove(did);
-    }
-
-    fn len(&self) -> usize {
-        self.stores.len()
-    }
-}
-
-fn poisoned() -> Error {
-    Error::Internal("actor store cache lock poisoned".to_owned())
-}
-
-impl ActorStores {
-    /// The stores under `root` (created if missing).
-    pub fn new(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
-        fs::create_dir_all(&root)?;
-        Ok(ActorStores {
-            root,
-            open: Mutex::new(OpenStores::default()),
-        })
-    }
-
-    /// The directory of `did`'s store.
-    pub fn dir_for(&self, did: &str) -> PathBuf {
-        actor_dir(&self.root, did)
-    }
-
-    /// Whether `did` has a store.
-    pub fn exists(&self, did: &str) -> bool {
-        self.dir_for(did).join("key").exists()
-    }
-
-    /// Creates the store of `did` with its signing key.
-    pub fn create(&self, did: &str, key: &SigningKey) -> Result<Arc<ActorStore>> {
-        let store = Arc::new(ActorStore::create(&self.dir_for(did), did, key)?);
-        self.open
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(did, &store);
-        Ok(store)
-    }
-
-    /// The store of `did` ([`Error::AccountNotFound`] if it has none).
-    pub fn open(&self, did: &str) -> Result<Arc<ActorStore>> {
-        let mut cache = self.open.lock().map_err(|_| poisoned())?;
-        if let Some(store) = cache.get(did) {
-            return Ok(store);
-        }
-        let store = Arc::new(ActorStore::open(&self.dir_for(did), did)?);
-        cache.insert(did, &store);
-        Ok(store)
-    }
-
-    /// How many stores are open now (in use or kept idle).
-    pub fn open_count(&self) -> usize {
-        self.open.lock().map(|cache| cache.len()).unwrap_or(0)
-    }
-
-    /// Removes `did`'s store and key from disk; returns whether there was
-    /// one.
-    pub fn remove(&self, did: &str) -> Result<bool> {
-        self.open.lock().map_err(|_| poisoned())?.remove(did);
-        let dir = self.dir_for(did);
-        if !dir.exists() {
-            return Ok(false);
-        }
-        fs::remove_dir_all(&dir)?;
-        if let Some(parent) = dir.parent() {
-            crate::keys::sync_dir(parent)?;
-        }
-        Ok(true)
-    }
-
-    /// The DIDs that have a store directory (whether or not an account row
-    /// exists: see [`Storage::remove_orphaned_actor_stores`](crate::Storage::remove_orphaned_actor_stores)).
-    pub fn list_dids(&self) -> Result<Vec<String>> {
-        let mut dids = Vec::new();
-        for prefix in fs::read_dir(&self.root)? {
-            let prefix = prefix?;
-            if !prefix.file_type()?.is_dir() {
-                continue;
-            }
-            for entry in fs::read_dir(prefix.path())? {
-                let entry = entry?;
-                if let Some(name) = entry.file_name().to_str() {
-                    if name.starts_with("did:") {
-                        dids.push(name.to_owned());
-                    }
-                }
-            }
-        }
-        dids.sort();
-        Ok(dids)
-    }
-}
-
-/// The record keys in `collection` whose record links to `link_to` at
-/// `path`, sorted: the backlink conflicts a new record would have.
-fn backlinked_rkeys(
-    tx: &Transaction<'_>,
-    collection: &str,
-    path: &str,
-    link_to: &str,
-) -> Result<Vec<String>> {
-    let mut stmt = tx.prepare_cached(
-        "SELECT record.rkey FROM record
-         JOIN backlink ON backlink.uri = record.uri
-         WHERE backlink.path = ?1 AND backlink.link_to = ?2
-           AND record.collection = ?3
-         ORDER BY record.rkey",
-    )?;
-    let rows = stmt
-        .query_map(params![path, link_to, collection], |row| row.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(rows)
 }
 
 #[cfg(test)]
