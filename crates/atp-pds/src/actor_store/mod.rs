@@ -164,6 +164,19 @@ type RecordRow = (
     Option<String>,
 );
 
+/// The cursor condition and the order of one page of `listRecords` on
+/// the key column `rkey_column`, the cursor being `?2`: keys after the
+/// cursor in ascending order when `reverse`, before it in descending
+/// order otherwise, and no bound without a cursor.
+fn page_bounds(rkey_column: &str, cursor: Option<&str>, reverse: bool) -> (String, &'static str) {
+    let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
+    let clause = match cursor {
+        Some(_) => format!("AND {rkey_column} {cmp} ?2"),
+        None => "AND ?2 IS NULL".to_owned(),
+    };
+    (clause, order)
+}
+
 fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordRow> {
     Ok((
         row.get(0)?,
@@ -588,12 +601,7 @@ impl ActorStore {
     ) -> Result<Vec<RecordEntry>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db.read(|tx| {
-            let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
-            let cursor_clause = if cursor.is_some() {
-                format!("AND rkey {cmp} ?2")
-            } else {
-                "AND ?2 IS NULL".to_owned()
-            };
+            let (cursor_clause, order) = page_bounds("rkey", cursor, reverse);
             let sql = format!(
                 "SELECT {RECORD_COLUMNS} FROM record WHERE collection = ?1 {cursor_clause}
                  ORDER BY rkey {order} LIMIT ?3"
@@ -618,12 +626,7 @@ impl ActorStore {
     ) -> Result<Vec<(RecordEntry, Vec<u8>)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db.read(|tx| {
-            let (cmp, order) = if reverse { (">", "ASC") } else { ("<", "DESC") };
-            let cursor_clause = if cursor.is_some() {
-                format!("AND record.rkey {cmp} ?2")
-            } else {
-                "AND ?2 IS NULL".to_owned()
-            };
+            let (cursor_clause, order) = page_bounds("record.rkey", cursor, reverse);
             let sql = format!(
                 "SELECT {RECORD_COLUMNS} FROM record
                  WHERE collection = ?1 AND takedown_ref IS NULL {cursor_clause}
