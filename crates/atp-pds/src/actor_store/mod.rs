@@ -278,6 +278,13 @@ impl ActorTransaction<'_> {
     /// and deleted records, as the reference deletes a replaced record's
     /// block unless another record has the same contents.
     pub fn delete_unused_record_blocks(&self, cids: &[Cid]) -> Result<usize> {
+        let unused = self.unused_record_blocks(cids)?;
+        delete_blocks(self.tx, &unused)
+    }
+
+    /// The CIDs among `cids` that no record of the index points to (see
+    /// [`ActorTransaction::delete_unused_record_blocks`]).
+    pub fn unused_record_blocks(&self, cids: &[Cid]) -> Result<Vec<Cid>> {
         let mut used = self
             .tx
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM record WHERE cid = ?1)")?;
@@ -288,7 +295,7 @@ impl ActorTransaction<'_> {
                 unused.push(*cid);
             }
         }
-        delete_blocks(self.tx, &unused)
+        Ok(unused)
     }
 
     /// Moves the repository root.
@@ -421,6 +428,21 @@ impl ActorTransaction<'_> {
         commit: &CommitData,
         blobs: &BTreeMap<String, Vec<Cid>>,
     ) -> Result<()> {
+        self.apply_commit_without_blocks(commit, blobs, &|_| None)?;
+        self.put_blocks(&commit.blocks, &commit.rev)
+    }
+
+    /// [`ActorTransaction::apply_commit`] less the commit's blocks, which
+    /// the caller stores: a group of commits stores only the blocks its
+    /// last commit still reaches. A record block neither in the commit nor
+    /// stored is asked of `unstored` (a block an earlier commit of the
+    /// group wrote).
+    pub fn apply_commit_without_blocks(
+        &self,
+        commit: &CommitData,
+        blobs: &BTreeMap<String, Vec<Cid>>,
+        unstored: &dyn Fn(&Cid) -> Option<Vec<u8>>,
+    ) -> Result<()> {
         let current = self.root()?.map(|root| root.cid);
         if current != commit.prev {
             return Err(Error::ConcurrentWrite {
@@ -434,7 +456,6 @@ impl ActorTransaction<'_> {
                 commit.commit.did, self.did
             )));
         }
-        self.put_blocks(&commit.blocks, &commit.rev)?;
         for op in &commit.ops {
             match (op.action, &op.cid) {
                 (WriteAction::Delete, _) | (_, None) => self.remove_record(&op.path)?,
@@ -446,7 +467,10 @@ impl ActorTransaction<'_> {
                     let bytes = match commit.blocks.get(cid) {
                         Some(bytes) => Some(bytes.as_slice()),
                         None => {
-                            stored = crate::block_store::get_block(self.tx, cid)?;
+                            stored = match unstored(cid) {
+                                Some(bytes) => Some(bytes),
+                                None => crate::block_store::get_block(self.tx, cid)?,
+                            };
                             stored.as_deref()
                         }
                     };

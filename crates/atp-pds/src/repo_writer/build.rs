@@ -4,8 +4,9 @@
 //! The requests run in order. Each reads the head and record index
 //! through the transaction (so it sees the requests before it), checks
 //! its swaps, applies its writes to the in-memory tree and signs a commit
-//! at a new rev; only then does it write: the commit's blocks, the new
-//! root and its record index changes. So a
+//! at a new rev; only then does it write: the new root and its record
+//! index changes, while its blocks go to the group's netted writes
+//! ([`NettedBlocks`]), stored once the last request is built. So a
 //! request refused (a swap mismatch, a record that exists, a commit too
 //! large) has written nothing and fails alone, without the cost of a
 //! savepoint per request; the others go on. A failed write, on the other
@@ -29,10 +30,11 @@ use atp_repo_mst::repo::{CommitData, Repo, WriteAction};
 use atp_xrpc::server::XrpcError;
 
 use super::group::{WriteOutcome, WriteRequest};
+use super::netted_blocks::NettedBlocks;
 use super::prepare::{
     bad_commit_swap, check_record_swap, invalid, next_rev, prepare_delete, PreparedWrite,
 };
-use super::tx_blocks::TxBlocks;
+use super::tx_blocks::{GroupBlockState, TxBlocks};
 use super::MAX_COMMIT_BYTES;
 use crate::actor_store::{ActorStore, ActorTransaction};
 use crate::blob_index;
@@ -86,15 +88,15 @@ pub(super) fn commit_group(
     key: &SigningKey,
     jobs: Vec<ReadyJob>,
 ) -> crate::Result<StoredCommits> {
-    let read = RefCell::new(BlockMap::new());
+    let group = GroupBlockState::default();
     let results = store.transact(|atx| {
         let mut repo: Option<Repo<TxBlocks<'_>>> = None;
         let mut results = Vec::with_capacity(jobs.len());
         for job in jobs {
             let moved = job.moved.clone();
-            let result = match plan_job(atx, &read, store, &mut repo, key, job) {
+            let result = match plan_job(atx, &group, store, &mut repo, key, job) {
                 Ok(planned) => {
-                    store_job(atx, &planned, &moved)?;
+                    store_job(atx, &group.netted, &planned, &moved)?;
                     if let Some(repo) = &repo {
                         repo.store().clear_staged();
                     }
@@ -108,10 +110,11 @@ pub(super) fn commit_group(
             };
             results.push(result);
         }
+        std::mem::take(&mut *group.netted.borrow_mut()).store(atx)?;
         Ok(results)
     })?;
     // The next group of this repository reads its tree from memory.
-    let read = read.into_inner();
+    let read = group.read.into_inner();
     store.remember_blocks(&read);
     let mut proofs = CommitProofs::new();
     let mut results = results;
@@ -183,15 +186,18 @@ pub(super) fn commit_events<'a>(
         .collect()
 }
 
-/// Writes a planned job's commit: blocks, root, record index, and its
-/// moved uploads marked permanent; deletes the blocks it no longer
-/// reaches (the previous commit, the MST nodes it replaced and the
-/// blocks of the records it replaced or deleted that no other record
-/// still has), as the reference does. In a group, a later commit that needs such a block
-/// again writes it again: the commit builder asks the transaction itself
-/// whether a block is stored ([`TxBlocks`]).
+/// Writes a planned job's commit: root, record index, and its moved
+/// uploads marked permanent; its blocks are written, and the blocks it no
+/// longer reaches deleted (the previous commit, the MST nodes it replaced
+/// and the blocks of the records it replaced or deleted that no other
+/// record still has, as the reference does), in `netted`, which the
+/// group stores once its last commit is built. In a group, a later commit
+/// that needs such a block again writes it again: the commit builder asks
+/// the group's writes, then the transaction, whether a block is stored
+/// ([`TxBlocks`]).
 fn store_job(
     atx: &ActorTransaction<'_>,
+    netted: &RefCell<NettedBlocks>,
     planned: &BuiltJob,
     moved: &[String],
 ) -> crate::Result<()> {
@@ -205,14 +211,13 @@ fn store_job(
             write.blobs.iter().map(|blob| blob.cid).collect(),
         );
     }
-    atx.apply_commit(commit, &blobs)?;
-    if !commit.removed.is_empty() {
-        let removed: Vec<Cid> = commit.removed.iter().copied().collect();
-        atx.delete_blocks(&removed)?;
-    }
+    atx.apply_commit_without_blocks(commit, &blobs, &|cid| netted.borrow().get(cid))?;
+    let mut netted = netted.borrow_mut();
+    netted.write(&commit.blocks, &commit.rev);
+    netted.delete(commit.removed.iter().copied());
     let replaced = replaced_records(commit);
     if !replaced.is_empty() {
-        atx.delete_unused_record_blocks(&replaced)?;
+        netted.delete(atx.unused_record_blocks(&replaced)?);
     }
     for temp_key in moved {
         blob_index::mark_permanent_in(atx.sql(), temp_key)?;
@@ -324,7 +329,7 @@ fn resolve_writes(
 /// Decides what `job` does and builds its commit, writing nothing.
 fn plan_job<'a>(
     atx: &'a ActorTransaction<'a>,
-    read: &'a RefCell<BlockMap>,
+    group: &'a GroupBlockState,
     store: &'a ActorStore,
     repo: &mut Option<Repo<TxBlocks<'a>>>,
     key: &SigningKey,
@@ -336,7 +341,7 @@ fn plan_job<'a>(
     };
     let repo = match repo {
         Some(repo) => repo,
-        None => repo.insert(load_repo(atx, read, store)?),
+        None => repo.insert(load_repo(atx, group, store)?),
     };
     let (commit, proof) = build_commit(repo, &writes, job.swap_commit, key)?;
     Ok(BuiltJob {
@@ -351,13 +356,13 @@ fn plan_job<'a>(
 /// The repository at the head stored in the transaction.
 fn load_repo<'a>(
     atx: &'a ActorTransaction<'a>,
-    read: &'a RefCell<BlockMap>,
+    group: &'a GroupBlockState,
     store: &'a ActorStore,
 ) -> Result<Repo<TxBlocks<'a>>, XrpcError> {
     let Some(root) = atx.root().map_err(to_xrpc)? else {
         return Err(invalid(format!("No repo root found for {}", atx.did())));
     };
-    Repo::load(TxBlocks::new(atx.sql(), read, store), root.cid).map_err(|err| to_xrpc(err.into()))
+    Repo::load(TxBlocks::new(atx.sql(), group, store), root.cid).map_err(|err| to_xrpc(err.into()))
 }
 
 /// Applies `writes` to `repo` and signs (but does not store) their commit

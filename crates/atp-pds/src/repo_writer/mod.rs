@@ -54,6 +54,7 @@ mod import;
 mod key_cache;
 mod locked;
 mod locks;
+mod netted_blocks;
 pub mod prepare;
 mod tx_blocks;
 
