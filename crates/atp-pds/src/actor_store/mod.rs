@@ -271,19 +271,11 @@ impl ActorTransaction<'_> {
         delete_blocks(self.tx, cids)
     }
 
-    /// Deletes the record blocks `cids` that no record of the index points
-    /// to any more (those still used, or not stored, are kept or skipped)
-    /// and returns how many were deleted. Called once a commit's record
+    /// The CIDs among `cids` that no record of the index points to any
+    /// more: the record blocks to delete. Asked once a commit's record
     /// index changes are applied, with the previous CIDs of its updated
     /// and deleted records, as the reference deletes a replaced record's
     /// block unless another record has the same contents.
-    pub fn delete_unused_record_blocks(&self, cids: &[Cid]) -> Result<usize> {
-        let unused = self.unused_record_blocks(cids)?;
-        delete_blocks(self.tx, &unused)
-    }
-
-    /// The CIDs among `cids` that no record of the index points to (see
-    /// [`ActorTransaction::delete_unused_record_blocks`]).
     pub fn unused_record_blocks(&self, cids: &[Cid]) -> Result<Vec<Cid>> {
         let mut used = self
             .tx
