@@ -66,7 +66,10 @@ trap cleanup EXIT INT TERM
 
 # 3. The server.
 step "Starting pds serve on $url (data in $PDS_DATA_DIRECTORY)"
-pds serve >"$work/server.log" 2>&1 &
+# (The binary itself, not the `pds` function: a function in the
+# background runs in a subshell, and stopping that subshell would leave
+# the server running.)
+"$PDS_BIN" serve >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
     if curl -fsS "$url/xrpc/_health" >/dev/null 2>&1; then

@@ -177,13 +177,12 @@ async fn sixteen_writers_on_one_repository_make_one_linear_chain() {
         assert_eq!(listed.get(path).map(|(c, _)| c), Some(cid), "{path}");
     }
 
-    // One commit per write, in one chain: the genesis commit, then every
-    // acknowledged rev, each once, ending at the head.
+    // One chain: the genesis commit, then every acknowledged rev (creates
+    // queued together may share one), each once, ending at the head.
     let chains = firehose_chains(&pds).await;
     let chain = &chains[&alice.did];
-    assert_eq!(chain.len(), 1 + writers * each);
     let revs: BTreeSet<&String> = acked.iter().map(|(_, _, rev)| rev).collect();
-    assert_eq!(revs.len(), writers * each, "two writes share a commit");
+    assert_eq!(chain.len(), 1 + revs.len());
     let announced: BTreeSet<&String> = chain[1..].iter().collect();
     assert_eq!(announced, revs);
     assert_eq!(chain.last(), Some(&head));

@@ -322,6 +322,13 @@ impl<S: BlockStore> Repo<S> {
         !self.touched.is_empty()
     }
 
+    /// The encoded size of the records written since the last commit
+    /// (which the next commit's blocks will hold, besides its MST nodes
+    /// and the commit itself).
+    pub fn pending_record_bytes(&self) -> usize {
+        self.pending_records.values().map(Vec::len).sum()
+    }
+
     /// Signs a commit of the current tree with `key` at `rev` (a TID
     /// greater than the previous commit's rev) and writes the new blocks:
     /// MST nodes and records first, the commit last.

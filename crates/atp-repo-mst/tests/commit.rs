@@ -261,3 +261,28 @@ fn version_2_commits_are_read_only_when_asked_for() {
     let no_prev = dagcbor::encode_ipld(&Ipld::Map(map)).unwrap();
     assert!(Commit::from_legacy_block(&no_prev).is_err());
 }
+
+#[test]
+fn pending_record_bytes_count_the_records_until_the_commit() {
+    let key = SigningKey::generate(Algorithm::K256);
+    let mut repo = Repo::create(MemoryBlockStore::new(), DID).unwrap();
+    assert_eq!(repo.pending_record_bytes(), 0);
+    let first = post("first");
+    let second = post("a second, longer post");
+    repo.create_record("app.bsky.feed.post", "3jzfcijpj2z2a", &first)
+        .unwrap();
+    let one = dagcbor::encode_ipld(&first).unwrap().len();
+    assert_eq!(repo.pending_record_bytes(), one);
+    repo.create_record("app.bsky.feed.post", "3jzfcijpj2z2b", &second)
+        .unwrap();
+    let two = dagcbor::encode_ipld(&second).unwrap().len();
+    assert_eq!(repo.pending_record_bytes(), one + two);
+    // A refused write adds nothing.
+    assert!(repo
+        .create_record("app.bsky.feed.post", "3jzfcijpj2z2a", &second)
+        .is_err());
+    assert_eq!(repo.pending_record_bytes(), one + two);
+    let commit = repo.commit(&key, "3jzfcijpj2z2c").unwrap();
+    assert_eq!(commit.ops.len(), 2);
+    assert_eq!(repo.pending_record_bytes(), 0);
+}

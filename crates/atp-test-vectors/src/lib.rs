@@ -11,9 +11,11 @@
 use std::path::{Path, PathBuf};
 
 mod hex;
+mod moto;
 mod rng;
 
 pub use hex::{hex_decode, hex_encode};
+pub use moto::MotoServer;
 pub use rng::TestRng;
 
 /// Root of the workspace (the folder holding the top-level `Cargo.toml`).

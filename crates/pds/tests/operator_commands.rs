@@ -8,13 +8,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
-// The S3 stand-in of the library's blob tests.
-#[path = "../../atp-pds/tests/moto/mod.rs"]
-mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use atp_pds::blob_store::{S3BlobStore, S3Config};
+use atp_test_vectors::MotoServer;
 use atp_xrpc::client::XrpcClient;
 use base64::Engine as _;
 use common::{
@@ -31,9 +30,20 @@ const PNG_BASE64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 /// A moto S3 server with the bucket [`BUCKET`], and its URL.
-async fn start_moto() -> (moto::Moto, String) {
-    let moto = moto::Moto::start().await;
-    moto.store(BUCKET).await;
+async fn start_moto() -> (MotoServer, String) {
+    let moto = tokio::task::spawn_blocking(MotoServer::start)
+        .await
+        .unwrap();
+    let mut config = S3Config::new(BUCKET);
+    config.endpoint = Some(moto.url.clone());
+    config.force_path_style = true;
+    config.access_key_id = Some("test-key".to_owned());
+    config.secret_access_key = Some("test-secret".to_owned());
+    S3BlobStore::new(&config)
+        .unwrap()
+        .create_bucket()
+        .await
+        .unwrap();
     let url = moto.url.clone();
     (moto, url)
 }

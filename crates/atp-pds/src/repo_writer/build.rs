@@ -14,6 +14,19 @@
 //! loaded tree is kept from one request to the next, and loaded again
 //! after a refusal.
 //!
+//! Consecutive plain creates share one commit ([`plan_shared_commit`]):
+//! `createRecord` calls without `swapCommit` and with no earlier record
+//! to replace, whose outcome depends only on the tree. Each is checked
+//! and applied to the tree on its own (a refused one leaves the tree as
+//! it was and fails alone), then one commit is signed for all of them,
+//! up to [`MAX_WRITES`] creates and about [`SHARED_RECORD_BYTES`] of
+//! records, so that it stays within the limits of a `#commit` event.
+//! Every one of their answers names that commit, and its event carries
+//! all their ops: the same as one `applyWrites` of those creates. The
+//! signature, the commit block, the MST nodes along the shared paths,
+//! the root row and the event are then made once instead of once per
+//! request.
+//!
 //! The `#commit` events are built afterwards ([`commit_events`]), from the
 //! commits and the stored blocks the group read, once the repository's
 //! lock is released: the place of the group's events in the log is taken
@@ -35,12 +48,18 @@ use super::prepare::{
     bad_commit_swap, check_record_swap, invalid, next_rev, prepare_delete, PreparedWrite,
 };
 use super::tx_blocks::{GroupBlockState, TxBlocks};
-use super::MAX_COMMIT_BYTES;
+use super::{MAX_COMMIT_BYTES, MAX_WRITES};
 use crate::actor_store::{ActorStore, ActorTransaction};
 use crate::blob_index;
 use crate::error::Error;
 use crate::http::errors::to_xrpc;
 use crate::sequencer::PendingEvent;
+
+/// A commit shared by creates takes no further create once its records
+/// reach this size: with one more record (a request body is at most
+/// [`MAX_WRITE_BODY_BYTES`](crate::http::repo::MAX_WRITE_BODY_BYTES)),
+/// its blocks stay under [`MAX_COMMIT_BYTES`].
+pub(super) const SHARED_RECORD_BYTES: usize = 512 * 1024;
 
 /// One request of a group, its blob work done.
 pub(super) struct ReadyJob {
@@ -50,6 +69,28 @@ pub(super) struct ReadyJob {
     pub swap_commit: Option<Cid>,
     /// Temporary uploads moved for it, marked permanent with its commit.
     pub moved: Vec<String>,
+}
+
+impl ReadyJob {
+    /// Whether this request may share its commit with the creates next to
+    /// it: a create with no `swapCommit` (which names the head before
+    /// it) and no earlier records to replace (found in the record index,
+    /// which is written once per commit), so that its outcome depends on
+    /// the tree alone.
+    fn can_share_commit(&self) -> bool {
+        let WriteRequest::Create {
+            write,
+            replace_backlinks,
+        } = &self.request
+        else {
+            return false;
+        };
+        self.swap_commit.is_none()
+            && (!replace_backlinks
+                || write.record.as_ref().map_or(true, |record| {
+                    crate::actor_store::record_backlinks(record).is_empty()
+                }))
+    }
 }
 
 /// What a request of a group did.
@@ -92,7 +133,19 @@ pub(super) fn commit_group(
     let results = store.transact(|atx| {
         let mut repo: Option<Repo<TxBlocks<'_>>> = None;
         let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        let mut jobs = jobs.into_iter().peekable();
+        while let Some(job) = jobs.next() {
+            if job.can_share_commit() {
+                let shared = plan_shared_commit(atx, &group, store, &mut repo, key, job, &mut jobs);
+                if let Some(planned) = &shared.planned {
+                    store_job(atx, &group.netted, planned, &shared.moved)?;
+                    if let Some(repo) = &repo {
+                        repo.store().clear_staged();
+                    }
+                }
+                results.extend(shared.results);
+                continue;
+            }
             let moved = job.moved.clone();
             let result = match plan_job(atx, &group, store, &mut repo, key, job) {
                 Ok(planned) => {
@@ -120,8 +173,11 @@ pub(super) fn commit_group(
     let mut results = results;
     for job in results.iter_mut().flatten() {
         if let Some(commit) = &job.outcome.commit {
-            store.remember_blocks(&commit.blocks);
-            proofs.insert(commit.cid, std::mem::take(&mut job.proof));
+            // The creates of a shared commit name it once each.
+            if let std::collections::hash_map::Entry::Vacant(entry) = proofs.entry(commit.cid) {
+                store.remember_blocks(&commit.blocks);
+                entry.insert(std::mem::take(&mut job.proof));
+            }
         }
     }
     Ok(StoredCommits {
@@ -407,19 +463,10 @@ fn build_commit(
                 ))))
             }
         };
-        match outcome {
-            Ok(()) => {}
-            Err(atp_repo_mst::Error::RecordExists(_)) => {
-                return Err(invalid(format!("Record already exists: {}", write.uri)));
-            }
-            Err(atp_repo_mst::Error::RecordNotFound(_)) => {
-                return Err(invalid(format!("Could not find record: {}", write.uri)));
-            }
-            Err(atp_repo_mst::Error::Syntax(err)) => return Err(invalid(err.to_string())),
-            Err(atp_repo_mst::Error::InvalidMstKey(key)) => {
-                return Err(invalid(format!("Invalid record path: {key}")));
-            }
-            Err(other) => return Err(to_xrpc(other.into())),
+        if let Err(err) = outcome {
+            return Err(match write_refusal(err, write) {
+                Ok(refusal) | Err(refusal) => refusal,
+            });
         }
     }
     let rev = next_rev(&head_rev);
@@ -432,4 +479,175 @@ fn build_commit(
         .covering_proof_nodes(commit.ops.iter().map(|op| op.path.as_str()))
         .map_err(|err| to_xrpc(err.into()))?;
     Ok((commit, proof))
+}
+
+/// The answer to a write the tree did not take: `Ok` with the request's
+/// refusal when the write was checked and refused before the tree
+/// changed (the record exists or is missing, a bad path), `Err` when the
+/// tree may hold part of it (a block could not be read).
+fn write_refusal(err: atp_repo_mst::Error, write: &PreparedWrite) -> Result<XrpcError, XrpcError> {
+    match err {
+        atp_repo_mst::Error::RecordExists(_) => {
+            Ok(invalid(format!("Record already exists: {}", write.uri)))
+        }
+        atp_repo_mst::Error::RecordNotFound(_) => {
+            Ok(invalid(format!("Could not find record: {}", write.uri)))
+        }
+        atp_repo_mst::Error::Syntax(err) => Ok(invalid(err.to_string())),
+        atp_repo_mst::Error::InvalidMstKey(key) => {
+            Ok(invalid(format!("Invalid record path: {key}")))
+        }
+        other => Err(to_xrpc(other.into())),
+    }
+}
+
+/// The creates of one shared commit.
+struct SharedCommit {
+    /// The result of each request taken, in order; those accepted name
+    /// the shared commit (the first of them with its event's proof nodes).
+    results: Vec<Result<BuiltJob, XrpcError>>,
+    /// All the accepted writes with their commit, to be stored; `None`
+    /// when none was accepted.
+    planned: Option<BuiltJob>,
+    /// The temporary uploads moved for the accepted requests.
+    moved: Vec<String>,
+}
+
+impl SharedCommit {
+    /// `taken` requests that all fail with `err`.
+    fn failed(taken: usize, err: XrpcError) -> SharedCommit {
+        SharedCommit {
+            results: (0..taken).map(|_| Err(err.clone())).collect(),
+            planned: None,
+            moved: Vec::new(),
+        }
+    }
+}
+
+/// Applies `first` and the creates after it in `rest` that may share its
+/// commit ([`ReadyJob::can_share_commit`]), up to [`MAX_WRITES`] of them
+/// and [`SHARED_RECORD_BYTES`] of records, and signs their one commit,
+/// writing nothing. A create refused by its checks fails alone and leaves
+/// the tree as it was; an error that may have left the tree half-written,
+/// or a commit that cannot be built, fails every request taken.
+fn plan_shared_commit<'a>(
+    atx: &'a ActorTransaction<'a>,
+    group: &'a GroupBlockState,
+    store: &'a ActorStore,
+    repo: &mut Option<Repo<TxBlocks<'a>>>,
+    key: &SigningKey,
+    first: ReadyJob,
+    rest: &mut std::iter::Peekable<impl Iterator<Item = ReadyJob>>,
+) -> SharedCommit {
+    let tree = match repo {
+        Some(tree) => tree,
+        None => match load_repo(atx, group, store) {
+            Ok(tree) => repo.insert(tree),
+            Err(err) => return SharedCommit::failed(1, err),
+        },
+    };
+    let Some(head_rev) = tree.head().map(|(_, commit)| commit.rev.clone()) else {
+        return SharedCommit::failed(1, invalid(format!("No repo root found for {}", atx.did())));
+    };
+    // Each request taken: its write if the tree took it, else its refusal.
+    let mut taken: Vec<Result<PreparedWrite, XrpcError>> = Vec::new();
+    let mut moved = Vec::new();
+    let mut accepted = 0;
+    let mut next = Some(first);
+    while let Some(job) = next.take() {
+        let WriteRequest::Create { write, .. } = job.request else {
+            // `can_share_commit` lets only creates in.
+            taken.push(Err(invalid("not a create")));
+            break;
+        };
+        let checked = tree
+            .record_cid_loading(&write.collection, &write.rkey)
+            .map_err(|err| to_xrpc(err.into()))
+            .and_then(|current| check_record_swap(&write, current.as_ref()));
+        let applied = match checked {
+            Err(refusal) => Err(Ok(refusal)),
+            Ok(()) => match &write.record {
+                Some(record) => tree
+                    .create_record(&write.collection, &write.rkey, record)
+                    .map(|_| ())
+                    .map_err(|err| write_refusal(err, &write)),
+                None => Err(Ok(to_xrpc(Error::Internal(format!(
+                    "record write without a record: {}",
+                    write.uri
+                ))))),
+            },
+        };
+        match applied {
+            Ok(()) => {
+                accepted += 1;
+                moved.extend(job.moved);
+                taken.push(Ok(write));
+            }
+            Err(Ok(refusal)) => taken.push(Err(refusal)),
+            Err(Err(broken)) => {
+                *repo = None;
+                return SharedCommit::failed(taken.len() + 1, broken);
+            }
+        }
+        if accepted < MAX_WRITES && tree.pending_record_bytes() < SHARED_RECORD_BYTES {
+            next = rest.next_if(ReadyJob::can_share_commit);
+        }
+    }
+    if accepted == 0 {
+        return SharedCommit {
+            // Every request taken was refused.
+            results: taken.into_iter().filter_map(Result::err).map(Err).collect(),
+            planned: None,
+            moved,
+        };
+    }
+    let built = tree
+        .commit(key, &next_rev(&head_rev))
+        .map_err(|err| to_xrpc(err.into()))
+        .and_then(|commit| {
+            let size: usize = commit.blocks.values().map(Vec::len).sum();
+            if size > MAX_COMMIT_BYTES {
+                return Err(invalid("Too many writes. Max event size: 2MB"));
+            }
+            let proof = tree
+                .covering_proof_nodes(commit.ops.iter().map(|op| op.path.as_str()))
+                .map_err(|err| to_xrpc(err.into()))?;
+            Ok((commit, proof))
+        });
+    let (commit, proof) = match built {
+        Ok(built) => built,
+        Err(err) => {
+            // The tree holds the creates of a commit that was not made.
+            *repo = None;
+            return SharedCommit::failed(taken.len(), err);
+        }
+    };
+    let mut writes = Vec::with_capacity(accepted);
+    let mut proof = Some(proof);
+    let results = taken
+        .into_iter()
+        .map(|outcome| {
+            outcome.map(|write| {
+                writes.push(write.clone());
+                BuiltJob {
+                    outcome: WriteOutcome {
+                        writes: vec![write],
+                        commit: Some(commit.clone()),
+                    },
+                    proof: proof.take().unwrap_or_default(),
+                }
+            })
+        })
+        .collect();
+    SharedCommit {
+        results,
+        planned: Some(BuiltJob {
+            outcome: WriteOutcome {
+                writes,
+                commit: Some(commit),
+            },
+            proof: BTreeSet::new(),
+        }),
+        moved,
+    }
 }

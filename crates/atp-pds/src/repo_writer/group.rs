@@ -10,8 +10,10 @@
 //! 1. does each request's blob work (checks its blob references, moves
 //!    the temporary uploads it references to their permanent place: async
 //!    and idempotent, and needed before the commit that references them);
-//! 2. builds and stores one commit per request, in order, in one
-//!    actor-store transaction (one fsync; see [`super::build`]);
+//! 2. builds and stores the requests' commits, in order, in one
+//!    actor-store transaction (one fsync; see [`super::build`]): one
+//!    commit per request, except that consecutive plain creates share
+//!    one;
 //! 3. takes the place of the group's `#commit` events in the event log
 //!    ([`Sequencer::reserve_events`](crate::sequencer::Sequencer::reserve_events)),
 //!    after those of the groups before;
@@ -25,9 +27,10 @@
 //!    built and written.
 //!
 //! So a request is answered only once its commit and its event are both
-//! durable, every request still gets its own commit, rev and event, the
-//! commits of a repository form one chain, and a group never spans two
-//! repositories (one SQLite file each). The work runs in its own task: a
+//! durable, every request's answer names the commit that holds its
+//! writes (its own, or one shared with the creates next to it), each
+//! commit has one event, the commits of a repository form one chain, and
+//! a group never spans two repositories (one SQLite file each). The work runs in its own task: a
 //! caller that goes away cannot cut a group short.
 
 use std::collections::{HashMap, VecDeque};
@@ -368,13 +371,7 @@ impl StoredGroup {
     fn sequence(self, did: &str) -> Vec<Option<Answer>> {
         let answers = self.answers;
         if let Some(events) = self.events {
-            let commits = answers.iter().flatten().filter_map(|answer| match answer {
-                Ok(WriteOutcome {
-                    commit: Some(commit),
-                    ..
-                }) => Some(commit),
-                _ => None,
-            });
+            let commits = distinct_commits(&answers);
             let store = events.store.block_store();
             let built = commit_events(did, commits, &events.read, &events.proofs, &store);
             let written = events.place.fill(built).and_then(|ticket| ticket.wait());
@@ -399,6 +396,7 @@ impl StoredGroup {
                     .collect();
             }
         };
+        let mut hooked: Option<&Cid> = None;
         for answer in answers.iter().flatten() {
             let Ok(WriteOutcome {
                 writes,
@@ -407,7 +405,13 @@ impl StoredGroup {
             else {
                 continue;
             };
+            // Creates that share a commit name it one after the other;
+            // its hooks run once, for all of its ops.
+            if hooked == Some(&commit.cid) {
+                continue;
+            }
             if needs_blob_hooks(writes, commit) {
+                hooked = Some(&commit.cid);
                 if let Err(err) = crate::http::blob::after_commit(state, did, commit).await {
                     tracing::error!(%did, rev = %commit.rev, error = %err.message(), "blob hooks failed after a commit");
                 }
@@ -492,6 +496,24 @@ async fn commit_group_of(
         }
     };
     StoredGroup { answers, events }
+}
+
+/// The commits named by `answers`, in order, each once (the creates of a
+/// shared commit name it one after the other).
+fn distinct_commits(answers: &[Option<Answer>]) -> impl Iterator<Item = &CommitData> + Clone {
+    let mut commits: Vec<&CommitData> = Vec::new();
+    for answer in answers.iter().flatten() {
+        if let Ok(WriteOutcome {
+            commit: Some(commit),
+            ..
+        }) = answer
+        {
+            if !matches!(commits.last(), Some(last) if last.cid == commit.cid) {
+                commits.push(commit);
+            }
+        }
+    }
+    commits.into_iter()
 }
 
 /// Whether the blob hooks have anything to do after `commit`: records

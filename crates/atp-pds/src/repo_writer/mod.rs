@@ -10,16 +10,18 @@
 //! - `group`: [`submit`] queues a request ([`WriteRequest`]) for its
 //!   repository. Writes to one repository are serialized by a per-DID
 //!   async lock ([`RepoLocks`]); whoever holds it commits every request
-//!   queued meanwhile as one group: one commit per request, all stored in
-//!   one SQLite transaction, their events appended to the log in one
-//!   more. Writes to different repositories run in parallel, and their
-//!   event appends share transactions too.
-//! - `build`: inside that transaction, each request in its own savepoint:
+//!   queued meanwhile as one group: one commit per request (consecutive
+//!   plain creates share one), all stored in one SQLite transaction,
+//!   their events appended to the log in one more. Writes to different
+//!   repositories run in parallel, and their event appends share
+//!   transactions too.
+//! - `build`: inside that transaction, one request after the other:
 //!   check `swapCommit` and each `swapRecord` against the head as the
 //!   requests before it left it, apply the writes, sign a commit with the
 //!   account's key at a new rev (a TID greater than the previous one), and
-//!   store blocks, root, record index and record→blob references. A
-//!   request that fails is rolled back alone.
+//!   store root, record index and record→blob references; the group's
+//!   blocks are netted and stored once. A request refused by its checks
+//!   has written nothing and fails alone.
 //! - `locked`: [`lock_repo`] takes the lock for a caller that needs the
 //!   repository to itself ([`LockedRepo::import`], [`LockedRepo::apply`]).
 //! - `import`: replacing the repository with a verified CAR.

@@ -1,16 +1,13 @@
-//! A moto S3 server on a free loopback port for the blob tests, stopped
-//! on drop.
+//! The blob tests' S3 stand-in: a moto server ([`MotoServer`]) and the
+//! settings of a bucket on it.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use atp_pds::blob_store::{S3BlobStore, S3Config};
+use atp_test_vectors::MotoServer;
 
 /// A running moto server.
 pub struct Moto {
-    child: Child,
+    server: MotoServer,
     /// `http://127.0.0.1:<port>`.
     pub url: String,
 }
@@ -18,36 +15,11 @@ pub struct Moto {
 impl Moto {
     /// Starts moto from the test peers' venv and waits until it listens.
     pub async fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(atp_test_vectors::python())
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let server = tokio::task::spawn_blocking(MotoServer::start)
+            .await
             .unwrap();
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let addr = format!("127.0.0.1:{port}");
-        for _ in 0..300 {
-            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-                return moto;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("moto did not start on {addr}");
+        let url = server.url.clone();
+        Moto { server, url }
     }
 
     /// Settings for `bucket` on this server (path style, test credentials).
@@ -65,12 +37,5 @@ impl Moto {
         let store = S3BlobStore::new(&self.config(bucket)).unwrap();
         store.create_bucket().await.unwrap();
         store
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
