@@ -268,9 +268,9 @@ async fn a_group_makes_one_chain_and_a_failing_request_fails_alone() {
     pds.stop().await;
 }
 
-/// Many concurrent createRecord calls on one account: they share commits
-/// (none of them alone in every group), one chain of them holds every
-/// create once, and each answer's commit is on it and holds its record.
+/// Many concurrent createRecord calls on one account (those that queue
+/// together share commits): one chain of commits holds every create once,
+/// and each answer's commit is on it and holds its record.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_on_one_account_share_commits_on_one_chain() {
     let (pds, state) = Pds::start_with_state(|_| {}).await;
