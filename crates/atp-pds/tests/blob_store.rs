@@ -275,7 +275,10 @@ async fn raw_get(url: &str, key: &str) -> Option<Vec<u8>> {
         "us-east-1",
     )
     .unwrap();
-    let credentials = rusty_s3::Credentials::new("test-key", "test-secret");
+    let credentials = rusty_s3::Credentials::new(
+        atp_test_vectors::MotoServer::ACCESS_KEY_ID,
+        atp_test_vectors::MotoServer::SECRET_ACCESS_KEY,
+    );
     let signed = rusty_s3::actions::GetObject::new(&bucket, Some(&credentials), key)
         .sign(Duration::from_secs(60));
     let target = format!("{}?{}", signed.path(), signed.query().unwrap_or(""));

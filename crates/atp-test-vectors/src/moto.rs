@@ -13,6 +13,11 @@ pub struct MotoServer {
 }
 
 impl MotoServer {
+    /// The access key id the tests sign with (moto accepts any).
+    pub const ACCESS_KEY_ID: &'static str = "test-key";
+    /// The secret access key the tests sign with (moto accepts any).
+    pub const SECRET_ACCESS_KEY: &'static str = "test-secret";
+
     /// Starts moto and waits (up to 30 s) until it accepts connections.
     /// Panics if it cannot: tests that need S3 must fail loudly.
     pub fn start() -> MotoServer {

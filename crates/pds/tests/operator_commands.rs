@@ -37,8 +37,8 @@ async fn start_moto() -> (MotoServer, String) {
     let mut config = S3Config::new(BUCKET);
     config.endpoint = Some(moto.url.clone());
     config.force_path_style = true;
-    config.access_key_id = Some("test-key".to_owned());
-    config.secret_access_key = Some("test-secret".to_owned());
+    config.access_key_id = Some(MotoServer::ACCESS_KEY_ID.to_owned());
+    config.secret_access_key = Some(MotoServer::SECRET_ACCESS_KEY.to_owned());
     S3BlobStore::new(&config)
         .unwrap()
         .create_bucket()
@@ -125,10 +125,13 @@ async fn bulk_import_and_admin_commands_against_a_server_with_s3_blobs() {
         ("PDS_BLOBSTORE_S3_BUCKET", BUCKET.to_owned()),
         ("PDS_BLOBSTORE_S3_ENDPOINT", s3_url.clone()),
         ("PDS_BLOBSTORE_S3_FORCE_PATH_STYLE", "true".to_owned()),
-        ("PDS_BLOBSTORE_S3_ACCESS_KEY_ID", "test-key".to_owned()),
+        (
+            "PDS_BLOBSTORE_S3_ACCESS_KEY_ID",
+            MotoServer::ACCESS_KEY_ID.to_owned(),
+        ),
         (
             "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY",
-            "test-secret".to_owned(),
+            MotoServer::SECRET_ACCESS_KEY.to_owned(),
         ),
     ];
     let (_server, url) = start_pds(dir.path(), port, &vars).await;

@@ -469,8 +469,20 @@ fn build_commit(
             });
         }
     }
-    let rev = next_rev(&head_rev);
-    let commit = repo.commit(key, &rev).map_err(|err| to_xrpc(err.into()))?;
+    sign_commit(repo, &head_rev, key)
+}
+
+/// Signs the writes applied to `repo` as one commit at the rev after
+/// `head_rev`, refusing a commit too large for a `#commit` event. Returns
+/// it with the proof nodes of its event, read from the tree in memory.
+fn sign_commit(
+    repo: &mut Repo<TxBlocks<'_>>,
+    head_rev: &str,
+    key: &SigningKey,
+) -> Result<(CommitData, BTreeSet<Cid>), XrpcError> {
+    let commit = repo
+        .commit(key, &next_rev(head_rev))
+        .map_err(|err| to_xrpc(err.into()))?;
     let size: usize = commit.blocks.values().map(Vec::len).sum();
     if size > MAX_COMMIT_BYTES {
         return Err(invalid("Too many writes. Max event size: 2MB"));
@@ -601,20 +613,7 @@ fn plan_shared_commit<'a>(
             moved,
         };
     }
-    let built = tree
-        .commit(key, &next_rev(&head_rev))
-        .map_err(|err| to_xrpc(err.into()))
-        .and_then(|commit| {
-            let size: usize = commit.blocks.values().map(Vec::len).sum();
-            if size > MAX_COMMIT_BYTES {
-                return Err(invalid("Too many writes. Max event size: 2MB"));
-            }
-            let proof = tree
-                .covering_proof_nodes(commit.ops.iter().map(|op| op.path.as_str()))
-                .map_err(|err| to_xrpc(err.into()))?;
-            Ok((commit, proof))
-        });
-    let (commit, proof) = match built {
+    let (commit, proof) = match sign_commit(tree, &head_rev, key) {
         Ok(built) => built,
         Err(err) => {
             // The tree holds the creates of a commit that was not made.

@@ -27,8 +27,8 @@ impl Moto {
         let mut config = S3Config::new(bucket);
         config.endpoint = Some(self.url.clone());
         config.force_path_style = true;
-        config.access_key_id = Some("test-key".to_owned());
-        config.secret_access_key = Some("test-secret".to_owned());
+        config.access_key_id = Some(MotoServer::ACCESS_KEY_ID.to_owned());
+        config.secret_access_key = Some(MotoServer::SECRET_ACCESS_KEY.to_owned());
         config
     }
 
