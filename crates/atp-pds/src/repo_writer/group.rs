@@ -30,8 +30,9 @@
 //! durable, every request's answer names the commit that holds its
 //! writes (its own, or one shared with the creates next to it), each
 //! commit has one event, the commits of a repository form one chain, and
-//! a group never spans two repositories (one SQLite file each). The work runs in its own task: a
-//! caller that goes away cannot cut a group short.
+//! a group never spans two repositories (one SQLite file each). The work
+//! runs in its own task: a caller that goes away cannot cut a group
+//! short.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
